@@ -1,0 +1,85 @@
+"""Array-namespace helpers: the one place that knows which array library holds the data.
+
+The mixture math is written once against the array API standard (``xp``). NumPy input takes
+the numba fast path for the same functions; any other namespace (PyTorch, CuPy,
+array-api-strict) runs the generic code on the data's own device.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+#: Set to False (tests do) to run NumPy input through the generic array-API code.
+FAST_PATH_ENABLED = True
+
+
+def get_namespace(*arrays: Any) -> tuple[Any, bool]:
+    """Return ``(xp, fast)``: the arrays' namespace, and whether the numba path applies."""
+    xp = array_api_compat.array_namespace(*arrays)
+    fast = FAST_PATH_ENABLED and array_api_compat.is_numpy_namespace(xp)
+    return xp, fast
+
+
+def input_namespace(X: Any) -> Any:
+    """The namespace input is validated in: its own when scikit-learn's
+    ``array_api_dispatch`` is on (as scikit-learn's estimators do), else NumPy."""
+    from sklearn import get_config
+
+    if get_config()["array_api_dispatch"]:
+        try:
+            return array_api_compat.array_namespace(X)
+        except TypeError:
+            pass
+    return np
+
+
+def device(x: Any) -> Any:
+    return array_api_compat.device(x)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy an array of any namespace to host NumPy (small arrays only on hot paths)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if array_api_compat.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    try:
+        return np.asarray(x)
+    except Exception:  # array-api-strict refuses __array__ in recent versions
+        return np.from_dlpack(x)
+
+
+def asarray_like(a: Any, like: Any, xp: Any, dtype: Any = None) -> Any:
+    """Put host data ``a`` into the namespace and on the device of ``like``."""
+    dtype = like.dtype if dtype is None else dtype
+    if array_api_compat.is_numpy_namespace(xp):
+        return np.asarray(a, dtype=dtype)
+    return xp.asarray(np.ascontiguousarray(a), dtype=dtype, device=device(like))
+
+
+def logsumexp(a: Any, xp: Any, axis: int = -1) -> Any:
+    """Stable log-sum-exp along ``axis`` (rows whose entries are all -inf give -inf)."""
+    amax = xp.max(a, axis=axis, keepdims=True)
+    amax = xp.where(xp.isfinite(amax), amax, xp.zeros_like(amax))
+    out = xp.log(xp.sum(xp.exp(a - amax), axis=axis, keepdims=True)) + amax
+    return xp.squeeze(out, axis=axis)
+
+
+def chunk_rows(n_rows: int, row_bytes: int, working_memory_mib: float | None = None) -> int:
+    """Rows per chunk so that one chunk's working set stays within scikit-learn's
+    ``working_memory`` (MiB, see :func:`sklearn.set_config`)."""
+    if working_memory_mib is None:
+        from sklearn import get_config
+
+        working_memory_mib = get_config()["working_memory"]
+    rows = int(working_memory_mib * 2**20 // max(row_bytes, 1))
+    return max(1, min(n_rows, rows))
+
+
+LOG_2PI = math.log(2.0 * math.pi)

@@ -1,0 +1,220 @@
+"""The E-step: log-densities, tempered responsibilities, and a batch's sufficient statistics.
+
+Written once against the array API (``xp``); on NumPy the numba kernels of
+:mod:`online_gmm._kernels` finish what BLAS starts. Every function works chunk by chunk, so
+the working memory is bounded by scikit-learn's ``working_memory`` and not by the batch.
+
+Numerics: all quadratic forms are taken on data shifted by the mixture mean (so an offset of
+1e8 does not cancel), squared distances are clipped at zero, the softmax is a log-sum-exp, and
+the statistics leave each chunk as float64 centred moments merged by the pairwise rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _kernels
+from ._array_api import LOG_2PI, chunk_rows, device, logsumexp
+from ._gaussian import log_det_cholesky
+from ._stats import BatchStats, empty_stats, merge_stats
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Parameters laid out for the quadratic forms, in the data's dtype and device."""
+
+    covariance_type: str
+    shift: Any  # (D,) float64: the mixture mean
+    shift_dt: Any  # (D,) data dtype
+    mu_c: Any  # (K, D) means minus shift
+    prec_chol: Any
+    const: Any  # (K,) log pi_k + log|U_k| - D/2 log 2 pi (-inf for weightless components)
+    rhs: Any  # right-hand side of the one big matmul (or None for full)
+    b: Any  # (K,)
+    s: Any  # (K,)
+    chol_mu: Any  # tied: mu_c @ U
+
+
+def prepare(weights, means, prec_chol, covariance_type, dtype, xp) -> Prepared:
+    """Precompute the per-component pieces once per batch (``O(K D)`` or ``O(K D^2)``)."""
+    n_features = means.shape[1]
+    dev = device(means)
+    shift = weights @ means / xp.sum(weights)
+    mu_c64 = means - shift
+    with np.errstate(divide="ignore"):
+        logw = xp.log(weights)
+    const64 = logw + log_det_cholesky(prec_chol, covariance_type, n_features, xp)
+    const64 = const64 - 0.5 * n_features * LOG_2PI
+    mu_c = xp.astype(mu_c64, dtype)
+    pc = xp.astype(prec_chol, dtype)
+    const = xp.astype(const64, dtype)
+    ones = xp.ones(means.shape[0], dtype=dtype, device=dev)
+    rhs = chol_mu = None
+    if covariance_type == "diag":
+        prec = pc * pc
+        rhs = xp.concat([prec, -2.0 * mu_c * prec], axis=1).T  # (2D, K)
+        b = xp.sum(mu_c * mu_c * prec, axis=1)
+        s = ones
+    elif covariance_type == "spherical":
+        rhs = (-2.0 * mu_c).T
+        b = xp.sum(mu_c * mu_c, axis=1)
+        s = pc * pc
+    elif covariance_type == "tied":
+        chol_mu = mu_c @ pc
+        rhs = (-2.0 * chol_mu).T
+        b = xp.sum(chol_mu * chol_mu, axis=1)
+        s = ones
+    else:
+        b = xp.zeros_like(ones)
+        s = ones
+    return Prepared(
+        covariance_type,
+        shift,
+        xp.astype(shift, dtype),
+        mu_c,
+        pc,
+        const,
+        rhs,
+        b,
+        s,
+        chol_mu,
+    )
+
+
+def _quadratic_pieces(Xc, p: Prepared, xp):
+    """``(G, a)`` with the squared Mahalanobis distance ``q = max(a[:, None] + G + b, 0)``."""
+    ct = p.covariance_type
+    n = Xc.shape[0]
+    if ct == "diag":
+        G = xp.concat([Xc * Xc, Xc], axis=1) @ p.rhs
+        a = xp.zeros(n, dtype=Xc.dtype, device=device(Xc))
+    elif ct == "spherical":
+        G = Xc @ p.rhs
+        a = xp.sum(Xc * Xc, axis=1)
+    elif ct == "tied":
+        Z = Xc @ p.prec_chol
+        G = Z @ p.rhs
+        a = xp.sum(Z * Z, axis=1)
+    else:
+        cols = []
+        for k in range(p.mu_c.shape[0]):
+            Y = (Xc - p.mu_c[k, :]) @ p.prec_chol[k, ...]
+            cols.append(xp.sum(Y * Y, axis=1))
+        G = xp.stack(cols, axis=1)
+        a = xp.zeros(n, dtype=Xc.dtype, device=device(Xc))
+    return G, a
+
+
+def _finish(G, a, p: Prepared, inv_temp: float, xp, fast: bool, softmax: bool = True):
+    """Responsibilities (or log-densities) and the T = 1 log-likelihood of each row."""
+    if fast:
+        G = np.ascontiguousarray(G)
+        if not softmax:
+            _kernels.log_density(G, a, p.b, p.s, p.const)
+            return G, None
+        ll = np.empty(G.shape[0], dtype=G.dtype)
+        _kernels.tempered_posterior(G, a, p.b, p.s, p.const, float(inv_temp), ll)
+        return G, ll
+    q = xp.maximum(a[:, None] + G + p.b, xp.zeros_like(G))
+    logp = p.const - 0.5 * p.s * q
+    if not softmax:
+        return logp, None
+    ll = logsumexp(logp, xp, axis=1)
+    if inv_temp == 1.0:
+        return xp.exp(logp - ll[:, None]), ll
+    lt = logp * inv_temp
+    return xp.exp(lt - logsumexp(lt, xp, axis=1)[:, None]), ll
+
+
+def _chunks(n_samples: int, n_components: int, n_features: int, itemsize: int):
+    row_bytes = itemsize * (3 * n_components + 4 * n_features)
+    step = chunk_rows(n_samples, row_bytes)
+    for start in range(0, n_samples, step):
+        yield slice(start, min(start + step, n_samples))
+
+
+def posterior(X, p: Prepared, xp, fast: bool, inv_temp: float = 1.0):
+    """``(resp, log_likelihood)`` of every row, in the data's dtype."""
+    n, d = X.shape
+    K = p.mu_c.shape[0]
+    resp_parts, ll_parts = [], []
+    for sl in _chunks(n, K, d, X.dtype.itemsize if fast else 8):
+        G, a = _quadratic_pieces(X[sl, ...] - p.shift_dt, p, xp)
+        r, ll = _finish(G, a, p, inv_temp, xp, fast)
+        resp_parts.append(r)
+        ll_parts.append(ll)
+    if len(resp_parts) == 1:
+        return resp_parts[0], ll_parts[0]
+    return xp.concat(resp_parts, axis=0), xp.concat(ll_parts, axis=0)
+
+
+def weighted_log_density(X, p: Prepared, xp, fast: bool):
+    """``log pi_k + log N(x_n | mu_k, Sigma_k)`` for every row and component."""
+    n, d = X.shape
+    parts = []
+    for sl in _chunks(n, p.mu_c.shape[0], d, X.dtype.itemsize if fast else 8):
+        G, a = _quadratic_pieces(X[sl, ...] - p.shift_dt, p, xp)
+        parts.append(_finish(G, a, p, 1.0, xp, fast, softmax=False)[0])
+    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
+
+
+def batch_statistics(X, w, p: Prepared, inv_temp: float, xp, fast: bool) -> BatchStats:
+    """E-step at temperature ``1 / inv_temp`` and the batch's weighted sufficient statistics.
+
+    ``w`` is the (n,) sample weight in the data's dtype. The returned masses, means and
+    centred moments are float64; the log-likelihood is taken at T = 1.
+    """
+    n, d = X.shape
+    K = p.mu_c.shape[0]
+    ct = p.covariance_type
+    total = empty_stats(K, d, ct, xp, device(X))
+    for sl in _chunks(n, K, d, X.dtype.itemsize if fast else 8):
+        Xc = X[sl, ...] - p.shift_dt
+        wc = w[sl]
+        G, a = _quadratic_pieces(Xc, p, xp)
+        R, ll = _finish(G, a, p, inv_temp, xp, fast)
+        part = _chunk_statistics(Xc, wc, R, ll, p, xp)
+        total = merge_stats(total, part, ct, xp)
+    return total
+
+
+def _chunk_statistics(Xc, w, R, ll, p: Prepared, xp) -> BatchStats:
+    f64 = xp.float64
+    ct = p.covariance_type
+    d = Xc.shape[1]
+    wX = Xc * w[:, None]
+    m = xp.astype(w @ R, f64)
+    safe = xp.where(m > 0, m, xp.ones_like(m))
+    if ct == "diag":
+        S = xp.astype(R.T @ xp.concat([wX, wX * Xc], axis=1), f64)
+        xbc = S[:, :d] / safe[:, None]
+        Mb = xp.maximum(S[:, d:] - m[:, None] * xbc * xbc, xp.zeros_like(xbc))
+    else:
+        xbc = xp.astype(R.T @ wX, f64) / safe[:, None]
+        if ct == "spherical":
+            s2 = xp.astype(xp.sum(wX * Xc, axis=1) @ R, f64)
+            Mb = xp.maximum(s2 - m * xp.sum(xbc * xbc, axis=1), xp.zeros_like(m)) / d
+        elif ct == "tied":
+            T2 = xp.astype(wX.T @ Xc, f64)
+            Mb = T2 - (xbc * m[:, None]).T @ xbc
+            Mb = 0.5 * (Mb + Mb.T)
+        else:
+            xbc_dt = xp.astype(xbc, Xc.dtype)
+            mats = []
+            for k in range(xbc.shape[0]):
+                Y = (Xc - xbc_dt[k, :]) * xp.sqrt(w * R[:, k])[:, None]
+                mats.append(xp.astype(Y.T @ Y, f64))
+            Mb = xp.stack(mats, axis=0)
+    ll64 = xp.astype(ll, f64)
+    w64 = xp.astype(w, f64)
+    return BatchStats(
+        mass=m,
+        mean=xbc + p.shift,
+        moment=Mb,
+        weight=float(xp.sum(w64)),
+        loglik=float(xp.sum(w64 * ll64)),
+        n_samples=int(Xc.shape[0]),
+    )

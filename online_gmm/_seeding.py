@@ -1,0 +1,269 @@
+"""Seeding: one mechanism for initialisation, for late components, and for dead ones.
+
+A component is *unseeded* until it gets a sample. Seeds are chosen by D^2 sampling with
+greedy local trials (k-means++, Arthur & Vassilvitskii 2007, as in scikit-learn), continued
+from the centres that already exist, so "the samples the current mixture explains worst" are
+the likeliest new seeds. Randomness comes from one NumPy ``RandomState`` on the host; only
+(n,)-vectors of probabilities cross to it, never the samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._array_api import asarray_like, device, to_numpy
+from ._gaussian import precision_cholesky
+from ._stats import MixtureState
+
+INIT_PARAMS = ("k-means++", "kmeans", "random", "random_from_data")
+
+
+def _sq_dist_to_nearest(X, centers, xp, block: int = 2048):
+    """(n,) squared Euclidean distance of each row of X to its nearest centre (float64)."""
+    n = X.shape[0]
+    if centers.shape[0] == 0:
+        return xp.full((n,), float("inf"), dtype=xp.float64, device=device(X))
+    X64 = xp.astype(X, xp.float64)
+    ref = xp.mean(X64, axis=0)
+    Xc = X64 - ref
+    xx = xp.sum(Xc * Xc, axis=1)
+    best = None
+    for start in range(0, centers.shape[0], block):
+        C = xp.astype(centers[start : min(start + block, centers.shape[0]), ...], xp.float64) - ref
+        d2 = xx[:, None] - 2.0 * (Xc @ C.T) + xp.sum(C * C, axis=1)
+        d2 = xp.min(xp.maximum(d2, xp.zeros_like(d2)), axis=1)
+        best = d2 if best is None else xp.minimum(best, d2)
+    return best
+
+
+def kmeans_plusplus_indices(X, w_host: np.ndarray, centers, n_new: int, rng, xp) -> np.ndarray:
+    """Indices of ``n_new`` rows of ``X`` chosen by greedy D^2 sampling, continuing from
+    ``centers`` (possibly empty). Rows with zero weight are never chosen."""
+    positive = np.flatnonzero(w_host > 0)
+    if n_new <= 0 or positive.size == 0:
+        return np.empty(0, dtype=np.intp)
+    n_new = min(n_new, positive.size)
+    if n_new == positive.size:
+        return rng.permutation(positive)
+    closest = to_numpy(_sq_dist_to_nearest(X, centers, xp)).astype(np.float64)
+    n_trials = 2 + int(math.log(centers.shape[0] + n_new))
+    chosen: list[int] = []
+    for _ in range(n_new):
+        pot = w_host * np.where(np.isfinite(closest), closest, 0.0)
+        if not np.isfinite(closest).all() or pot.sum() <= 0:
+            # no centre yet, or every sample sits on one: sample by weight alone
+            p = w_host.copy()
+            p[chosen] = 0.0
+            if p.sum() <= 0:
+                break
+            idx = int(rng.choice(w_host.size, p=p / p.sum()))
+        else:
+            cand = rng.choice(w_host.size, size=n_trials, p=pot / pot.sum())
+            d_cand = _pairwise_sq(X, cand, xp)  # (n_trials, n)
+            new_pot = (np.minimum(closest[None, :], d_cand) * w_host).sum(axis=1)
+            idx = int(cand[int(np.argmin(new_pot))])
+        chosen.append(idx)
+        d_new = _pairwise_sq(X, np.asarray([idx]), xp)[0]
+        closest = np.minimum(np.where(np.isfinite(closest), closest, np.inf), d_new)
+    return np.asarray(chosen, dtype=np.intp)
+
+
+def _take(idx: np.ndarray, like, xp):
+    if isinstance(like, np.ndarray):
+        return idx
+    return xp.asarray(idx, device=device(like))
+
+
+def _pairwise_sq(X, idx: np.ndarray, xp) -> np.ndarray:
+    """Host (len(idx), n) squared distances between rows ``idx`` of X and all of X."""
+    C = xp.take(X, _take(np.asarray(idx, dtype=np.int64), X, xp), axis=0)
+    X64 = xp.astype(X, xp.float64)
+    C64 = xp.astype(C, xp.float64)
+    ref = xp.mean(X64, axis=0)
+    Xc, Cc = X64 - ref, C64 - ref
+    d2 = xp.sum(Cc * Cc, axis=1)[:, None] - 2.0 * (Cc @ Xc.T) + xp.sum(Xc * Xc, axis=1)
+    return np.maximum(to_numpy(d2), 0.0)
+
+
+def initial_means(X, w_host: np.ndarray, n_new: int, init_params: str, rng, xp):
+    """(n_new, D) float64 seed means for the first batch, per ``init_params``."""
+    positive = np.flatnonzero(w_host > 0)
+    n_new = min(n_new, positive.size)
+    f64 = xp.float64
+    if init_params == "k-means++":
+        idx = kmeans_plusplus_indices(X, w_host, X[:0, ...], n_new, rng, xp)
+        return xp.astype(xp.take(X, _take(idx, X, xp), axis=0), f64)
+    if init_params == "random_from_data":
+        idx = rng.choice(positive, size=n_new, replace=False)
+        return xp.astype(xp.take(X, _take(idx, X, xp), axis=0), f64)
+    if init_params == "random":
+        resp = rng.uniform(size=(X.shape[0], n_new)) * w_host[:, None]
+        resp /= np.maximum(resp.sum(axis=1, keepdims=True), np.finfo(float).tiny)
+        resp *= w_host[:, None]
+        nk = resp.sum(axis=0) + 10 * np.finfo(float).eps
+        R = asarray_like(resp, X, xp, dtype=f64)
+        return (R.T @ xp.astype(X, f64)) / asarray_like(nk, X, xp, dtype=f64)[:, None]
+    # "kmeans": scikit-learn's KMeans on the first batch (host, once)
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=n_new, n_init=1, random_state=rng)
+    km.fit(to_numpy(X), sample_weight=w_host)
+    return asarray_like(km.cluster_centers_, X, xp, dtype=f64)
+
+
+def batch_variance(X, w, covariance_type: str, xp):
+    """The batch's weighted variance in one component's covariance layout (float64)."""
+    X64 = xp.astype(X, xp.float64)
+    w64 = xp.astype(w, xp.float64)
+    tot = xp.sum(w64)
+    tot = tot if float(tot) > 0 else xp.asarray(1.0, dtype=xp.float64, device=device(X))
+    mean = (w64 @ X64) / tot
+    Xc = X64 - mean
+    if covariance_type in ("full", "tied"):
+        return (Xc * w64[:, None]).T @ Xc / tot
+    var = (w64 @ (Xc * Xc)) / tot
+    return xp.mean(var) if covariance_type == "spherical" else var
+
+
+def residual_variance(X, w, seeds, covariance_type: str, xp, block: int = 2048):
+    """Weighted variance of the residuals of each sample to its nearest seed (float64).
+
+    The within-cluster spread that the seeds imply: a far better starting covariance than the
+    whole batch's variance, which includes the spread *between* clusters. ``None`` where it
+    is zero (every sample is a seed, or all coincide)."""
+    X64 = xp.astype(X, xp.float64)
+    w64 = xp.astype(w, xp.float64)
+    ref = xp.mean(X64, axis=0)
+    Xc = X64 - ref
+    S = xp.astype(seeds, xp.float64) - ref
+    best_d = best_i = None
+    for start in range(0, S.shape[0], block):
+        C = S[start : min(start + block, S.shape[0]), ...]
+        d2 = xp.sum(C * C, axis=1) - 2.0 * (Xc @ C.T)
+        i = xp.argmin(d2, axis=1)
+        d = xp.min(d2, axis=1)
+        if best_d is None:
+            best_d, best_i = d, i
+        else:
+            better = d < best_d
+            best_i = xp.where(better, i + start, best_i)
+            best_d = xp.where(better, d, best_d)
+    R = Xc - xp.take(S, best_i, axis=0)
+    tot = xp.sum(w64)
+    if not float(tot) > 0:
+        return None
+    if covariance_type in ("full", "tied"):
+        var = (R * w64[:, None]).T @ R / tot
+        return var if float(xp.max(xp.linalg.diagonal(var))) > 0 else None
+    var = (w64 @ (R * R)) / tot
+    if covariance_type == "spherical":
+        var = xp.mean(var)
+    return var if float(xp.max(var)) > 0 else None
+
+
+def pooled_variance(state: MixtureState, covariance_type: str, reg_covar: float, xp):
+    """Mass-weighted mean covariance (minus reg_covar) of the live components, or None."""
+    live = state.seeded & (state.mass > 0)
+    if covariance_type == "tied" or not bool(xp.any(live)):
+        return None
+    wts = xp.where(live, state.mass, xp.zeros_like(state.mass))
+    wts = wts / xp.sum(wts)
+    cov = state.covariances
+    if covariance_type == "full":
+        eye = xp.eye(cov.shape[-1], dtype=cov.dtype, device=device(cov))
+        return xp.sum(wts[:, None, None] * cov, axis=0) - reg_covar * eye
+    if covariance_type == "diag":
+        return xp.maximum(wts @ cov - reg_covar, xp.zeros_like(cov[0, :]))
+    return xp.maximum(xp.sum(wts * cov) - reg_covar, xp.zeros_like(wts[0]))
+
+
+def scatter_rows(old, comp_idx: np.ndarray, new_rows, xp):
+    """Copy of ``old`` with rows ``comp_idx`` replaced by ``new_rows`` (gathers only, so it
+    runs on any array-API namespace)."""
+    K = old.shape[0]
+    src = np.full(K, len(comp_idx), dtype=np.int64)
+    src[comp_idx] = np.arange(len(comp_idx))
+    mask = np.zeros(K, dtype=bool)
+    mask[comp_idx] = True
+    pad = xp.zeros((1, *old.shape[1:]), dtype=old.dtype, device=device(old))
+    stacked = xp.concat([xp.astype(new_rows, old.dtype), pad], axis=0)
+    gathered = xp.take(stacked, _take(src, old, xp), axis=0)
+    m = _take(mask, old, xp)
+    m = xp.reshape(m, (K,) + (1,) * (old.ndim - 1))
+    return xp.where(m, gathered, old)
+
+
+def seed_components(
+    state: MixtureState,
+    comp_idx: np.ndarray,
+    new_means,
+    variance,
+    *,
+    seed_mass: float,
+    covariance_type: str,
+    reg_covar: float,
+    xp,
+    fast: bool,
+    first: bool,
+) -> MixtureState:
+    """Start components ``comp_idx`` afresh: mean = a sample, covariance = ``variance``,
+    mass = ``seed_mass``, and a fair share of the weight mass."""
+    n_new = len(comp_idx)
+    if n_new == 0:
+        return state
+    K = state.means.shape[0]
+    f64 = xp.float64
+    dev = device(state.means)
+    mask_new = np.zeros(K, dtype=bool)
+    mask_new[comp_idx] = True
+    seeded_host = to_numpy(state.seeded).astype(bool)
+    others = seeded_host & ~mask_new
+    nu_host = to_numpy(state.nu)
+    fair = float(nu_host[others].sum() / others.sum()) if others.any() else 0.0
+    nu_value = fair if fair > 0 else float(seed_mass)
+
+    def rows(value, n):
+        return xp.broadcast_to(value[None, ...], (n, *value.shape))
+
+    vec = lambda v: xp.full((n_new,), v, dtype=f64, device=dev)  # noqa: E731
+    means = scatter_rows(state.means, comp_idx, new_means, xp)
+    mass = scatter_rows(state.mass, comp_idx, vec(float(seed_mass)), xp)
+    nu = scatter_rows(state.nu, comp_idx, vec(nu_value), xp)
+    seeded = _take(seeded_host | mask_new, state.seeded, xp)
+    tied_mass = state.tied_mass
+    if covariance_type == "tied":
+        moment, covariances = state.moment, state.covariances
+        if first:
+            moment = seed_mass * n_new * variance
+            tied_mass = xp.asarray([seed_mass * n_new], dtype=f64, device=dev)
+            eye = xp.eye(variance.shape[0], dtype=f64, device=dev)
+            covariances = variance + reg_covar * eye
+    else:
+        var = xp.asarray(variance, dtype=f64, device=dev)
+        if covariance_type == "full":
+            eye = xp.eye(var.shape[0], dtype=f64, device=dev)
+            cov_one = var + reg_covar * eye
+        else:
+            cov_one = var + reg_covar
+        moment = scatter_rows(state.moment, comp_idx, rows(seed_mass * var, n_new), xp)
+        covariances = scatter_rows(state.covariances, comp_idx, rows(cov_one, n_new), xp)
+    nu_total = float(xp.sum(nu))
+    if nu_total > 0:
+        weights = nu / nu_total
+    else:
+        seeded_f = xp.astype(seeded, f64)
+        weights = seeded_f / xp.sum(seeded_f)
+    prec_chol = precision_cholesky(covariances, covariance_type, xp, fast)
+    return state.replace(
+        weights=weights,
+        means=means,
+        covariances=covariances,
+        precisions_cholesky=prec_chol,
+        mass=mass,
+        nu=nu,
+        moment=moment,
+        tied_mass=tied_mass,
+        seeded=seeded,
+    )
