@@ -8,6 +8,7 @@ inside leaves the caller's model exactly as it was.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +140,14 @@ def user_initialised_state(
     )
 
 
+def needs_seeding(state: MixtureState, config: EMConfig) -> bool:
+    """Whether a step would seed or reseed any component (unseeded or dead ones exist)."""
+    seeded = to_numpy(state.seeded).astype(bool)
+    if not seeded.all():
+        return True
+    return bool((to_numpy(state.weights) < config.dead_threshold / config.n_components).any())
+
+
 def _seed_and_reseed(state, X, w, w_host, config: EMConfig, rng, xp, fast):
     """Seed unseeded components and reseed dead ones from this batch."""
     K = config.n_components
@@ -203,13 +212,26 @@ def em_step(
     rng: np.random.RandomState,
     xp: Any,
     fast: bool,
+    gather: Callable | None = None,
+    reduce: Callable | None = None,
 ) -> tuple[MixtureState, StepInfo]:
     """One online-EM step on the batch ``X`` (n, D) with sample weights ``w`` (n,).
 
     Returns the new state and a :class:`StepInfo`; ``state`` itself is never modified.
+
+    For data-parallel training, ``gather(X, w) -> (X_all, w_all)`` returns the batch of every
+    worker (called only when a component is to be seeded, so that all workers seed alike) and
+    ``reduce(stats) -> stats`` merges the workers' :class:`BatchStats`: with both, every
+    worker computes the step one process would compute on the concatenated batch.
     """
-    w_host = to_numpy(w).astype(np.float64)
-    state, n_seeded, n_reseeded = _seed_and_reseed(state, X, w, w_host, config, rng, xp, fast)
+    if gather is not None and needs_seeding(state, config):
+        X_seed, w_seed = gather(X, w)
+    else:
+        X_seed, w_seed = X, w
+    w_host = to_numpy(w_seed).astype(np.float64)
+    state, n_seeded, n_reseeded = _seed_and_reseed(
+        state, X_seed, w_seed, w_host, config, rng, xp, fast
+    )
     if not bool(xp.any(state.seeded)):  # a batch whose weights are all zero, first of all
         return state, StepInfo(0.0, 0.0, X.shape[0], 0, 0, temperature, forgetting_rate)
     p = prepare(
@@ -217,6 +239,8 @@ def em_step(
         X.dtype, xp,
     )
     stats = batch_statistics(X, w, p, 1.0 / temperature, xp, fast)
+    if reduce is not None:
+        stats = reduce(stats)
     new = m_step(
         state, stats, eta=forgetting_rate, forgetting=config.forgetting,
         covariance_type=config.covariance_type, reg_covar=config.reg_covar, xp=xp, fast=fast,
