@@ -118,6 +118,8 @@ def _finish(G, a, p: Prepared, inv_temp: float, xp, fast: bool, softmax: bool = 
         ll = np.empty(G.shape[0], dtype=G.dtype)
         _kernels.tempered_posterior(G, a, p.b, p.s, p.const, float(inv_temp), ll)
         return G, ll
+    if _is_torch(G) and not G.requires_grad:
+        return _finish_torch_inplace(G, a, p, inv_temp, softmax)
     q = xp.maximum(a[:, None] + G + p.b, xp.zeros_like(G))
     logp = p.const - 0.5 * p.s * q
     if not softmax:
@@ -127,6 +129,27 @@ def _finish(G, a, p: Prepared, inv_temp: float, xp, fast: bool, softmax: bool = 
         return xp.exp(logp - ll[:, None]), ll
     lt = logp * inv_temp
     return xp.exp(lt - logsumexp(lt, xp, axis=1)[:, None]), ll
+
+
+def _is_torch(x) -> bool:
+    import array_api_compat
+
+    return array_api_compat.is_torch_array(x)
+
+
+def _finish_torch_inplace(G, a, p: Prepared, inv_temp: float, softmax: bool):
+    """PyTorch (CUDA) specialisation of :func:`_finish`: the same math, in place on ``G``
+    with fused reductions, so no (n, K) temporary is allocated."""
+    import torch
+
+    logp = G.add_(a[:, None]).add_(p.b).clamp_(min=0).mul_(-0.5 * p.s).add_(p.const)
+    if not softmax:
+        return logp, None
+    ll = torch.logsumexp(logp, dim=1)
+    if inv_temp == 1.0:
+        return logp.sub_(ll[:, None]).exp_(), ll
+    logp.mul_(inv_temp)
+    return logp.sub_(torch.logsumexp(logp, dim=1)[:, None]).exp_(), ll
 
 
 def _chunks(n_samples: int, n_components: int, n_features: int, itemsize: int):
