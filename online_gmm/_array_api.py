@@ -83,3 +83,23 @@ def chunk_rows(n_rows: int, row_bytes: int, working_memory_mib: float | None = N
 
 
 LOG_2PI = math.log(2.0 * math.pi)
+
+#: Below this many multiply-adds per batch, BLAS runs single-threaded (its threads cost more
+#: than they give on small products, and idle ones spin against numba's; see
+#: docs/benchmarks.md, "Threads").
+SMALL_BLAS_WORK = 2**24
+_controller = None
+
+
+def blas_threads_for(work: int, fast: bool):
+    """A context limiting BLAS to one thread for small NumPy work (else a no-op)."""
+    import contextlib
+
+    global _controller
+    if not fast or work >= SMALL_BLAS_WORK:
+        return contextlib.nullcontext()
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")

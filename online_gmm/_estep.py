@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import _kernels
-from ._array_api import LOG_2PI, chunk_rows, device, logsumexp
+from ._array_api import LOG_2PI, blas_threads_for, chunk_rows, device, logsumexp
 from ._gaussian import log_det_cholesky
 from ._stats import BatchStats, empty_stats, merge_stats
 
@@ -164,11 +164,12 @@ def posterior(X, p: Prepared, xp, fast: bool, inv_temp: float = 1.0):
     n, d = X.shape
     K = p.mu_c.shape[0]
     resp_parts, ll_parts = [], []
-    for sl in _chunks(n, K, d, X.dtype.itemsize if fast else 8):
-        G, a = _quadratic_pieces(X[sl, ...] - p.shift_dt, p, xp)
-        r, ll = _finish(G, a, p, inv_temp, xp, fast)
-        resp_parts.append(r)
-        ll_parts.append(ll)
+    with blas_threads_for(n * K * d, fast):
+        for sl in _chunks(n, K, d, X.dtype.itemsize if fast else 8):
+            G, a = _quadratic_pieces(X[sl, ...] - p.shift_dt, p, xp)
+            r, ll = _finish(G, a, p, inv_temp, xp, fast)
+            resp_parts.append(r)
+            ll_parts.append(ll)
     if len(resp_parts) == 1:
         return resp_parts[0], ll_parts[0]
     return xp.concat(resp_parts, axis=0), xp.concat(ll_parts, axis=0)
@@ -178,9 +179,11 @@ def weighted_log_density(X, p: Prepared, xp, fast: bool):
     """``log pi_k + log N(x_n | mu_k, Sigma_k)`` for every row and component."""
     n, d = X.shape
     parts = []
-    for sl in _chunks(n, p.mu_c.shape[0], d, X.dtype.itemsize if fast else 8):
-        G, a = _quadratic_pieces(X[sl, ...] - p.shift_dt, p, xp)
-        parts.append(_finish(G, a, p, 1.0, xp, fast, softmax=False)[0])
+    K = p.mu_c.shape[0]
+    with blas_threads_for(n * K * d, fast):
+        for sl in _chunks(n, K, d, X.dtype.itemsize if fast else 8):
+            G, a = _quadratic_pieces(X[sl, ...] - p.shift_dt, p, xp)
+            parts.append(_finish(G, a, p, 1.0, xp, fast, softmax=False)[0])
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
 
 
@@ -194,13 +197,14 @@ def batch_statistics(X, w, p: Prepared, inv_temp: float, xp, fast: bool) -> Batc
     K = p.mu_c.shape[0]
     ct = p.covariance_type
     total = empty_stats(K, d, ct, xp, device(X))
-    for sl in _chunks(n, K, d, X.dtype.itemsize if fast else 8):
-        Xc = X[sl, ...] - p.shift_dt
-        wc = w[sl]
-        G, a = _quadratic_pieces(Xc, p, xp)
-        R, ll = _finish(G, a, p, inv_temp, xp, fast)
-        part = _chunk_statistics(Xc, wc, R, ll, p, xp)
-        total = merge_stats(total, part, ct, xp)
+    with blas_threads_for(n * K * d, fast):
+        for sl in _chunks(n, K, d, X.dtype.itemsize if fast else 8):
+            Xc = X[sl, ...] - p.shift_dt
+            wc = w[sl]
+            G, a = _quadratic_pieces(Xc, p, xp)
+            R, ll = _finish(G, a, p, inv_temp, xp, fast)
+            part = _chunk_statistics(Xc, wc, R, ll, p, xp)
+            total = merge_stats(total, part, ct, xp)
     return total
 
 
