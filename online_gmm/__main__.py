@@ -1,23 +1,31 @@
-"""Command line: ``python -m online_gmm demo`` (also installed as ``online-gmm``)."""
+"""Command line: ``python -m online_gmm demo`` (also installed as ``online-gmm``).
+
+The subcommands (``demo``, ``fit``, ``partial-fit``, ``predict``, ``score``, ``sample``,
+``diagnose``) live in :mod:`online_gmm._cli`; see ``docs/cli.md``.
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Sequence
+
+from ._cli import main as _cli_main
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="online-gmm", description="Online Gaussian mixtures for streams of embeddings."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="stream built-in data through partial_fit and compare")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        from ._demo import run_demo
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``online-gmm`` (the console script's entry point).
 
-        run_demo()
-    return 0
+    Parameters
+    ----------
+    argv : sequence of str, default=None
+        The arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 success, 1 runtime failure, 2 usage error (see ``docs/cli.md``).
+    """
+    return _cli_main(argv)
 
 
 if __name__ == "__main__":

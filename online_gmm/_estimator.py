@@ -21,7 +21,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, check_scalar, validate_data
 
-from . import _array_api
+from . import _array_api, _dask
 from ._array_api import device, to_numpy
 from ._estep import posterior, prepare, weighted_log_density
 from ._gaussian import (
@@ -425,6 +425,8 @@ default="exponential"
         -------
         self : OnlineGaussianMixture
         """
+        if _dask.is_dask_array(X):
+            return _dask.partial_fit(self, X, sample_weight)
         self._validate_hyperparameters()
         first = not self.__sklearn_is_fitted__()
         X = self._check_X(X, reset=first)
@@ -455,6 +457,8 @@ default="exponential"
         -------
         self : OnlineGaussianMixture
         """
+        if _dask.is_dask_array(X):
+            return _dask.fit(self, X)
         self._validate_hyperparameters()
         continuing = self.warm_start and self.__sklearn_is_fitted__()
         X = self._check_X(X, reset=not continuing)
