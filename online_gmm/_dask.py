@@ -23,7 +23,6 @@ and :func:`fit`; both may also be called directly. See ``docs/dask.md``.
 from __future__ import annotations
 
 import sys
-import time
 import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -483,26 +482,11 @@ def _fit_epochs(
     seed_from: str,
     fast: bool,
 ) -> None:
-    model.converged_ = False
-    prev = -np.inf
-    t0 = time.perf_counter()
-    for epoch in range(1, model.max_iter + 1):
-        ll = weight = 0.0
+    """The estimator's epoch loop over groups of whole row-chunks, in a random order."""
+
+    def epoch_steps():
         for g in model._rng.permutation(len(bounds)):
             start, stop = bounds[int(g)]
-            info = _step(model, X[start:stop], None, seed_from, fast)
-            ll += info.loglik
-            weight += info.weight
-        model.lower_bound_ = ll / weight if weight > 0 else -np.inf
-        model.n_iter_ = epoch
-        if model.verbose and epoch % model.verbose_interval == 0:
-            print(
-                f"  Iteration {epoch}\t time lapse {time.perf_counter() - t0:.5f}s\t "
-                f"ll change {model.lower_bound_ - prev:.5f}"
-            )
-        if abs(model.lower_bound_ - prev) < model.tol:
-            model.converged_ = True
-            break
-        prev = model.lower_bound_
-    if model.verbose:
-        print(f"Initialization converged: {model.converged_}")
+            yield _step(model, X[start:stop], None, seed_from, fast)
+
+    model._run_epochs(epoch_steps)

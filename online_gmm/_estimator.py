@@ -492,17 +492,28 @@ default="exponential"
 
     def _fit_epochs(self, X, w, xp, fast: bool) -> None:
         n = X.shape[0]
-        self.converged_ = False
-        prev = -np.inf
-        t0 = time.perf_counter()
-        for epoch in range(1, self.max_iter + 1):
+
+        def epoch_steps():
             order = self._rng.permutation(n)
-            ll = weight = 0.0
             for start in range(0, n, self.batch_size):
                 idx = order[start : start + self.batch_size]
                 if not fast:
                     idx = xp.asarray(idx, device=device(X))
-                info = self._step(xp.take(X, idx, axis=0), xp.take(w, idx, axis=0), xp, fast)
+                yield self._step(xp.take(X, idx, axis=0), xp.take(w, idx, axis=0), xp, fast)
+
+        self._run_epochs(epoch_steps)
+
+    def _run_epochs(self, epoch_steps: Callable[[], Any]) -> None:
+        """Epochs until the change of the mean log-likelihood is below ``tol``.
+
+        ``epoch_steps()`` runs one epoch's online-EM steps and yields their ``StepInfo``
+        (shared with :mod:`online_gmm._dask`, whose epochs visit row-chunks instead)."""
+        self.converged_ = False
+        prev = -np.inf
+        t0 = time.perf_counter()
+        for epoch in range(1, self.max_iter + 1):
+            ll = weight = 0.0
+            for info in epoch_steps():
                 ll += info.loglik
                 weight += info.weight
             self.lower_bound_ = ll / weight if weight > 0 else -np.inf
