@@ -67,9 +67,13 @@ class GMMPrototypes(nn.Module):
         Embedding dimension D.
     covariance_type : {"spherical", "diag", "full", "tied"}, default="spherical"
     forgetting : {"responsibility", "uniform"}, default="responsibility"
-    forgetting_rate : float or callable, default=1e-3
-        eta: a prototype remembers about ``1 / eta`` of its own samples. SSL embeddings drift
-        as the encoder learns, so the default forgets.
+    forgetting_rate : float or callable, default=1e-4
+        eta: a prototype remembers about ``1 / eta`` of its own samples, and the mixing
+        weights about ``1 / eta`` samples in all. SSL embeddings drift as the encoder learns,
+        so the default forgets; but the weights need a memory of many samples per prototype,
+        or prototypes that miss a few batches fall below ``dead_threshold`` and are reseeded
+        (measured, K=1024, batches of 256: eta=1e-3 reseeds 11 prototypes per step, 1e-4
+        0.3; see docs/ssl.md). Keep ``eta`` well below ``1 / K``-ish rates for large K.
     temperature_init, temperature_final, anneal_steps, anneal_schedule
         E-step temperature schedule, as :class:`online_gmm.OnlineGaussianMixture`.
     seed_mass, dead_threshold, max_reseed, reg_covar, init_params
@@ -106,7 +110,7 @@ class GMMPrototypes(nn.Module):
         *,
         covariance_type: str = "spherical",
         forgetting: str = "responsibility",
-        forgetting_rate: float | Callable[[int], float] = 1e-3,
+        forgetting_rate: float | Callable[[int], float] = 1e-4,
         temperature_init: float = 1.0,
         temperature_final: float = 1.0,
         anneal_steps: int = 0,
