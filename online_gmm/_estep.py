@@ -225,15 +225,19 @@ def _chunk_statistics(Xc, w, R, ll, p: Prepared, xp) -> BatchStats:
             s2 = xp.astype(xp.sum(wX * Xc, axis=1) @ R, f64)
             Mb = xp.maximum(s2 - m * xp.sum(xbc * xbc, axis=1), xp.zeros_like(m)) / d
         elif ct == "tied":
-            T2 = xp.astype(wX.T @ Xc, f64)
+            # D x D scatters in float64: a float32 sum of outer products of a rank-deficient
+            # batch is not positive semi-definite (O(n D^2), cheap next to the E-step)
+            Xc64 = xp.astype(Xc, f64)
+            T2 = (Xc64 * xp.astype(w, f64)[:, None]).T @ Xc64
             Mb = T2 - (xbc * m[:, None]).T @ xbc
             Mb = 0.5 * (Mb + Mb.T)
         else:
-            xbc_dt = xp.astype(xbc, Xc.dtype)
+            Xc64 = xp.astype(Xc, f64)
+            wR = xp.astype(w, f64)[:, None] * xp.astype(R, f64)
             mats = []
             for k in range(xbc.shape[0]):
-                Y = (Xc - xbc_dt[k, :]) * xp.sqrt(w * R[:, k])[:, None]
-                mats.append(xp.astype(Y.T @ Y, f64))
+                Y = (Xc64 - xbc[k, :]) * xp.sqrt(wR[:, k])[:, None]
+                mats.append(Y.T @ Y)
             Mb = xp.stack(mats, axis=0)
     ll64 = xp.astype(ll, f64)
     w64 = xp.astype(w, f64)

@@ -34,6 +34,7 @@ from ._online_em import EMConfig, em_step, empty_state, user_initialised_state
 from ._schedules import ANNEAL_SCHEDULES, forgetting_rate_at, temperature_at
 from ._seeding import INIT_PARAMS
 from ._stats import MixtureState
+from ._version import __version__
 
 _FORGETTING = ("responsibility", "uniform")
 
@@ -314,6 +315,23 @@ default="exponential"
         return _array_api.asarray_like(sw_np, X, xp, dtype=X.dtype)
 
     # ------------------------------------------------------------------ state plumbing
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: object's is __dict__ itself
+        state["_online_gmm_version"] = __version__
+        return state
+
+    def __setstate__(self, state):
+        saved = state.pop("_online_gmm_version", "0.1.0")  # 0.1.0 files did not record it
+        if saved != __version__:
+            warnings.warn(
+                f"Trying to unpickle {type(self).__name__} from online-gmm version {saved} "
+                f"when using version {__version__}. This might lead to breaking code or "
+                "invalid results; online_gmm.load checks the file format.",
+                UserWarning,
+                stacklevel=2,
+            )
+        super().__setstate__(state)
+
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "_state")
 
@@ -365,17 +383,18 @@ default="exponential"
             anneal_steps=self.anneal_steps,
         )
 
-    def _publish(self) -> None:
+    def _publish(self, precisions=None) -> None:
         """Expose the state as scikit-learn's fitted attributes (views, no copies)."""
         s: MixtureState = self._state
-        xp, _ = _array_api.get_namespace(s.means)
         self.weights_ = s.weights
         self.means_ = s.means
         self.covariances_ = s.covariances
         self.precisions_cholesky_ = s.precisions_cholesky
-        self.precisions_ = precisions_from_cholesky(
-            s.precisions_cholesky, self.covariance_type, xp
-        )
+        self.precisions_ = self._precisions(s) if precisions is None else precisions
+
+    def _precisions(self, s: MixtureState):
+        xp, _ = _array_api.get_namespace(s.means)
+        return precisions_from_cholesky(s.precisions_cholesky, self.covariance_type, xp)
 
     def _step(self, X, w, xp, fast: bool):
         """One online-EM step; the model is untouched if anything raises."""
@@ -396,16 +415,18 @@ default="exponential"
                 forgetting_rate=eta, rng=self._rng, xp=xp, fast=fast,
             )
             _check_finite_state(new_state, xp)
+            precisions = self._precisions(new_state)
         except BaseException:
             self._rng.set_state(rng_state)
             raise
+        # nothing below can fail: the step is committed whole or not at all
         self._state = new_state
         self._user_init_pending = False
         self.n_steps_ += 1
         self.n_samples_seen_ += info.n_samples
         self.n_reseeded_ += info.n_reseeded
         self.temperature_ = info.temperature
-        self._publish()
+        self._publish(precisions)
         return info
 
     # ------------------------------------------------------------------ fitting
@@ -429,16 +450,23 @@ default="exponential"
             return _dask.partial_fit(self, X, sample_weight)
         self._validate_hyperparameters()
         first = not self.__sklearn_is_fitted__()
-        X = self._check_X(X, reset=first)
-        xp, fast = _array_api.get_namespace(X)
-        w = self._check_sample_weight(sample_weight, X, xp)
-        if first:
-            if self.means_init is not None or self.weights_init is not None:
-                self._validate_initial_parameters(X.shape[1])
-            self._reset(X, xp)
-        else:
-            self._check_namespace(xp)
-        info = self._step(X, w, xp, fast)
+        before = dict(self.__dict__) if first else None
+        try:
+            X = self._check_X(X, reset=first)
+            xp, fast = _array_api.get_namespace(X)
+            w = self._check_sample_weight(sample_weight, X, xp)
+            if first:
+                if self.means_init is not None or self.weights_init is not None:
+                    self._validate_initial_parameters(X.shape[1])
+                self._reset(X, xp)
+            else:
+                self._check_namespace(xp)
+            info = self._step(X, w, xp, fast)
+        except BaseException:
+            if first:  # a failed first call leaves the model unfitted, as it was
+                self.__dict__.clear()
+                self.__dict__.update(before)
+            raise
         self.n_iter_ = self.n_steps_
         if info.weight > 0:
             self.lower_bound_ = info.loglik / info.weight
@@ -563,12 +591,20 @@ default="exponential"
     # ------------------------------------------------------------------ inference
     def _prepared(self, X, method: str):
         check_is_fitted(self)
+        self._require_seeded()
         X = self._check_X(X, reset=False)
         xp, fast = _array_api.get_namespace(X)
         self._check_namespace(xp, method)
         s = self._state
         p = prepare(s.weights, s.means, s.precisions_cholesky, self.covariance_type, X.dtype, xp)
         return X, p, xp, fast
+
+    def _require_seeded(self) -> None:
+        if not bool(_array_api.to_numpy(self._state.seeded).any()):
+            raise ValueError(
+                f"{type(self).__name__} has no seeded component yet: every sample it was "
+                "given had zero weight. Fit it on samples with positive weight first."
+            )
 
     def score_samples(self, X):
         """Log-likelihood of each sample under the model (T = 1), in the data's dtype.

@@ -14,43 +14,68 @@ import numpy as np
 _FASTMATH = {"nsz", "contract", "reassoc", "arcp"}
 
 
+@numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _row_posterior(G, i, a, b, s, const, inv_temp, ll):  # pragma: no cover - compiled
+    """Row ``i`` of :func:`tempered_posterior`."""
+    n_components = G.shape[1]
+    ai = a[i]
+    mx = -np.inf
+    for k in range(n_components):
+        q = max(ai + G[i, k] + b[k], 0.0)
+        G[i, k] = const[k] - 0.5 * s[k] * q
+        mx = max(mx, G[i, k])  # the stored (possibly float32-rounded) value
+    acc = 0.0
+    if inv_temp == 1.0:
+        for k in range(n_components):
+            e = np.exp(G[i, k] - mx)
+            G[i, k] = e
+            acc += e
+        ll[i] = mx + np.log(acc)
+    else:
+        acc1 = 0.0
+        for k in range(n_components):
+            d = G[i, k] - mx
+            acc1 += np.exp(d)
+            e = np.exp(d * inv_temp)
+            G[i, k] = e
+            acc += e
+        ll[i] = mx + np.log(acc1)
+    inv = 1.0 / acc
+    for k in range(n_components):
+        G[i, k] *= inv
+
+
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH, nogil=True)
-def tempered_posterior(G, a, b, s, const, inv_temp, ll):  # pragma: no cover - compiled
+def _tempered_posterior_parallel(G, a, b, s, const, inv_temp, ll):  # pragma: no cover
+    for i in numba.prange(G.shape[0]):
+        _row_posterior(G, i, a, b, s, const, inv_temp, ll)
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _tempered_posterior_serial(G, a, b, s, const, inv_temp, ll):  # pragma: no cover
+    for i in range(G.shape[0]):
+        _row_posterior(G, i, a, b, s, const, inv_temp, ll)
+
+
+#: Below this many (row, component) entries the kernel runs on one thread: numba's threads
+#: cost more than they give there, and idle ones spin against BLAS's.
+SMALL_KERNEL_WORK = 2**18
+
+
+def tempered_posterior(G, a, b, s, const, inv_temp, ll) -> None:
     """In place: ``G[n, k] <- r_nk`` and ``ll[n] <- log sum_k exp(l_nk)``.
 
     With ``q = max(a[n] + G[n, k] + b[k], 0)`` (a squared Mahalanobis distance) the
     log-density is ``l_nk = const[k] - 0.5 * s[k] * q`` and the responsibilities are the
     softmax of ``l_nk * inv_temp``. ``ll`` is always the T = 1 log-likelihood. One ``exp``
-    per entry at T = 1 (two while annealing); branch-free inner loops.
+    per entry at T = 1 (two while annealing); branch-free inner loops; rows in parallel for
+    large work.
     """
-    n_samples, n_components = G.shape
-    for i in numba.prange(n_samples):
-        ai = a[i]
-        mx = -np.inf
-        for k in range(n_components):
-            q = max(ai + G[i, k] + b[k], 0.0)
-            lk = const[k] - 0.5 * s[k] * q
-            G[i, k] = lk
-            mx = max(mx, lk)
-        acc = 0.0
-        if inv_temp == 1.0:
-            for k in range(n_components):
-                e = np.exp(G[i, k] - mx)
-                G[i, k] = e
-                acc += e
-            ll[i] = mx + np.log(acc)
-        else:
-            acc1 = 0.0
-            for k in range(n_components):
-                d = G[i, k] - mx
-                acc1 += np.exp(d)
-                e = np.exp(d * inv_temp)
-                G[i, k] = e
-                acc += e
-            ll[i] = mx + np.log(acc1)
-        inv = 1.0 / acc
-        for k in range(n_components):
-            G[i, k] *= inv
+    kernel = (
+        _tempered_posterior_serial if G.size < SMALL_KERNEL_WORK
+        else _tempered_posterior_parallel
+    )
+    kernel(G, a, b, s, const, inv_temp, ll)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH, nogil=True)

@@ -121,7 +121,8 @@ def user_initialised_state(
         covariances = one if ct == "tied" else xp.asarray(
             xp.broadcast_to(one[None, ...], covariance_shape(ct, K, means.shape[1])), copy=True
         )
-        var = xp.asarray(xp.broadcast_to(var[None, ...], covariances.shape), copy=True)
+        if ct != "tied":
+            var = xp.asarray(xp.broadcast_to(var[None, ...], covariances.shape), copy=True)
     sm = float(config.seed_mass)
     if ct == "tied":
         moment, tied_mass = sm * K * var, xp.asarray([sm * K], dtype=f64, device=dev)
