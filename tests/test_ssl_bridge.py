@@ -275,3 +275,40 @@ def test_cuda_path_matches_cpu_path():
             torch.testing.assert_close(y, x, rtol=1e-4, atol=1e-4, msg=name)
         else:
             assert torch.equal(x, y), name
+
+
+_RESUME_SCRIPT = r"""
+import os, sys, torch
+sys.path.insert(0, os.environ["REPO"])
+from ssl_bridge import GMMPrototypes
+data = torch.load(os.environ["DATA"])
+head = GMMPrototypes(6, 8, **data["params"])
+head.load_state_dict(torch.load(os.environ["CKPT"]))
+for b in data["rest"]:
+    head.update(b)
+torch.save(head.state_dict(), os.environ["OUT"])
+"""
+
+
+def test_state_dict_resume_in_a_fresh_process_is_bit_identical(tmp_path):
+    import subprocess
+
+    batches = _stream(n_batches=9)
+    params = dict(forgetting_rate=0.05, dead_threshold=0.9, temperature_init=2.0,
+                  anneal_steps=4, covariance_type="diag")
+    straight = GMMPrototypes(6, 8, **params)
+    for b in batches:
+        straight.update(b)
+    first = GMMPrototypes(6, 8, **params)
+    for b in batches[:3]:
+        first.update(b)
+    torch.save(first.state_dict(), tmp_path / "ckpt.pt")
+    torch.save({"params": params, "rest": batches[3:]}, tmp_path / "data.pt")
+    (tmp_path / "resume.py").write_text(_RESUME_SCRIPT)
+    env = dict(os.environ, REPO=os.getcwd(), DATA=str(tmp_path / "data.pt"),
+               CKPT=str(tmp_path / "ckpt.pt"), OUT=str(tmp_path / "out.pt"))
+    subprocess.run([sys.executable, str(tmp_path / "resume.py")], env=env, check=True,
+                   timeout=240)
+    resumed = torch.load(tmp_path / "out.pt")
+    for k, v in straight.state_dict().items():
+        assert torch.equal(resumed[k], v), k
