@@ -1,0 +1,129 @@
+"""Workload 1, stream throughput: samples per second of one ``partial_fit`` pass over
+200,000 x 64 float64 samples (64 overlapping clusters, K = 64, batches of 1,024), against
+one EM iteration of scikit-learn's ``GaussianMixture`` on the same data, one
+``MiniBatchKMeans.partial_fit`` pass, and river's online k-means (on a subsample)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._breakdown import describe_breakdown, stage_breakdown
+from .._common import Config, batches, interleaved, overlapping_clusters, row, silence_warnings
+
+NAME = "throughput"
+TITLE = "1. Stream throughput (one partial_fit pass vs one EM iteration)"
+
+
+def sizes(cfg: Config) -> dict[str, int]:
+    if cfg.smoke:
+        return dict(n=4096, d=8, k=8, batch=256, river_n=100)
+    return dict(n=200_000, d=64, k=64, batch=1024, river_n=2_000)
+
+
+def sklearn_iteration(X: np.ndarray, k: int, covariance_type: str, seed: int):
+    """A callable running exactly one EM iteration (E-step + M-step) of scikit-learn's
+    ``GaussianMixture`` on ``X``, from a state reached by one untimed iteration."""
+    from sklearn.mixture import GaussianMixture
+
+    gm = GaussianMixture(
+        k, covariance_type=covariance_type, init_params="random_from_data", max_iter=1,
+        random_state=seed,
+    ).fit(X)
+
+    def one_iteration() -> None:
+        _, log_resp = gm._e_step(X)
+        gm._m_step(X, log_resp)
+
+    return one_iteration
+
+
+def ours_pass(parts: list[np.ndarray], k: int, covariance_type: str, seed: int):
+    from online_gmm import OnlineGaussianMixture
+
+    def setup():
+        return OnlineGaussianMixture(k, covariance_type=covariance_type, random_state=seed)
+
+    def one_pass(model) -> None:
+        for b in parts:
+            model.partial_fit(b)
+
+    return setup, one_pass
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    from sklearn.cluster import MiniBatchKMeans
+
+    try:  # the ``bench`` extra; without it the river rows are left out
+        from river import cluster as river_cluster
+    except ImportError:
+        river_cluster = None
+
+    silence_warnings()
+    s = sizes(cfg)
+    n, k, bs = s["n"], s["k"], s["batch"]
+    rng = np.random.default_rng(cfg.seed)
+    X = overlapping_clusters(k, s["d"], seed=cfg.seed).sample(n, rng, np.float64)
+    parts = batches(X, bs)
+    river_rows = [dict(enumerate(x)) for x in X[: s["river_n"]].tolist()]
+
+    cases, setups = {}, {}
+    for ct in ("diag", "spherical"):
+        setups[f"ours_{ct}"], cases[f"ours_{ct}"] = ours_pass(parts, k, ct, cfg.seed)
+        cases[f"sklearn_{ct}"] = sklearn_iteration(X, k, ct, cfg.seed)
+
+    def mbk_setup():
+        return MiniBatchKMeans(k, batch_size=bs, random_state=cfg.seed)
+
+    def mbk_pass(model) -> None:
+        for b in parts:
+            model.partial_fit(b)
+
+    def river_setup():
+        return river_cluster.KMeans(n_clusters=k, seed=cfg.seed)
+
+    def river_pass(model) -> None:
+        for x in river_rows:
+            model.learn_one(x)
+
+    setups["mbk"], cases["mbk"] = mbk_setup, mbk_pass
+    if river_cluster is not None:
+        setups["river"], cases["river"] = river_setup, river_pass
+
+    t = interleaved(cases, repeats=cfg.reps(3), setups=setups)
+    sps = {name: (s["river_n"] if name == "river" else n) / t[name].median for name in t}
+
+    rows, breakdowns = [], {}
+    for ct in ("diag", "spherical"):
+        ours = sps[f"ours_{ct}"]
+        setup, one_pass = ours_pass(parts[:-1][:20], k, ct, cfg.seed)
+        model = setup()
+        one_pass(model)  # a steady-state model, then one step taken apart by stage
+        breakdowns[ct] = stage_breakdown(model, parts[-1], repeats=cfg.reps(10, 2))
+        rows.append(row(
+            case=f"{ct} vs GaussianMixture", quantity="samples/s", unit="samples/s",
+            ours=ours, baseline_name="sklearn GaussianMixture, one EM iteration",
+            baseline=sps[f"sklearn_{ct}"], ratio=ours / sps[f"sklearn_{ct}"],
+            ratio_def="ours / baseline (higher is better)", target=("ratio", ">=", 3.0),
+            note=describe_breakdown(breakdowns[ct]),
+        ))
+        rows.append(row(
+            case=f"{ct} vs MiniBatchKMeans", quantity="samples/s", unit="samples/s",
+            ours=ours, baseline_name="MiniBatchKMeans.partial_fit, one pass",
+            baseline=sps["mbk"], ratio=ours / sps["mbk"],
+            ratio_def="ours / baseline (higher is better)", target=("ratio", ">=", 1.0),
+        ))
+        if river_cluster is None:
+            continue
+        rows.append(row(
+            case=f"{ct} vs river KMeans", quantity="samples/s", unit="samples/s",
+            ours=ours, baseline_name=f"river cluster.KMeans.learn_one ({s['river_n']} samples)",
+            baseline=sps["river"], ratio=ours / sps["river"],
+            ratio_def="ours / baseline (higher is better)",
+        ))
+    return {
+        "params": s,
+        "rows": rows,
+        "details": {name: t[name].to_dict() for name in t} | {"breakdown": breakdowns},
+    }
