@@ -23,12 +23,9 @@ and :func:`fit`; both may also be called directly. See ``docs/dask.md``.
 from __future__ import annotations
 
 import sys
-import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import assert_all_finite
 
 from . import _array_api
@@ -450,28 +447,10 @@ def fit(
         meta = np.empty((0, X.shape[1]), dtype=X.dtype)
         xp, fast = _array_api.get_namespace(meta)
         bounds = step_bounds(X, int(model.batch_size))
-        n_init = 1 if continuing else model.n_init
-        best = None
-        for init in range(n_init):
-            if not continuing:
-                rng = model._rng if init > 0 else check_random_state(model.random_state)
-                model._reset(meta, xp)
-                model._rng = rng
-            elif init == 0:
-                model._check_namespace(xp, "fit")
-            if model.verbose:
-                print(f"Initialization {init}")
-            _fit_epochs(model, X, bounds, seed_from, fast)
-            if best is None or model.lower_bound_ > best[0]:
-                best = (model.lower_bound_, model._snapshot())
-        model._restore(best[1])
-    if not model.converged_:
-        warnings.warn(
-            "Best performing initialization did not converge. Try different init "
-            "parameters, or increase max_iter, tol, or check for degenerate data.",
-            ConvergenceWarning,
-            stacklevel=2,
+        model._fit_restarts(
+            meta, xp, continuing, lambda: _fit_epochs(model, X, bounds, seed_from, fast)
         )
+    model._warn_if_not_converged()
     return model
 
 

@@ -494,29 +494,37 @@ default="exponential"
         if self.means_init is not None or self.weights_init is not None:
             self._validate_initial_parameters(X.shape[1])
         w = xp.ones(X.shape[0], dtype=X.dtype, device=device(X))
+        self._fit_restarts(X, xp, continuing, lambda: self._fit_epochs(X, w, xp, fast))
+        self._warn_if_not_converged()
+        return self
+
+    def _fit_restarts(self, X_like, xp, continuing: bool, run_epochs: Callable[[], None]) -> None:
+        """``n_init`` restarts of ``run_epochs`` (one unless continuing), keeping the best
+        lower bound (shared with :mod:`online_gmm._dask`)."""
         n_init = 1 if continuing else self.n_init
         best = None
         for init in range(n_init):
             if not continuing:
                 rng = self._rng if init > 0 else check_random_state(self.random_state)
-                self._reset(X, xp)
+                self._reset(X_like, xp)
                 self._rng = rng
             elif init == 0:
                 self._check_namespace(xp, "fit")
             if self.verbose:
                 print(f"Initialization {init}")
-            self._fit_epochs(X, w, xp, fast)
+            run_epochs()
             if best is None or self.lower_bound_ > best[0]:
                 best = (self.lower_bound_, self._snapshot())
         self._restore(best[1])
+
+    def _warn_if_not_converged(self) -> None:
         if not self.converged_:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        return self
 
     def _fit_epochs(self, X, w, xp, fast: bool) -> None:
         n = X.shape[0]

@@ -15,7 +15,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytest.importorskip("threadpoolctl")
 
 
 def test_smoke_suite_writes_every_workload(tmp_path):

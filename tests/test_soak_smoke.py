@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-soak = pytest.importorskip("benchmarks.soak")
+from benchmarks import soak
 
 
 def test_soak_smoke_run_writes_its_figures(tmp_path):
