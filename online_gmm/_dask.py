@@ -29,10 +29,10 @@ import numpy as np
 from sklearn.utils.validation import assert_all_finite
 
 from . import _array_api
-from ._estep import Prepared, batch_statistics, prepare
-from ._online_em import StepInfo, _seed_and_reseed, user_initialised_state
+from ._estep import Prepared, batch_statistics
+from ._online_em import StepInfo, em_step, user_initialised_state
 from ._schedules import forgetting_rate_at, temperature_at
-from ._stats import BatchStats, MixtureState, empty_stats, m_step, merge_stats
+from ._stats import BatchStats, empty_stats, merge_stats
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._estimator import OnlineGaussianMixture
@@ -162,19 +162,6 @@ def _check_seed_from(seed_from: str) -> None:
 
 
 # ---------------------------------------------------------------------- one step
-def _needs_seeding(model: OnlineGaussianMixture, state: MixtureState) -> bool:
-    """Whether :func:`_seed_and_reseed` may seed anything (so samples must be fetched)."""
-    if model._user_init_pending:
-        return True
-    seeded = np.asarray(state.seeded, dtype=bool)
-    if not seeded.all():
-        return True
-    if model.max_reseed == 0:
-        return False
-    dead = np.asarray(state.weights) < model.dead_threshold / model.n_components
-    return bool(dead.any())
-
-
 def _seeding_sample(X: Any, w: Any, seed_from: str) -> tuple[np.ndarray, np.ndarray]:
     """The rows (and weights) seeding draws from, fetched to the client."""
     import dask
@@ -247,60 +234,43 @@ def statistics(X: Any, w: Any, prepared: Prepared, inv_temp: float, fast: bool) 
 
 
 def _step(model: OnlineGaussianMixture, X: Any, w: Any, seed_from: str, fast: bool) -> StepInfo:
-    """One online-EM step over the Dask array ``X``: :func:`em_step` with distributed
-    statistics. Commits to ``model`` only when the new state is complete and finite."""
+    """One online-EM step over the Dask array ``X``: :func:`em_step` with its seeding sample
+    fetched to the client and its statistics computed on the workers. Commits to ``model``
+    only when the new state is complete and finite."""
     from ._estimator import _check_finite_state
 
     state = model._state
     config = model._config()
     rng_state = model._rng.get_state()
+    sample: list = []
+
+    def gather(_X: Any, _w: Any) -> tuple[np.ndarray, np.ndarray]:
+        if not sample:  # fetched once per step, and only when something is seeded
+            sample.append(_seeding_sample(X, w, seed_from))
+        return sample[0]
+
     try:
         temperature = temperature_at(model.n_steps_, **model._schedule_kwargs())
         eta = forgetting_rate_at(model.n_steps_, model.forgetting_rate)
-        n_seeded = n_reseeded = 0
-        if _needs_seeding(model, state):
-            Xs, ws = _seeding_sample(X, w, seed_from)
-            if model._user_init_pending:
-                model._validate_initial_parameters(X.shape[1])
-                state = user_initialised_state(
-                    state, Xs, ws, config=config, means_init=model.means_init,
-                    weights_init=model.weights_init, precisions_init=model.precisions_init,
-                    xp=np, fast=fast,
-                )
-            state, n_seeded, n_reseeded = _seed_and_reseed(
-                state, Xs, ws, ws.astype(np.float64), config, model._rng, np, fast
+        if model._user_init_pending:
+            Xs, ws = gather(X, w)
+            model._validate_initial_parameters(X.shape[1])
+            state = user_initialised_state(
+                state, Xs, ws, config=config, means_init=model.means_init,
+                weights_init=model.weights_init, precisions_init=model.precisions_init,
+                xp=np, fast=fast,
             )
-        if not np.any(state.seeded):  # the seeding sample's weights were all zero
-            new_state = state
-            info = StepInfo(0.0, 0.0, int(X.shape[0]), 0, 0, temperature, eta)
-        else:
-            p = prepare(
-                state.weights, state.means, state.precisions_cholesky, config.covariance_type,
-                X.dtype, np,
-            )
-            stats = statistics(X, w, p, 1.0 / temperature, fast)
-            new_state = m_step(
-                state, stats, eta=eta, forgetting=config.forgetting,
-                covariance_type=config.covariance_type, reg_covar=config.reg_covar, xp=np,
-                fast=fast,
-            )
-            info = StepInfo(
-                loglik=stats.loglik, weight=stats.weight, n_samples=stats.n_samples,
-                n_seeded=n_seeded, n_reseeded=n_reseeded, temperature=temperature,
-                forgetting_rate=eta,
-            )
+        new_state, info = em_step(
+            state, X, w, config=config, temperature=temperature, forgetting_rate=eta,
+            rng=model._rng, xp=np, fast=fast, gather=gather,
+            statistics=lambda p, inv_temp: statistics(X, w, p, inv_temp, fast),
+        )
         _check_finite_state(new_state, np)
+        precisions = model._precisions(new_state)
     except BaseException:
         model._rng.set_state(rng_state)
         raise
-    # the estimator's bookkeeping (OnlineGaussianMixture._step)
-    model._state = new_state
-    model._user_init_pending = False
-    model.n_steps_ += 1
-    model.n_samples_seen_ += info.n_samples
-    model.n_reseeded_ += info.n_reseeded
-    model.temperature_ = info.temperature
-    model._publish()
+    model._commit_step(new_state, info, precisions)
     return info
 
 

@@ -419,7 +419,12 @@ default="exponential"
         except BaseException:
             self._rng.set_state(rng_state)
             raise
-        # nothing below can fail: the step is committed whole or not at all
+        self._commit_step(new_state, info, precisions)
+        return info
+
+    def _commit_step(self, new_state: MixtureState, info, precisions) -> None:
+        """The bookkeeping of a finished step (shared with :mod:`online_gmm._dask`). Nothing
+        here can fail: a step is committed whole or not at all."""
         self._state = new_state
         self._user_init_pending = False
         self.n_steps_ += 1
@@ -427,7 +432,6 @@ default="exponential"
         self.n_reseeded_ += info.n_reseeded
         self.temperature_ = info.temperature
         self._publish(precisions)
-        return info
 
     # ------------------------------------------------------------------ fitting
     def partial_fit(self, X, y=None, sample_weight=None) -> OnlineGaussianMixture:

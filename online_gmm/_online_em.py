@@ -146,6 +146,8 @@ def needs_seeding(state: MixtureState, config: EMConfig) -> bool:
     seeded = to_numpy(state.seeded).astype(bool)
     if not seeded.all():
         return True
+    if config.max_reseed == 0:
+        return False
     return bool((to_numpy(state.weights) < config.dead_threshold / config.n_components).any())
 
 
@@ -215,6 +217,7 @@ def em_step(
     fast: bool,
     gather: Callable | None = None,
     reduce: Callable | None = None,
+    statistics: Callable | None = None,
 ) -> tuple[MixtureState, StepInfo]:
     """One online-EM step on the batch ``X`` (n, D) with sample weights ``w`` (n,).
 
@@ -224,22 +227,26 @@ def em_step(
     worker (called only when a component is to be seeded, so that all workers seed alike) and
     ``reduce(stats) -> stats`` merges the workers' :class:`BatchStats`: with both, every
     worker computes the step one process would compute on the concatenated batch.
+    ``statistics(prepared, inv_temp) -> BatchStats`` replaces the local E-step over ``X``
+    (Dask computes it on the workers, chunk by chunk).
     """
-    if gather is not None and needs_seeding(state, config):
-        X_seed, w_seed = gather(X, w)
-    else:
-        X_seed, w_seed = X, w
-    w_host = to_numpy(w_seed).astype(np.float64)
-    state, n_seeded, n_reseeded = _seed_and_reseed(
-        state, X_seed, w_seed, w_host, config, rng, xp, fast
-    )
+    n_seeded = n_reseeded = 0
+    if needs_seeding(state, config):
+        X_seed, w_seed = (X, w) if gather is None else gather(X, w)
+        w_host = to_numpy(w_seed).astype(np.float64)
+        state, n_seeded, n_reseeded = _seed_and_reseed(
+            state, X_seed, w_seed, w_host, config, rng, xp, fast
+        )
     if not bool(xp.any(state.seeded)):  # a batch whose weights are all zero, first of all
         return state, StepInfo(0.0, 0.0, X.shape[0], 0, 0, temperature, forgetting_rate)
     p = prepare(
         state.weights, state.means, state.precisions_cholesky, config.covariance_type,
         X.dtype, xp,
     )
-    stats = batch_statistics(X, w, p, 1.0 / temperature, xp, fast)
+    if statistics is None:
+        stats = batch_statistics(X, w, p, 1.0 / temperature, xp, fast)
+    else:
+        stats = statistics(p, 1.0 / temperature)
     if reduce is not None:
         stats = reduce(stats)
     new = m_step(
