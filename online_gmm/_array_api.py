@@ -88,18 +88,44 @@ LOG_2PI = math.log(2.0 * math.pi)
 #: than they give on small products, and idle ones spin against numba's; see
 #: docs/benchmarks.md, "Threads").
 SMALL_BLAS_WORK = 2**24
-_controller = None
+_blas_libs = None
+
+
+class _OneBlasThread:
+    """Context: every loaded BLAS on one thread, restored on exit. (threadpoolctl's
+    ``limit`` re-reads every library's info on entry and exit, ~20 us; this calls only the
+    libraries' own get/set functions, ~2 us. threadpoolctl still finds the libraries.)"""
+
+    __slots__ = ("saved",)
+
+    def __enter__(self):
+        self.saved = [(lib, lib.get_num_threads()) for lib in _blas_controllers()]
+        for lib, n in self.saved:
+            if n != 1:
+                lib.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        for lib, n in self.saved:
+            if n != 1:
+                lib.set_num_threads(n)
+        return False
+
+
+def _blas_controllers():
+    global _blas_libs
+    if _blas_libs is None:
+        import scipy.linalg  # noqa: F401  (scipy's own BLAS, used by numba's np.dot)
+        from threadpoolctl import ThreadpoolController
+
+        _blas_libs = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _blas_libs
 
 
 def blas_threads_for(work: int, fast: bool):
     """A context limiting BLAS to one thread for small NumPy work (else a no-op)."""
     import contextlib
 
-    global _controller
     if not fast or work >= SMALL_BLAS_WORK:
         return contextlib.nullcontext()
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
-
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
+    return _OneBlasThread()

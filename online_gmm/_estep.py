@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels
+from . import _blocked, _kernels
 from ._array_api import LOG_2PI, blas_threads_for, chunk_rows, device, logsumexp
 from ._gaussian import log_det_cholesky
 from ._stats import BatchStats, empty_stats, merge_stats
@@ -196,6 +196,8 @@ def batch_statistics(X, w, p: Prepared, inv_temp: float, xp, fast: bool) -> Batc
     n, d = X.shape
     K = p.mu_c.shape[0]
     ct = p.covariance_type
+    if fast and ct in _blocked.BLOCKED_TYPES:
+        return _blocked.batch_statistics(X, w, p, inv_temp)
     total = empty_stats(K, d, ct, xp, device(X))
     with blas_threads_for(n * K * d, fast):
         for sl in _chunks(n, K, d, X.dtype.itemsize if fast else 8):

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import device, to_numpy
+from ._array_api import blas_threads_for, device, to_numpy
+from ._blocked import BLOCKED_TYPES, blas_work
 from ._estep import batch_statistics, prepare
 from ._gaussian import covariance_shape, covariances_from_precisions, precision_cholesky
 from ._seeding import (
@@ -230,6 +231,22 @@ def em_step(
     ``statistics(prepared, inv_temp) -> BatchStats`` replaces the local E-step over ``X``
     (Dask computes it on the workers, chunk by chunk).
     """
+    n, d = X.shape
+    work = n * config.n_components * d
+    if fast and config.covariance_type in BLOCKED_TYPES:
+        work = blas_work(n, config.n_components, d, X.dtype.itemsize)
+    # one BLAS setting for the whole step: idle BLAS threads woken by any product spin
+    # against the blocks' threads
+    with blas_threads_for(work, fast):
+        return _em_step(
+            state, X, w, config=config, temperature=temperature,
+            forgetting_rate=forgetting_rate, rng=rng, xp=xp, fast=fast, gather=gather,
+            reduce=reduce, statistics=statistics,
+        )
+
+
+def _em_step(state, X, w, *, config, temperature, forgetting_rate, rng, xp, fast, gather,
+             reduce, statistics):
     n_seeded = n_reseeded = 0
     if needs_seeding(state, config):
         X_seed, w_seed = (X, w) if gather is None else gather(X, w)

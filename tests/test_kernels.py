@@ -6,14 +6,19 @@ import pytest
 
 from online_gmm import _kernels
 
-_exp = numba.njit(lambda d: _kernels._exp_nonpositive(d))
+_exp = numba.njit(lambda d, floor: _kernels._exp_nonpositive(d, floor))
 
 
-def test_vectorisable_exp_matches_libm():
+@pytest.mark.parametrize("floor", [_kernels.EXP_FLOOR_F32, _kernels.EXP_FLOOR_F64])
+def test_vectorisable_exp_matches_libm(floor):
     d = -np.concatenate([np.linspace(0, 1, 2001), np.linspace(1, 99.9, 2001)])
-    got = np.array([_exp(v) for v in d])
-    np.testing.assert_allclose(got, np.exp(d), rtol=1e-11, atol=0)
-    assert _exp(-100.5) == 0.0 and _exp(-np.inf) == 0.0 and _exp(0.0) == 1.0
+    got = np.array([_exp(v, floor) for v in d])
+    np.testing.assert_allclose(got, np.exp(d), rtol=1e-12, atol=0)
+    deep = np.linspace(-99.9, floor + 1e-9, 2001)  # float64's floor only
+    if floor < -100:
+        np.testing.assert_allclose([_exp(v, floor) for v in deep], np.exp(deep), rtol=1e-8, atol=0)
+    assert _exp(floor - 0.5, floor) == 0.0 and _exp(-np.inf, floor) == 0.0
+    assert _exp(0.0, floor) == 1.0
 
 
 def _reference(G, a, b, s, const, inv_temp):

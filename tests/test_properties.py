@@ -27,6 +27,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+import online_gmm._block_kernels as block_kernels_mod
+import online_gmm._blocked as blocked_mod
 import online_gmm._estep as estep_mod
 import online_gmm._estimator as estimator_mod
 import online_gmm._gaussian as gaussian_mod
@@ -388,6 +390,8 @@ TARGETS: list[tuple[object, str]] = [
     (estep_mod, "_finish"),
     (estep_mod, "_chunk_statistics"),
     (estep_mod, "merge_stats"),
+    (blocked_mod, "batch_statistics"),
+    (block_kernels_mod, "block_statistics"),
     (kernels_mod, "tempered_posterior"),
     (stats_mod, "forgetting_factors"),
     (stats_mod, "_outer_term"),

@@ -1,0 +1,101 @@
+"""The block-parallel NumPy statistics (``online_gmm._blocked``) against the generic path."""
+
+import numpy as np
+import pytest
+from sklearn import config_context
+
+from online_gmm import OnlineGaussianMixture, _blocked
+from online_gmm._estep import batch_statistics, prepare
+
+from ._data import blobs
+
+
+def _fitted_state(covariance_type, dtype):
+    X, _, _ = blobs(n=600, K=5, D=6, seed=1)
+    model = OnlineGaussianMixture(5, covariance_type=covariance_type, random_state=0)
+    for part in np.array_split(X.astype(dtype), 3):
+        model.partial_fit(part)
+    return model._state, X.astype(dtype)
+
+
+def _stats(X, w, state, ct, fast, inv_temp=0.7):
+    p = prepare(state.weights, state.means, state.precisions_cholesky, ct, X.dtype, np)
+    return batch_statistics(X, w, p, inv_temp, np, fast)
+
+
+def _assert_close(a, b, rtol, scale=1.0):
+    """``scale``: the size of the raw second-moment sums the centred moments cancel from."""
+    for name in ("mass", "mean", "moment"):
+        atol = rtol * max(np.abs(getattr(b, name)).max(), scale if name == "moment" else 0)
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, atol=atol,
+                                   err_msg=name)
+    assert a.weight == pytest.approx(b.weight, rel=1e-12)
+    assert a.loglik == pytest.approx(b.loglik, rel=rtol)
+    assert a.n_samples == b.n_samples
+
+
+@pytest.fixture
+def many_blocks(monkeypatch):
+    """Every batch split into up to 3 blocks of at least 1 row."""
+    monkeypatch.setattr(_blocked, "MIN_PARALLEL_WORK", 0)
+    monkeypatch.setattr(_blocked, "MIN_BLOCK_ROWS", 1)
+    monkeypatch.setattr(_blocked, "n_threads", lambda: 3)
+
+
+@pytest.mark.parametrize("covariance_type", _blocked.BLOCKED_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n", [1, 2, 7, 301])
+def test_blocks_equal_the_generic_path(many_blocks, covariance_type, dtype, weighted, n):
+    state, X = _fitted_state(covariance_type, dtype)
+    X = X[:n]
+    rng = np.random.default_rng(n)
+    w = rng.uniform(0, 2, n).astype(dtype) if weighted else np.ones(n, dtype=dtype)
+    if weighted and n > 2:
+        w[1] = 0.0
+    assert _blocked.block_plan(n, 5, 6, X.itemsize)[0] == min(3, n)
+    got = _stats(X, w, state, covariance_type, fast=True)
+    want = _stats(X, w, state, covariance_type, fast=False)
+    scale = float(np.sum(w[:, None] * np.asarray(X, np.float64) ** 2))
+    _assert_close(got, want, rtol=2e-4 if dtype == np.float32 else 1e-10, scale=scale)
+    assert got.mass.dtype == got.mean.dtype == got.moment.dtype == np.float64
+
+
+@pytest.mark.parametrize("covariance_type", _blocked.BLOCKED_TYPES)
+def test_rounds_within_working_memory_equal_one_round(covariance_type):
+    state, X = _fitted_state(covariance_type, np.float64)
+    w = np.ones(len(X))
+    whole = _stats(X, w, state, covariance_type, fast=True)
+    row_bytes = 8 * (5 + 6 * 6 + 6)
+    with config_context(working_memory=50 * row_bytes / 2**20):  # 50 rows at a time
+        assert _blocked.block_plan(len(X), 5, 6, 8)[1] <= 50
+        rounds = _stats(X, w, state, covariance_type, fast=True)
+    _assert_close(rounds, whole, rtol=1e-11, scale=float(np.sum(X**2)))
+
+
+def test_results_do_not_alias_the_reused_buffers(many_blocks):
+    state, X = _fitted_state("diag", np.float64)
+    w = np.ones(200)
+    first = _stats(X[:200], w, state, "diag", fast=True)
+    kept = {k: np.copy(getattr(first, k)) for k in ("mass", "mean", "moment")}
+    _stats(X[200:400] + 3.0, w, state, "diag", fast=True)  # same shapes: same buffers
+    for k, v in kept.items():
+        np.testing.assert_array_equal(getattr(first, k), v)
+
+
+def test_a_fit_is_deterministic_and_thread_count_only_moves_rounding(monkeypatch):
+    X, _, _ = blobs(n=4000, K=8, D=16, seed=3)
+
+    def run(threads):
+        monkeypatch.setattr(_blocked, "MIN_PARALLEL_WORK", 0)
+        monkeypatch.setattr(_blocked, "n_threads", lambda: threads)
+        model = OnlineGaussianMixture(8, covariance_type="diag", random_state=0)
+        for part in np.array_split(X, 8):
+            model.partial_fit(part)
+        return model
+
+    a, b, one = run(2), run(2), run(1)
+    np.testing.assert_array_equal(a.means_, b.means_)
+    np.testing.assert_array_equal(a.covariances_, b.covariances_)
+    np.testing.assert_allclose(a.means_, one.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(a.covariances_, one.covariances_, rtol=1e-9)
