@@ -33,9 +33,9 @@ import numba
 import numpy as np
 
 from . import _block_kernels
-from ._array_api import blas_threads_for, chunk_rows
+from ._array_api import LOG_2PI, blas_threads_for, chunk_rows
 from ._kernels import EXP_FLOOR_F32, EXP_FLOOR_F64
-from ._stats import BatchStats
+from ._stats import BatchStats, merge_stats
 
 #: Fewest rows a block keeps (below it the products lose BLAS efficiency).
 MIN_BLOCK_ROWS = 128
@@ -109,18 +109,19 @@ def _workspace() -> _Workspace:
 
 
 def _extended(p, dt):
-    """``(rhs, U, b)`` for the block kernel (see :mod:`online_gmm._block_kernels`)."""
+    """``(rhs, U, b)`` for the block kernel (see :mod:`online_gmm._block_kernels`); ``rhs``
+    is the transpose of a C-ordered (K, C) array, as the numba layout kernels write it."""
     ct = p.covariance_type
     K, d = p.mu_c.shape
     zeros_k = np.zeros(K, dtype=dt)
     if ct == "diag":
-        rhs = np.concatenate([p.rhs, p.b[None, :]], axis=0)
-        return rhs, _dummy(dt, 2), zeros_k
+        rhs_t = np.concatenate([p.rhs.T, p.b[:, None]], axis=1)
+        return rhs_t.T, _dummy(dt, 2), zeros_k
     if ct == "spherical":
-        rhs = np.concatenate([p.rhs, np.ones((1, K), dtype=dt), p.b[None, :]], axis=0)
-        return rhs, _dummy(dt, 2), zeros_k
+        rhs_t = np.concatenate([p.rhs.T, np.ones((K, 1), dtype=dt), p.b[:, None]], axis=1)
+        return rhs_t.T, _dummy(dt, 2), zeros_k
     U = np.concatenate([p.prec_chol, np.zeros((1, d), dtype=dt)], axis=0)
-    return np.ascontiguousarray(p.rhs), U, p.b
+    return np.asfortranarray(p.rhs), U, p.b
 
 
 def _dummy(dt, ndim: int) -> np.ndarray:
@@ -129,16 +130,56 @@ def _dummy(dt, ndim: int) -> np.ndarray:
 
 def batch_statistics(X: np.ndarray, w: np.ndarray, p, inv_temp: float) -> BatchStats:
     """:func:`online_gmm._estep.batch_statistics` for NumPy input, ``diag``/``spherical``/
-    ``tied`` (the same statistics, computed block-parallel)."""
+    ``tied``, from a :class:`~online_gmm._estep.Prepared` (the same statistics, computed
+    block-parallel)."""
+    rhs, U, b = _extended(p, X.dtype)
+    return _run(X, w, inv_temp, p.covariance_type, p.shift, p.shift_dt, rhs, U, b, p.s, p.const)
+
+
+def state_statistics(state, covariance_type: str, X: np.ndarray, w: np.ndarray,
+                     inv_temp: float) -> BatchStats:
+    """The same from the mixture state: for ``diag``/``spherical`` one numba call
+    (``_block_kernels.prepare_diag``/``prepare_spherical``) writes the per-batch layout into
+    reused buffers, instead of :func:`online_gmm._estep.prepare`'s array operations."""
+    if covariance_type == "tied":
+        from ._estep import prepare
+
+        p = prepare(state.weights, state.means, state.precisions_cholesky, "tied", X.dtype, np)
+        return batch_statistics(X, w, p, inv_temp)
+    K, d = state.means.shape
+    dt = X.dtype
+    n_rhs = 2 * d + 1 if covariance_type == "diag" else d + 2
+    buf = _local_layout(("layout", covariance_type, K, d, dt.str), {
+        "rhs_t": ((K, n_rhs), dt), "b": ((K,), dt), "s": ((K,), dt), "const": ((K,), dt),
+        "shift_dt": ((d,), dt),
+    })
+    pc = state.precisions_cholesky
+    out = (LOG_2PI, buf["rhs_t"], buf["b"], buf["s"], buf["const"], buf["shift_dt"])
+    if covariance_type == "diag":
+        logdet = np.sum(np.log(pc), axis=1)
+        shift = _block_kernels.prepare_diag(state.weights, state.means, pc, logdet, *out)
+    else:
+        shift = _block_kernels.prepare_spherical(state.weights, state.means, pc, *out)
+    return _run(X, w, inv_temp, covariance_type, shift, buf["shift_dt"], buf["rhs_t"].T,
+                _dummy(dt, 2), buf["b"], buf["s"], buf["const"])
+
+
+def _local_layout(key, shapes):
+    store = getattr(_local, "layouts", None)
+    if store is None:
+        store = _local.layouts = _Workspace()
+    return store.get(key, shapes)
+
+
+def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const) -> BatchStats:
     n, d = X.shape
-    K = p.mu_c.shape[0]
-    ct = p.covariance_type
+    K = const.shape[0]
     dt = X.dtype
     f64 = np.float64
     kind = _KIND[ct]
     n_blocks, rows = block_plan(n, K, d, dt.itemsize)
     unit = bool(np.all(w == 1))
-    cx, c2, n_cols = layout(ct, d)
+    _, _, n_cols = layout(ct, d)
     tied = ct == "tied"
     shapes = {
         "A": ((n_blocks, rows, n_cols), dt), "G": ((n_blocks, rows, K), dt),
@@ -151,42 +192,47 @@ def batch_statistics(X: np.ndarray, w: np.ndarray, p, inv_temp: float) -> BatchS
     }
     buf = _workspace().get((ct, n_blocks, rows, K, d, dt.str, unit), shapes)
     buf["a0"][:] = 0
-    rhs, U, b = _extended(p, dt)
     floor = EXP_FLOOR_F32 if dt == np.float32 else EXP_FLOOR_F64
-    S = np.zeros((K, n_cols), dtype=f64)
-    T2 = np.zeros((d, d), dtype=f64) if tied else None
-    loglik = 0.0
     per_round = n_blocks * rows
+    loglik = 0.0
+    parts = []
     with blas_threads_for(blas_work(n, K, d, dt.itemsize), True):
         for lo in range(0, n, per_round):
             hi = min(lo + per_round, n)
             _block_kernels.block_statistics(
-                X[lo:hi], w[lo:hi], unit, kind, p.shift_dt, rhs, U, buf["a0"], b, p.s,
-                p.const, float(inv_temp), floor, buf["A"], buf["B"], buf["Z"], buf["G"],
-                buf["ll"], buf["S"], buf["x64"], buf["T2"], buf["loglik"],
+                X[lo:hi], w[lo:hi], unit, kind, shift_dt, rhs, U, buf["a0"], b, s, const,
+                float(inv_temp), floor, buf["A"], buf["B"], buf["Z"], buf["G"], buf["ll"],
+                buf["S"], buf["x64"], buf["T2"], buf["loglik"],
             )
             used = -(-(hi - lo) // rows)  # blocks that held data this round
-            S += buf["S"][:used].sum(axis=0, dtype=f64)
             loglik += float(buf["loglik"][:used].sum())
-            if tied:
-                T2 += buf["T2"][:used].sum(axis=0)
+            parts.append(_round_stats(buf, used, ct, shift, hi - lo))
+    stats = parts[0]
+    for part in parts[1:]:
+        stats = merge_stats(stats, part, ct, np)
+    return BatchStats(
+        mass=stats.mass, mean=stats.mean, moment=stats.moment,
+        weight=float(np.sum(w, dtype=f64)), loglik=loglik, n_samples=int(n),
+    )
+
+
+def _round_stats(buf, used: int, ct: str, shift, n_rows: int) -> BatchStats:
+    """One round's blocks' sums as centred float64 statistics (rounds merge pairwise)."""
+    if ct != "tied":
+        mass, mean, moment = _block_kernels.centred_moments(
+            buf["S"], used, _KIND[ct], np.asarray(shift, dtype=np.float64)
+        )
+        return BatchStats(mass, mean, moment if ct == "diag" else moment[:, 0], 0.0, 0.0,
+                          n_rows)
+    d = shift.shape[0]
+    S = buf["S"][:used].sum(axis=0, dtype=np.float64)
+    T2 = buf["T2"][:used].sum(axis=0)
     m = S[:, -1]
     safe = np.where(m > 0, m, 1.0)
-    xbc = S[:, cx] / safe[:, None]
-    if ct == "diag":
-        Mb = np.maximum(S[:, c2:c2 + d] - m[:, None] * xbc * xbc, 0.0)
-    elif ct == "spherical":
-        Mb = np.maximum(S[:, c2] - m * np.sum(xbc * xbc, axis=1), 0.0) / d
-    else:
-        # D x D scatters in float64: a float32 sum of outer products of a rank-deficient
-        # batch is not positive semi-definite
-        Mb = T2 - (xbc * m[:, None]).T @ xbc
-        Mb = 0.5 * (Mb + Mb.T)
-    return BatchStats(
-        mass=m,
-        mean=np.where(m[:, None] > 0, xbc + p.shift, 0.0),  # as merging into empty stats
-        moment=Mb,
-        weight=float(np.sum(w, dtype=f64)),
-        loglik=loglik,
-        n_samples=int(n),
-    )
+    xbc = S[:, :d] / safe[:, None]
+    # D x D scatters in float64: a float32 sum of outer products of a rank-deficient batch
+    # is not positive semi-definite
+    Mb = T2 - (xbc * m[:, None]).T @ xbc
+    Mb = 0.5 * (Mb + Mb.T)
+    mean = np.where(m[:, None] > 0, xbc + shift, 0.0)  # as merging into empty statistics
+    return BatchStats(m, mean, Mb, 0.0, 0.0, n_rows)

@@ -48,24 +48,27 @@ def prepare(weights, means, prec_chol, covariance_type, dtype, xp) -> Prepared:
         logw = xp.log(weights)
     const64 = logw + log_det_cholesky(prec_chol, covariance_type, n_features, xp)
     const64 = const64 - 0.5 * n_features * LOG_2PI
+    # float64 arithmetic, one rounding to the data's dtype at the end (as the NumPy fast
+    # path's layout kernels, online_gmm._block_kernels, compute the same values)
     mu_c = xp.astype(mu_c64, dtype)
     pc = xp.astype(prec_chol, dtype)
     const = xp.astype(const64, dtype)
     ones = xp.ones(means.shape[0], dtype=dtype, device=dev)
     rhs = chol_mu = None
     if covariance_type == "diag":
-        prec = pc * pc
-        rhs = xp.concat([prec, -2.0 * mu_c * prec], axis=1).T  # (2D, K)
-        b = xp.sum(mu_c * mu_c * prec, axis=1)
+        prec = prec_chol * prec_chol
+        rhs = xp.astype(xp.concat([prec, -2.0 * mu_c64 * prec], axis=1), dtype).T  # (2D, K)
+        b = xp.astype(xp.sum(mu_c64 * mu_c64 * prec, axis=1), dtype)
         s = ones
     elif covariance_type == "spherical":
-        rhs = (-2.0 * mu_c).T
-        b = xp.sum(mu_c * mu_c, axis=1)
-        s = pc * pc
+        rhs = xp.astype(-2.0 * mu_c64, dtype).T
+        b = xp.astype(xp.sum(mu_c64 * mu_c64, axis=1), dtype)
+        s = xp.astype(prec_chol * prec_chol, dtype)
     elif covariance_type == "tied":
-        chol_mu = mu_c @ pc
-        rhs = (-2.0 * chol_mu).T
-        b = xp.sum(chol_mu * chol_mu, axis=1)
+        chol_mu64 = mu_c64 @ prec_chol
+        chol_mu = xp.astype(chol_mu64, dtype)
+        rhs = xp.astype(-2.0 * chol_mu64, dtype).T
+        b = xp.astype(xp.sum(chol_mu64 * chol_mu64, axis=1), dtype)
         s = ones
     else:
         b = xp.zeros_like(ones)

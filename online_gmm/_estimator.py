@@ -393,12 +393,16 @@ default="exponential"
 
     def _publish(self, precisions=None) -> None:
         """Expose the state as scikit-learn's fitted attributes (views, no copies)."""
-        s: MixtureState = self._state
-        self.weights_ = s.weights
-        self.means_ = s.means
-        self.covariances_ = s.covariances
-        self.precisions_cholesky_ = s.precisions_cholesky
-        self.precisions_ = self._precisions(s) if precisions is None else precisions
+        self.__dict__.update(self._published(self._state, precisions))
+
+    def _published(self, s: MixtureState, precisions=None) -> dict:
+        return {
+            "weights_": s.weights,
+            "means_": s.means,
+            "covariances_": s.covariances,
+            "precisions_cholesky_": s.precisions_cholesky,
+            "precisions_": self._precisions(s) if precisions is None else precisions,
+        }
 
     def _precisions(self, s: MixtureState):
         xp, _ = _array_api.get_namespace(s.means)
@@ -434,15 +438,19 @@ default="exponential"
         return info
 
     def _commit_step(self, new_state: MixtureState, info, precisions) -> None:
-        """The bookkeeping of a finished step (shared with :mod:`online_gmm._dask`). Nothing
-        here can fail: a step is committed whole or not at all."""
-        self._state = new_state
-        self._user_init_pending = False
-        self.n_steps_ += 1
-        self.n_samples_seen_ += info.n_samples
-        self.n_reseeded_ += info.n_reseeded
-        self.temperature_ = info.temperature
-        self._publish(precisions)
+        """The bookkeeping of a finished step (shared with :mod:`online_gmm._dask`). The new
+        attributes are gathered first and land in one ``dict.update``: a step is committed
+        whole or not at all, even if an exception (a signal) arrives in between."""
+        changes = {
+            "_state": new_state,
+            "_user_init_pending": False,
+            "n_steps_": self.n_steps_ + 1,
+            "n_samples_seen_": self.n_samples_seen_ + info.n_samples,
+            "n_reseeded_": self.n_reseeded_ + info.n_reseeded,
+            "temperature_": info.temperature,
+            **self._published(new_state, precisions),
+        }
+        self.__dict__.update(changes)
 
     # ------------------------------------------------------------------ fitting
     def partial_fit(self, X, y=None, sample_weight=None) -> OnlineGaussianMixture:

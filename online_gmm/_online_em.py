@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _blocked
 from ._array_api import blas_threads_for, device, to_numpy
 from ._blocked import BLOCKED_TYPES, blas_work
 from ._estep import batch_statistics, prepare
@@ -256,14 +257,19 @@ def _em_step(state, X, w, *, config, temperature, forgetting_rate, rng, xp, fast
         )
     if not bool(xp.any(state.seeded)):  # a batch whose weights are all zero, first of all
         return state, StepInfo(0.0, 0.0, X.shape[0], 0, 0, temperature, forgetting_rate)
-    p = prepare(
-        state.weights, state.means, state.precisions_cholesky, config.covariance_type,
-        X.dtype, xp,
-    )
-    if statistics is None:
-        stats = batch_statistics(X, w, p, 1.0 / temperature, xp, fast)
+    if statistics is None and fast and config.covariance_type in BLOCKED_TYPES:
+        stats = _blocked.state_statistics(
+            state, config.covariance_type, X, w, 1.0 / temperature
+        )
     else:
-        stats = statistics(p, 1.0 / temperature)
+        p = prepare(
+            state.weights, state.means, state.precisions_cholesky, config.covariance_type,
+            X.dtype, xp,
+        )
+        if statistics is None:
+            stats = batch_statistics(X, w, p, 1.0 / temperature, xp, fast)
+        else:
+            stats = statistics(p, 1.0 / temperature)
     if reduce is not None:
         stats = reduce(stats)
     new = m_step(

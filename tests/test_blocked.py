@@ -99,3 +99,15 @@ def test_a_fit_is_deterministic_and_thread_count_only_moves_rounding(monkeypatch
     np.testing.assert_array_equal(a.covariances_, b.covariances_)
     np.testing.assert_allclose(a.means_, one.means_, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(a.covariances_, one.covariances_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", _blocked.BLOCKED_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_statistics_from_the_state_equal_the_generic_path(many_blocks, covariance_type, dtype):
+    """``state_statistics`` lays the parameters out itself (numba) instead of ``prepare``."""
+    state, X = _fitted_state(covariance_type, dtype)
+    w = np.ones(len(X), dtype=dtype)
+    got = _blocked.state_statistics(state, covariance_type, X, w, 0.7)
+    want = _stats(X, w, state, covariance_type, fast=False)
+    scale = float(np.sum(np.asarray(X, np.float64) ** 2))
+    _assert_close(got, want, rtol=2e-4 if dtype == np.float32 else 1e-10, scale=scale)
