@@ -11,11 +11,13 @@ machine comes in multiples of the scheduler's tick as soon as a parallel region 
 descheduled worker).
 
 Stages: ``validate`` (hyper-parameters and input checks), ``seed`` (unseeded/dead
-components), ``prepare`` (per-batch parameter layout), ``estep_blas`` (the quadratic-form
-products), ``estep_kernel`` (numba: log-densities, softmax, log-likelihood), ``statistics``
-(the statistics products and the chunk merge), ``m_step`` (forgetting, covariances,
-precision factors); ``other`` is ``partial_fit`` minus their sum (bookkeeping, copies,
-the finite check, publishing the attributes).
+components), ``prepare`` (per-batch parameter layout); for ``diag``/``spherical``/``tied``
+(the block-parallel path, ``online_gmm._blocked``) ``blocks`` (the fused kernel: both
+products, the softmax, per row block) and ``statistics`` (the float64 centred moments); for
+``full`` ``estep_blas`` (the quadratic-form products), ``estep_kernel`` (numba: softmax,
+log-likelihood) and ``statistics`` (the statistics products and the chunk merge); then
+``m_step`` (forgetting, covariances, precision factors); ``other`` is ``partial_fit`` minus
+their sum (bookkeeping, the finite check, publishing the attributes).
 """
 
 from __future__ import annotations
@@ -54,14 +56,8 @@ def stage_breakdown(model: Any, X: np.ndarray, repeats: int = 5) -> dict[str, An
 
 
 def _breakdown(model: Any, X: np.ndarray, repeats: int) -> dict[str, Any]:
-    from online_gmm._estep import (
-        _chunk_statistics,
-        _finish,
-        _quadratic_pieces,
-        empty_stats,
-        merge_stats,
-        prepare,
-    )
+    from online_gmm import _blocked
+    from online_gmm._estep import batch_statistics, prepare
     from online_gmm._online_em import _seed_and_reseed
     from online_gmm._stats import m_step
 
@@ -81,30 +77,13 @@ def _breakdown(model: Any, X: np.ndarray, repeats: int) -> dict[str, Any]:
     out["validate"] = _med(validate, repeats)
     rng = copy.deepcopy(model._rng)  # outside the timer (a RandomState copy costs ~0.3 ms)
     out["seed"] = _med(lambda: _seed_and_reseed(st, X, w, w_host, cfg, rng, xp, True), repeats)
-    p = prepare(st.weights, st.means, st.precisions_cholesky, ct, X.dtype, xp)
-    out["prepare"] = _med(
-        lambda: prepare(st.weights, st.means, st.precisions_cholesky, ct, X.dtype, xp), repeats
-    )
-    Xc = X - p.shift_dt
-    G, a = _quadratic_pieces(Xc, p, xp)
-    out["estep_blas"] = _med(lambda: _quadratic_pieces(Xc, p, xp), repeats)
-
-    G_work = np.empty_like(G)
-
-    def kernel():
-        np.copyto(G_work, G)
-        _finish(G_work, a, p, 1.0, xp, True)
-
-    copy_only = _med(lambda: np.copyto(G_work, G), repeats)
-    out["estep_kernel"] = max(_med(kernel, repeats) - copy_only, 0.0)
-    R, ll = _finish(G.copy(), a, p, 1.0, xp, True)
-    empty = empty_stats(K, d, ct, xp, "cpu")
-
-    def statistics():
-        return merge_stats(empty, _chunk_statistics(Xc, w, R, ll, p, xp), ct, xp)
-
-    out["statistics"] = _med(statistics, repeats)
-    stats = statistics()
+    if ct in _blocked.BLOCKED_TYPES:
+        _blocked_stages(out, st, ct, X, w, repeats)
+        stats = _blocked.state_statistics(st, ct, X, w, 1.0)
+    else:
+        _generic_stages(out, st, ct, X, w, repeats, K, d)
+        p = prepare(st.weights, st.means, st.precisions_cholesky, ct, X.dtype, xp)
+        stats = batch_statistics(X, w, p, 1.0, xp, True)
     out["m_step"] = _med(
         lambda: m_step(st, stats, eta=0.0, forgetting=cfg.forgetting, covariance_type=ct,
                        reg_covar=cfg.reg_covar, xp=xp, fast=True),
@@ -115,6 +94,83 @@ def _breakdown(model: Any, X: np.ndarray, repeats: int) -> dict[str, Any]:
     out["other"] = max(out["partial_fit"] - sum(v for k, v in out.items() if k != "partial_fit"),
                        0.0)
     return {k: round(v, 6) for k, v in out.items()}
+
+
+def _blocked_stages(out, st, ct, X, w, repeats) -> None:
+    """``diag``/``spherical``/``tied``: the block-parallel path, whose E-step and statistics
+    products run fused in one kernel (``blocks``: fill, BLAS, softmax, BLAS per row block);
+    ``prepare`` is the layout of the parameters, ``statistics`` the rest of
+    ``state_statistics`` (the float64 centred moments)."""
+    from online_gmm import _blocked
+
+    whole = _med(lambda: _blocked.state_statistics(st, ct, X, w, 1.0), repeats)
+    if ct != "tied":
+        from online_gmm import _block_kernels
+        from online_gmm._array_api import LOG_2PI
+
+        K, d = st.means.shape
+        n_rhs = 2 * d + 1 if ct == "diag" else d + 2
+        bufs = [np.empty((K, n_rhs), X.dtype)] + [np.empty(K, X.dtype) for _ in range(3)]
+        bufs.append(np.empty(d, X.dtype))
+        pc = st.precisions_cholesky
+
+        def layout():
+            if ct == "diag":
+                logdet = np.sum(np.log(pc), axis=1)
+                _block_kernels.prepare_diag(st.weights, st.means, pc, logdet, LOG_2PI, *bufs)
+            else:
+                _block_kernels.prepare_spherical(st.weights, st.means, pc, LOG_2PI, *bufs)
+
+        out["prepare"] = _med(layout, repeats)
+    kernel = _blocked._block_kernels.block_statistics
+    timed = []
+
+    def timing(*args):
+        t0 = time.thread_time()
+        kernel(*args)
+        timed.append(time.thread_time() - t0)
+
+    _blocked._block_kernels.block_statistics = timing
+    try:
+        _med(lambda: _blocked.state_statistics(st, ct, X, w, 1.0), repeats)
+    finally:
+        _blocked._block_kernels.block_statistics = kernel
+    out["blocks"] = float(np.median(timed))
+    out["statistics"] = max(whole - out["blocks"] - out.get("prepare", 0.0), 0.0)
+
+
+def _generic_stages(out, st, ct, X, w, repeats, K, d) -> None:
+    """``full``: the chunked path, stage by stage."""
+    from online_gmm._estep import (
+        _chunk_statistics,
+        _finish,
+        _quadratic_pieces,
+        empty_stats,
+        merge_stats,
+        prepare,
+    )
+
+    xp = np
+    p = prepare(st.weights, st.means, st.precisions_cholesky, ct, X.dtype, xp)
+    out["prepare"] = _med(
+        lambda: prepare(st.weights, st.means, st.precisions_cholesky, ct, X.dtype, xp), repeats
+    )
+    Xc = X - p.shift_dt
+    G, a = _quadratic_pieces(Xc, p, xp)
+    out["estep_blas"] = _med(lambda: _quadratic_pieces(Xc, p, xp), repeats)
+    G_work = np.empty_like(G)
+
+    def kernel():
+        np.copyto(G_work, G)
+        _finish(G_work, a, p, 1.0, xp, True)
+
+    copy_only = _med(lambda: np.copyto(G_work, G), repeats)
+    out["estep_kernel"] = max(_med(kernel, repeats) - copy_only, 0.0)
+    R, ll = _finish(G.copy(), a, p, 1.0, xp, True)
+    empty = empty_stats(K, d, ct, xp, "cpu")
+    out["statistics"] = _med(
+        lambda: merge_stats(empty, _chunk_statistics(Xc, w, R, ll, p, xp), ct, xp), repeats
+    )
 
 
 def describe_breakdown(b: dict[str, Any]) -> str:
