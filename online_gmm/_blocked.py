@@ -89,12 +89,11 @@ class _Workspace:
         self.arrays: dict[str, np.ndarray] = {}
 
     def get(self, key, shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
-        if key != self.key:
-            self.arrays = {name: np.empty(shape, dtype) for name, (shape, dtype) in shapes.items()}
-            self.key = key
-        arrays = self.arrays
-        if sum(a.nbytes for a in arrays.values()) > MAX_CACHED_BYTES:
-            self.key, self.arrays = None, {}
+        if key == self.key:
+            return self.arrays
+        arrays = {name: np.empty(shape, dtype) for name, (shape, dtype) in shapes.items()}
+        if sum(a.nbytes for a in arrays.values()) <= MAX_CACHED_BYTES:
+            self.key, self.arrays = key, arrays
         return arrays
 
 
@@ -196,7 +195,7 @@ def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const) -> BatchStats
     per_round = n_blocks * rows
     loglik = 0.0
     parts = []
-    with blas_threads_for(blas_work(n, K, d, dt.itemsize), True):
+    with blas_threads_for(0 if n_blocks > 1 else n * K * d, True):  # as blas_work
         for lo in range(0, n, per_round):
             hi = min(lo + per_round, n)
             _block_kernels.block_statistics(
