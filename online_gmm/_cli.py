@@ -295,6 +295,7 @@ def _hyper_parameters() -> list[tuple[tuple[str, ...], str, Any, str]]:
         (("--tol",), "tol", float, "--converge: stop when the epoch log-lik changes less"),
         (("--max-iter",), "max_iter", int, "--converge: most epochs"),
         (("--n-init",), "n_init", int, "--converge: restarts, the best is kept"),
+        (("--init-size",), "init_size", int, "--converge: rows drawn to seed from"),
     ]
 
 

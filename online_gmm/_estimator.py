@@ -35,6 +35,7 @@ from ._online_em import (
     em_step,
     empty_state,
     needs_seeding,
+    seed_from_sample,
     user_initialised_state,
 )
 from ._schedules import ANNEAL_SCHEDULES, forgetting_rate_at, temperature_at
@@ -74,7 +75,18 @@ class OnlineGaussianMixture(
     batch_size : int, default=1024
         Mini-batch size of :meth:`fit`.
     init_params : {"k-means++", "kmeans", "random", "random_from_data"}, default="k-means++"
-        How the first batch seeds components.
+        How components are seeded: k-means++ seeds on samples, ``kmeans`` runs
+        scikit-learn's ``KMeans`` (Lloyd) and seeds on its centres, ``random`` on means of
+        random responsibilities, ``random_from_data`` on random samples. :meth:`partial_fit`
+        seeds from its first batch; a stream is seeded best by a first call on a larger sample
+        (see ``init_size``).
+    init_size : int or None, default=None
+        :meth:`fit` seeds from this many rows of ``X`` drawn at random (as
+        ``MiniBatchKMeans``'s ``init_size``), not from its first mini-batch. None:
+        ``max(3 * batch_size, 3 * n_components)``; at most ``n_samples``. With
+        ``init_params="kmeans"``, a larger sample (a few hundred rows per component) gives
+        seeds close to scikit-learn's full-data k-means, at the cost of Lloyd iterations
+        over it.
     weights_init, means_init, precisions_init : array-like, default=None
         User-provided initial parameters (shapes as in scikit-learn).
     forgetting : {"responsibility", "uniform"}, default="responsibility"
@@ -163,6 +175,7 @@ default="exponential"
         n_init: int = 1,
         batch_size: int = 1024,
         init_params: str = "k-means++",
+        init_size: int | None = None,
         weights_init: Any = None,
         means_init: Any = None,
         precisions_init: Any = None,
@@ -188,6 +201,7 @@ default="exponential"
         self.n_init = n_init
         self.batch_size = batch_size
         self.init_params = init_params
+        self.init_size = init_size
         self.weights_init = weights_init
         self.means_init = means_init
         self.precisions_init = precisions_init
@@ -228,6 +242,8 @@ default="exponential"
         check_scalar(self.n_init, "n_init", Integral, min_val=1)
         check_scalar(self.batch_size, "batch_size", Integral, min_val=1)
         choice("init_params", INIT_PARAMS)
+        if self.init_size is not None:
+            check_scalar(self.init_size, "init_size", Integral, min_val=1)
         choice("forgetting", _FORGETTING)
         if not callable(self.forgetting_rate):
             check_scalar(
@@ -330,6 +346,7 @@ default="exponential"
 
     def __setstate__(self, state):
         saved = state.pop("_online_gmm_version", "0.1.0")  # 0.1.0 files did not record it
+        state.setdefault("init_size", None)  # a parameter added after 0.1.0
         if saved != __version__:
             warnings.warn(
                 f"Trying to unpickle {type(self).__name__} from online-gmm version {saved} "
@@ -551,6 +568,8 @@ default="exponential"
 
     def _fit_epochs(self, X, w, xp, fast: bool) -> None:
         n = X.shape[0]
+        if not self._user_init_pending and not bool(xp.any(self._state.seeded)):
+            self._seed_for_fit(X, w, xp, fast)
 
         def epoch_steps():
             order = self._rng.permutation(n)
@@ -561,6 +580,23 @@ default="exponential"
                 yield self._step(xp.take(X, idx, axis=0), xp.take(w, idx, axis=0), xp, fast)
 
         self._run_epochs(epoch_steps)
+
+    def _seed_for_fit(self, X, w, xp, fast: bool) -> None:
+        """Seed every component from ``init_size`` random rows of ``X`` (the first step's
+        seeding, on a larger sample than one mini-batch; no statistics are added)."""
+        n = X.shape[0]
+        size = self.init_size
+        if size is None:
+            size = max(3 * self.batch_size, 3 * self.n_components)
+        if size < n:
+            idx = np.sort(self._rng.choice(n, size=size, replace=False))
+            if not fast:
+                idx = xp.asarray(idx, device=device(X))
+            X, w = xp.take(X, idx, axis=0), xp.take(w, idx, axis=0)
+        self._state = seed_from_sample(
+            self._state, X, w, config=self._config(), rng=self._rng, xp=xp, fast=fast
+        )
+        self._publish()
 
     def _run_epochs(self, epoch_steps: Callable[[], Any]) -> None:
         """Epochs until the change of the mean log-likelihood is below ``tol``.

@@ -153,6 +153,18 @@ def needs_seeding(state: MixtureState, config: EMConfig) -> bool:
     return bool((to_numpy(state.weights) < config.dead_threshold / config.n_components).any())
 
 
+def seed_from_sample(
+    state: MixtureState, X, w, *, config: EMConfig, rng: np.random.RandomState, xp: Any,
+    fast: bool,
+) -> MixtureState:
+    """Seed an unseeded ``state`` from the sample ``X`` (n, D) with weights ``w`` (n,): the
+    seeding of a first step, alone (:meth:`OnlineGaussianMixture.fit` seeds from a random
+    sample of its data, larger than one mini-batch). No statistics are added."""
+    w_host = to_numpy(w).astype(np.float64)
+    state, _, _ = _seed_and_reseed(state, X, w, w_host, config, rng, xp, fast)
+    return state
+
+
 def _seed_and_reseed(state, X, w, w_host, config: EMConfig, rng, xp, fast):
     """Seed unseeded components and reseed dead ones from this batch."""
     K = config.n_components
