@@ -115,9 +115,8 @@ def _blocked_stages(out, st, ct, X, w, repeats) -> None:
         pc = st.precisions_cholesky
 
         def layout():
-            if ct == "diag":
-                logdet = np.sum(np.log(pc), axis=1)
-                _block_kernels.prepare_diag(st.weights, st.means, pc, logdet, LOG_2PI, *bufs)
+            if ct == "diag":  # None: the log-determinant computed in the kernel (as _blocked)
+                _block_kernels.prepare_diag(st.weights, st.means, pc, None, LOG_2PI, *bufs)
             else:
                 _block_kernels.prepare_spherical(st.weights, st.means, pc, LOG_2PI, *bufs)
 

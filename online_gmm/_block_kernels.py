@@ -19,12 +19,15 @@ column, the masses, in one product.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
 from ._kernels import _FASTMATH, _row_posterior
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
+_LN2 = math.log(2.0)
 
 
 @numba.njit(fastmath=_FASTMATH, inline="always", **_JIT)
@@ -132,13 +135,23 @@ def prepare_diag(weights, means, prec_chol, logdet, log_2pi, rhs_t, b, s, const,
     """The E-step's per-batch layout for ``diag``, into the caller's buffers (data dtype):
     ``rhs_t = [prec, -2 mu prec, b]`` (K, 2D + 1), the transpose of the module docstring's
     ``rhs``; ``b`` zeros (folded into ``rhs``), ``s`` ones, ``const = log pi + logdet -
-    D/2 log 2 pi`` (``logdet = log|U|``, from NumPy's vectorised log: numba's is a scalar
-    libm call); returns the float64 shift. Float64 arithmetic, one rounding to the data's
-    dtype: the values of :func:`online_gmm._estep.prepare`."""  # pragma: no cover - compiled
+    D/2 log 2 pi``; returns the float64 shift. Float64 arithmetic, one rounding to the data's
+    dtype: the values of :func:`online_gmm._estep.prepare`.
+
+    ``logdet``: ``log|U|`` per component, or ``None``: computed here as the log of the
+    product of ``U``'s diagonal, one ``log`` per component instead of ``D`` (numba's and,
+    without AVX-512, NumPy's ``log`` are scalar libm calls). Factors within ``[1e-100,
+    1e100]`` are multiplied, the running product kept within ``[1e-100, 1e100]`` by moving
+    its binary exponent out (``frexp``, exact), so nothing overflows or underflows; factors
+    outside are added as logs. About ``D`` roundings of relative size ``eps``: the accuracy
+    of a sum of ``D`` logs."""  # pragma: no cover - compiled
     K, d = means.shape
     shift = _shift(weights, means, shift_dt)
     for k in range(K):
         bk = 0.0
+        p = 1.0
+        e2 = 0
+        extra = 0.0
         for j in range(d):
             pc = prec_chol[k, j]
             prec = pc * pc
@@ -146,11 +159,23 @@ def prepare_diag(weights, means, prec_chol, logdet, log_2pi, rhs_t, b, s, const,
             rhs_t[k, j] = prec
             rhs_t[k, d + j] = -2.0 * mu * prec
             bk += mu * mu * prec
+            if logdet is None:
+                if pc >= 1e-100 and pc <= 1e100:
+                    p *= pc
+                    if p > 1e100 or p < 1e-100:
+                        p, e = math.frexp(p)
+                        e2 += e
+                else:
+                    extra += np.log(pc)  # also propagates NaN
         rhs_t[k, 2 * d] = bk
         b[k] = 0.0
         s[k] = 1.0
         logw = np.log(weights[k]) if weights[k] > 0 else -np.inf
-        const[k] = logw + logdet[k] - 0.5 * d * log_2pi
+        if logdet is None:
+            ld = np.log(p) + e2 * _LN2 + extra
+        else:
+            ld = logdet[k]
+        const[k] = logw + ld - 0.5 * d * log_2pi
     return shift
 
 
@@ -181,13 +206,16 @@ def centred_moments(S, n_used, kind, shift):
     """``(mass, mean, moment)`` in float64 from the first ``n_used`` blocks' raw sums ``S``
     (``diag``: kind 0, ``spherical``: 1; the centred moment per the layout of
     :mod:`online_gmm._stats`). Components without mass get a zero mean (as merging into empty
-    statistics gives)."""
+    statistics gives). The blocks' sums are added in block order, row by row (the loops over
+    the features vectorise)."""
     _, K, n_cols = S.shape
     d = shift.shape[0]
     mass = np.zeros(K)
     mean = np.zeros((K, d))
     moment = np.zeros((K, d)) if kind == 0 else np.zeros((K, 1))
     first = d if kind == 0 else 0
+    s1 = np.empty(d)
+    s2 = np.empty(d)
     for k in range(K):
         m = 0.0
         for blk in range(n_used):
@@ -195,23 +223,36 @@ def centred_moments(S, n_used, kind, shift):
         mass[k] = m
         if not m > 0:
             continue
-        sq_sum = 0.0
+        s1[:] = 0.0
+        s2[:] = 0.0
         spherical_s2 = 0.0
-        for j in range(d):
-            s1 = 0.0
-            s2 = 0.0
-            for blk in range(n_used):
-                s1 += np.float64(S[blk, k, first + j])
-                if kind == 0:
-                    s2 += np.float64(S[blk, k, j])
-            xb = s1 / m
-            mean[k, j] = xb + shift[j]
+        for blk in range(n_used):
+            for j in range(d):
+                s1[j] += np.float64(S[blk, k, first + j])
             if kind == 0:
-                moment[k, j] = max(s2 - m * xb * xb, 0.0)
+                for j in range(d):
+                    s2[j] += np.float64(S[blk, k, j])
             else:
-                sq_sum += xb * xb
-        if kind == 1:
-            for blk in range(n_used):
                 spherical_s2 += np.float64(S[blk, k, d])
+        if kind == 0:
+            for j in range(d):
+                xb = s1[j] / m
+                mean[k, j] = xb + shift[j]
+                moment[k, j] = max(s2[j] - m * xb * xb, 0.0)
+        else:
+            sq_sum = 0.0
+            for j in range(d):
+                xb = s1[j] / m
+                mean[k, j] = xb + shift[j]
+                sq_sum += xb * xb
             moment[k, 0] = max(spherical_s2 - m * sq_sum, 0.0) / d
     return mass, mean, moment
+
+
+@numba.njit(**_JIT)
+def unit_weights(w):  # pragma: no cover - compiled
+    """Whether every weight is exactly one."""
+    for i in range(w.shape[0]):
+        if w[i] != 1.0:
+            return False
+    return True

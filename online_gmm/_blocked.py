@@ -28,6 +28,7 @@ to rounding, as BLAS's own results do.
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 
 import numba
 import numpy as np
@@ -72,11 +73,15 @@ def block_plan(n: int, n_components: int, n_features: int, itemsize: int) -> tup
     return n_blocks, max(1, min(-(-n // n_blocks), per_block))
 
 
-def blas_work(n: int, n_components: int, n_features: int, itemsize: int) -> int:
+def blas_work(n: int, n_components: int, n_features: int, itemsize: int,
+              plan: tuple[int, int] | None = None) -> int:
     """The work to size BLAS's thread pool by (see :func:`~online_gmm._array_api.
     blas_threads_for`): 0 (one thread) when the batch runs as parallel blocks, each of
-    which calls BLAS on its own thread."""
-    if block_plan(n, n_components, n_features, itemsize)[0] > 1:
+    which calls BLAS on its own thread. ``plan``: the batch's :func:`block_plan`, if the
+    caller has it already."""
+    if plan is None:
+        plan = block_plan(n, n_components, n_features, itemsize)
+    if plan[0] > 1:
         return 0
     return n * n_components * n_features
 
@@ -88,9 +93,13 @@ class _Workspace:
         self.key = None
         self.arrays: dict[str, np.ndarray] = {}
 
-    def get(self, key, shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
+    def get(self, key, shapes) -> dict[str, np.ndarray]:
+        """The buffers for ``key``; ``shapes``: ``{name: (shape, dtype)}``, or a callable
+        returning it (called only when the buffers are (re)allocated)."""
         if key == self.key:
             return self.arrays
+        if callable(shapes):
+            shapes = shapes()
         arrays = {name: np.empty(shape, dtype) for name, (shape, dtype) in shapes.items()}
         if sum(a.nbytes for a in arrays.values()) <= MAX_CACHED_BYTES:
             self.key, self.arrays = key, arrays
@@ -127,60 +136,63 @@ def _dummy(dt, ndim: int) -> np.ndarray:
     return np.zeros((1,) * ndim, dtype=dt)
 
 
-def batch_statistics(X: np.ndarray, w: np.ndarray, p, inv_temp: float) -> BatchStats:
+def batch_statistics(X: np.ndarray, w: np.ndarray, p, inv_temp: float,
+                     plan: tuple[int, int] | None = None) -> BatchStats:
     """:func:`online_gmm._estep.batch_statistics` for NumPy input, ``diag``/``spherical``/
     ``tied``, from a :class:`~online_gmm._estep.Prepared` (the same statistics, computed
-    block-parallel)."""
+    block-parallel). ``plan``: as for :func:`state_statistics`."""
     rhs, U, b = _extended(p, X.dtype)
-    return _run(X, w, inv_temp, p.covariance_type, p.shift, p.shift_dt, rhs, U, b, p.s, p.const)
+    return _run(X, w, inv_temp, p.covariance_type, p.shift, p.shift_dt, rhs, U, b, p.s, p.const,
+                plan)
 
 
 def state_statistics(state, covariance_type: str, X: np.ndarray, w: np.ndarray,
-                     inv_temp: float) -> BatchStats:
+                     inv_temp: float, plan: tuple[int, int] | None = None) -> BatchStats:
     """The same from the mixture state: for ``diag``/``spherical`` one numba call
     (``_block_kernels.prepare_diag``/``prepare_spherical``) writes the per-batch layout into
-    reused buffers, instead of :func:`online_gmm._estep.prepare`'s array operations."""
+    reused buffers, instead of :func:`online_gmm._estep.prepare`'s array operations.
+
+    ``plan``: the batch's :func:`block_plan`, from a caller that has already set BLAS's
+    threads for it (``em_step``: one setting for the whole step); ``None``: planned and set
+    here."""
     if covariance_type == "tied":
         from ._estep import prepare
 
         p = prepare(state.weights, state.means, state.precisions_cholesky, "tied", X.dtype, np)
-        return batch_statistics(X, w, p, inv_temp)
+        return batch_statistics(X, w, p, inv_temp, plan)
     K, d = state.means.shape
     dt = X.dtype
-    n_rhs = 2 * d + 1 if covariance_type == "diag" else d + 2
-    buf = _local_layout(("layout", covariance_type, K, d, dt.str), {
-        "rhs_t": ((K, n_rhs), dt), "b": ((K,), dt), "s": ((K,), dt), "const": ((K,), dt),
-        "shift_dt": ((d,), dt),
-    })
+    buf = _local_layout(("layout", covariance_type, K, d, dt.str), _layout_shapes,
+                        covariance_type, K, d, dt)
     pc = state.precisions_cholesky
     out = (LOG_2PI, buf["rhs_t"], buf["b"], buf["s"], buf["const"], buf["shift_dt"])
-    if covariance_type == "diag":
-        logdet = np.sum(np.log(pc), axis=1)
-        shift = _block_kernels.prepare_diag(state.weights, state.means, pc, logdet, *out)
+    if covariance_type == "diag":  # log|U| computed in the kernel
+        shift = _block_kernels.prepare_diag(state.weights, state.means, pc, None, *out)
     else:
         shift = _block_kernels.prepare_spherical(state.weights, state.means, pc, *out)
     return _run(X, w, inv_temp, covariance_type, shift, buf["shift_dt"], buf["rhs_t"].T,
-                _dummy(dt, 2), buf["b"], buf["s"], buf["const"])
+                _dummy(dt, 2), buf["b"], buf["s"], buf["const"], plan)
 
 
-def _local_layout(key, shapes):
+def _layout_shapes(ct: str, K: int, d: int, dt) -> dict[str, tuple]:
+    n_rhs = 2 * d + 1 if ct == "diag" else d + 2
+    return {
+        "rhs_t": ((K, n_rhs), dt), "b": ((K,), dt), "s": ((K,), dt), "const": ((K,), dt),
+        "shift_dt": ((d,), dt),
+    }
+
+
+def _local_layout(key, shapes, *args):
     store = getattr(_local, "layouts", None)
     if store is None:
         store = _local.layouts = _Workspace()
-    return store.get(key, shapes)
+    return store.get(key, lambda: shapes(*args))
 
 
-def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const) -> BatchStats:
-    n, d = X.shape
-    K = const.shape[0]
-    dt = X.dtype
-    f64 = np.float64
-    kind = _KIND[ct]
-    n_blocks, rows = block_plan(n, K, d, dt.itemsize)
-    unit = bool(np.all(w == 1))
-    _, _, n_cols = layout(ct, d)
+def _run_shapes(ct, n_blocks, rows, K, d, n_cols, dt, unit) -> dict[str, tuple]:
     tied = ct == "tied"
-    shapes = {
+    f64 = np.float64
+    return {
         "A": ((n_blocks, rows, n_cols), dt), "G": ((n_blocks, rows, K), dt),
         "ll": ((n_blocks, rows), dt), "S": ((n_blocks, K, n_cols), dt),
         "loglik": ((n_blocks,), f64), "a0": ((rows,), dt),
@@ -189,40 +201,61 @@ def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const) -> BatchStats
         "x64": ((n_blocks, rows, d) if tied else (1, 1, 1), f64),
         "T2": ((n_blocks, d, d) if tied else (1, 1, 1), f64),
     }
-    buf = _workspace().get((ct, n_blocks, rows, K, d, dt.str, unit), shapes)
+
+
+def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const, plan=None) -> BatchStats:
+    n, d = X.shape
+    K = const.shape[0]
+    dt = X.dtype
+    kind = _KIND[ct]
+    blas_set = plan is not None
+    n_blocks, rows = plan if blas_set else block_plan(n, K, d, dt.itemsize)
+    unit = bool(_block_kernels.unit_weights(w))
+    # sum_n w_n: n exactly when every weight is one
+    weight = float(n) if unit else float(np.sum(w, dtype=np.float64))
+    n_cols = layout(ct, d)[2]
+    buf = _workspace().get(
+        (ct, n_blocks, rows, K, d, dt.str, unit),
+        lambda: _run_shapes(ct, n_blocks, rows, K, d, n_cols, dt, unit),
+    )
     buf["a0"][:] = 0
     floor = EXP_FLOOR_F32 if dt == np.float32 else EXP_FLOOR_F64
     per_round = n_blocks * rows
     loglik = 0.0
     parts = []
-    with blas_threads_for(0 if n_blocks > 1 else n * K * d, True):  # as blas_work
+    with nullcontext() if blas_set else blas_threads_for(
+        0 if n_blocks > 1 else n * K * d, True  # as blas_work
+    ):
         for lo in range(0, n, per_round):
             hi = min(lo + per_round, n)
+            whole = hi - lo == n
             _block_kernels.block_statistics(
-                X[lo:hi], w[lo:hi], unit, kind, shift_dt, rhs, U, buf["a0"], b, s, const,
-                float(inv_temp), floor, buf["A"], buf["B"], buf["Z"], buf["G"], buf["ll"],
-                buf["S"], buf["x64"], buf["T2"], buf["loglik"],
+                X if whole else X[lo:hi], w if whole else w[lo:hi], unit, kind, shift_dt, rhs,
+                U, buf["a0"], b, s, const, float(inv_temp), floor, buf["A"], buf["B"],
+                buf["Z"], buf["G"], buf["ll"], buf["S"], buf["x64"], buf["T2"], buf["loglik"],
             )
             used = -(-(hi - lo) // rows)  # blocks that held data this round
-            loglik += float(buf["loglik"][:used].sum())
-            parts.append(_round_stats(buf, used, ct, shift, hi - lo))
-    stats = parts[0]
-    for part in parts[1:]:
-        stats = merge_stats(stats, part, ct, np)
+            ll = buf["loglik"]
+            loglik += float(ll[0]) if used == 1 else float(ll[:used].sum())
+            parts.append(_round_stats(buf, used, ct, shift))
+    mass, mean, moment = parts[0]
+    if len(parts) > 1:  # rounds merge pairwise
+        stats = BatchStats(mass, mean, moment, 0.0, 0.0, 0)
+        for part in parts[1:]:
+            stats = merge_stats(stats, BatchStats(*part, 0.0, 0.0, 0), ct, np)
+        mass, mean, moment = stats.mass, stats.mean, stats.moment
     return BatchStats(
-        mass=stats.mass, mean=stats.mean, moment=stats.moment,
-        weight=float(np.sum(w, dtype=f64)), loglik=loglik, n_samples=int(n),
+        mass=mass, mean=mean, moment=moment, weight=weight, loglik=loglik, n_samples=int(n),
     )
 
 
-def _round_stats(buf, used: int, ct: str, shift, n_rows: int) -> BatchStats:
-    """One round's blocks' sums as centred float64 statistics (rounds merge pairwise)."""
+def _round_stats(buf, used: int, ct: str, shift) -> tuple:
+    """One round's blocks' sums as centred float64 ``(mass, mean, moment)``."""
     if ct != "tied":
         mass, mean, moment = _block_kernels.centred_moments(
             buf["S"], used, _KIND[ct], np.asarray(shift, dtype=np.float64)
         )
-        return BatchStats(mass, mean, moment if ct == "diag" else moment[:, 0], 0.0, 0.0,
-                          n_rows)
+        return mass, mean, moment if ct == "diag" else moment[:, 0]
     d = shift.shape[0]
     S = buf["S"][:used].sum(axis=0, dtype=np.float64)
     T2 = buf["T2"][:used].sum(axis=0)
@@ -234,4 +267,4 @@ def _round_stats(buf, used: int, ct: str, shift, n_rows: int) -> BatchStats:
     Mb = T2 - (xbc * m[:, None]).T @ xbc
     Mb = 0.5 * (Mb + Mb.T)
     mean = np.where(m[:, None] > 0, xbc + shift, 0.0)  # as merging into empty statistics
-    return BatchStats(m, mean, Mb, 0.0, 0.0, n_rows)
+    return m, mean, Mb

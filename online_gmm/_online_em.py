@@ -245,21 +245,30 @@ def em_step(
     (Dask computes it on the workers, chunk by chunk).
     """
     n, d = X.shape
-    work = n * config.n_components * d
-    if fast and config.covariance_type in BLOCKED_TYPES:
-        work = blas_work(n, config.n_components, d, X.dtype.itemsize)
+    K = config.n_components
+    plan = None
+    if fast and statistics is None and config.covariance_type in BLOCKED_TYPES:
+        # the block plan, made once: it sets BLAS's threads here and the blocks in _blocked
+        plan = _blocked.block_plan(n, K, d, X.dtype.itemsize)
+        work = blas_work(n, K, d, X.dtype.itemsize, plan=plan)
+    elif fast and config.covariance_type in BLOCKED_TYPES:
+        work = blas_work(n, K, d, X.dtype.itemsize)
+    else:
+        work = n * K * d
     # one BLAS setting for the whole step: idle BLAS threads woken by any product spin
     # against the blocks' threads
     with blas_threads_for(work, fast):
         return _em_step(
             state, X, w, config=config, temperature=temperature,
             forgetting_rate=forgetting_rate, rng=rng, xp=xp, fast=fast, gather=gather,
-            reduce=reduce, statistics=statistics,
+            reduce=reduce, statistics=statistics, plan=plan,
         )
 
 
 def _em_step(state, X, w, *, config, temperature, forgetting_rate, rng, xp, fast, gather,
-             reduce, statistics):
+             reduce, statistics, plan=None):
+    """:func:`em_step` inside its BLAS setting; ``plan``: the batch's block plan (made by
+    ``em_step``, whose BLAS setting follows it) when the statistics run block-parallel."""
     n_seeded = n_reseeded = 0
     if needs_seeding(state, config):
         X_seed, w_seed = (X, w) if gather is None else gather(X, w)
@@ -267,11 +276,12 @@ def _em_step(state, X, w, *, config, temperature, forgetting_rate, rng, xp, fast
         state, n_seeded, n_reseeded = _seed_and_reseed(
             state, X_seed, w_seed, w_host, config, rng, xp, fast
         )
-    if not bool(xp.any(state.seeded)):  # a batch whose weights are all zero, first of all
-        return state, StepInfo(0.0, 0.0, X.shape[0], 0, 0, temperature, forgetting_rate)
+        # (without seeding every component is seeded already)
+        if not bool(xp.any(state.seeded)):  # a batch whose weights are all zero, first of all
+            return state, StepInfo(0.0, 0.0, X.shape[0], 0, 0, temperature, forgetting_rate)
     if statistics is None and fast and config.covariance_type in BLOCKED_TYPES:
         stats = _blocked.state_statistics(
-            state, config.covariance_type, X, w, 1.0 / temperature
+            state, config.covariance_type, X, w, 1.0 / temperature, plan
         )
     else:
         p = prepare(

@@ -11,10 +11,14 @@ Moment layout per covariance type (``M`` in the contract):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ._gaussian import covariances_from_moments, precision_cholesky
+import numpy as np
+
+from . import _mstep_kernels
+from ._gaussian import _PD_MSG, covariances_from_moments, precision_cholesky
 
 
 @dataclass(frozen=True)
@@ -111,8 +115,6 @@ def forgetting_factors(stats: BatchStats, eta: float, forgetting: str, xp):
 
 
 def _log_keep(keep: float) -> float:
-    import math
-
     return math.log(keep) if keep > 0 else -float("inf")
 
 
@@ -127,7 +129,12 @@ def m_step(
     xp,
     fast: bool,
 ) -> MixtureState:
-    """Fold a batch's statistics into the state with forgetting (the contract's M-step)."""
+    """Fold a batch's statistics into the state with forgetting (the contract's M-step).
+
+    ``fast`` with float64 NumPy arrays, ``diag``/``spherical``: one numba kernel
+    (:func:`_m_step_kernel`), the same values to rounding; else array-API code."""
+    if fast and covariance_type in _KERNEL_KINDS and _float64_numpy(state, stats):
+        return _m_step_kernel(state, stats, eta, forgetting, covariance_type, reg_covar)
     rho, rho_time = forgetting_factors(stats, eta, forgetting, xp)
     m = stats.mass
     n_old = state.mass
@@ -173,4 +180,53 @@ def m_step(
         nu=nu,
         moment=moment,
         tied_mass=tied_mass,
+    )
+
+
+_KERNEL_KINDS = {"diag": 0, "spherical": 1}
+_STATE_ARRAYS = ("weights", "means", "covariances", "mass", "nu", "moment")
+
+
+def _float64_numpy(state: MixtureState, stats: BatchStats) -> bool:
+    """Whether every array the M-step kernel reads is a float64 NumPy array."""
+    f64 = np.float64
+    for a in (stats.mass, stats.mean, stats.moment, *(getattr(state, n) for n in _STATE_ARRAYS)):
+        if type(a) is not np.ndarray or a.dtype != f64:
+            return False
+    return True
+
+
+def _m_step_kernel(state: MixtureState, stats: BatchStats, eta: float, forgetting: str,
+                   covariance_type: str, reg_covar: float) -> MixtureState:
+    """:func:`m_step` for float64 NumPy ``diag``/``spherical``: the forgetting factors as
+    there, the rest in one numba call (:func:`online_gmm._mstep_kernels.forgetting_m_step`):
+    the same values, to rounding. Every returned array is new (none aliases ``state``'s)
+    but ``tied_mass`` and ``seeded``, which the step does not change (as there)."""
+    rho, rho_time = forgetting_factors(stats, eta, forgetting, np)
+    kind = _KERNEL_KINDS[covariance_type]
+    K = state.means.shape[0]
+    moment_b, covariances, moment = stats.moment, state.covariances, state.moment
+    if kind == 1:  # (K,) as (K, 1) columns
+        moment_b, covariances, moment = (a.reshape(K, 1) for a in (moment_b, covariances,
+                                                                    moment))
+    weights, means, cov, prec_chol, mass, nu, moment, positive = (
+        _mstep_kernels.forgetting_m_step(
+            kind, rho, float(rho_time), float(reg_covar), stats.mass, stats.mean, moment_b,
+            state.weights, state.means, covariances, state.mass, state.nu, moment,
+        )
+    )
+    if not positive:
+        raise ValueError(_PD_MSG)
+    if kind == 1:
+        cov, prec_chol, moment = cov.reshape(K), prec_chol.reshape(K), moment.reshape(K)
+    return MixtureState(  # (dataclasses.replace costs a few microseconds more)
+        weights=weights,
+        means=means,
+        covariances=cov,
+        precisions_cholesky=prec_chol,
+        mass=mass,
+        nu=nu,
+        moment=moment,
+        tied_mass=state.tied_mass,
+        seeded=state.seeded,
     )

@@ -111,3 +111,91 @@ def test_statistics_from_the_state_equal_the_generic_path(many_blocks, covarianc
     want = _stats(X, w, state, covariance_type, fast=False)
     scale = float(np.sum(np.asarray(X, np.float64) ** 2))
     _assert_close(got, want, rtol=2e-4 if dtype == np.float32 else 1e-10, scale=scale)
+
+
+def _layout_buffers(K, d, dt=np.float64):
+    return [np.empty((K, 2 * d + 1), dt), np.empty(K, dt), np.empty(K, dt), np.empty(K, dt),
+            np.empty(d, dt)]
+
+
+@pytest.mark.parametrize("case", ["typical", "extreme", "crossing", "nan"])
+def test_prepare_diag_log_det_as_a_product_equals_the_sum_of_logs(case):
+    """``prepare_diag(..., logdet=None)`` takes ``log|U|`` as the log of a product (exponent
+    moved out as it goes): the sum of logs, to rounding, at any scale."""
+    from online_gmm import _block_kernels
+    from online_gmm._array_api import LOG_2PI
+
+    rng = np.random.default_rng(0)
+    K, d = 6, 300
+    pc = rng.uniform(0.2, 5.0, (K, d))
+    if case == "extreme":  # factors outside [1e-100, 1e100], alone and mixed
+        pc[0] = 1e150
+        pc[1] = 1e-150
+        pc[2, ::2] = 1e-200
+        pc[3, ::3] = 1e160
+    elif case == "crossing":  # running products that leave [1e-100, 1e100] many times
+        pc[0] = 1e99
+        pc[1] = 1e-99
+        pc[2] = np.where(np.arange(d) % 2, 1e95, 1e-95)
+        pc[3] = np.exp(rng.uniform(-200, 200, d))
+    elif case == "nan":
+        pc[1, 7] = np.nan
+    weights = np.full(K, 1.0 / K)
+    means = rng.normal(size=(K, d))
+    want = np.sum(np.log(pc), axis=1)
+    a, b = _layout_buffers(K, d), _layout_buffers(K, d)
+    _block_kernels.prepare_diag(weights, means, pc, want, LOG_2PI, *a)
+    _block_kernels.prepare_diag(weights, means, pc, None, LOG_2PI, *b)
+    for x, y in zip(a, b, strict=True):
+        if x is a[3]:  # const: only the log-determinant differs
+            finite = np.isfinite(want)
+            np.testing.assert_allclose(y[finite], x[finite], rtol=1e-13,
+                                       atol=1e-13 * np.abs(want[finite]).max())
+            np.testing.assert_array_equal(np.isnan(y), np.isnan(x))
+        else:
+            np.testing.assert_array_equal(y, x)
+    if case == "nan":
+        assert np.isnan(b[3][1]) and np.isfinite(b[3][[0, 2, 3, 4, 5]]).all()
+
+
+def test_unit_weights():
+    from online_gmm import _block_kernels
+
+    for dt in (np.float64, np.float32):
+        w = np.ones(50, dtype=dt)
+        assert _block_kernels.unit_weights(w)
+        for bad in (0.0, np.nextafter(dt(1), dt(2)), np.nan, 2.0):
+            v = w.copy()
+            v[37] = bad
+            assert not _block_kernels.unit_weights(v)
+
+
+@pytest.mark.parametrize("covariance_type", _blocked.BLOCKED_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_step_plans_its_blocks_once_and_a_given_plan_is_followed(
+    many_blocks, monkeypatch, covariance_type, weighted
+):
+    """``em_step`` makes the block plan once (it sets BLAS's threads and cuts the blocks);
+    ``state_statistics`` with that plan equals planning there."""
+    from online_gmm import _online_em
+
+    state, X = _fitted_state(covariance_type, np.float64)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(X)) if weighted else np.ones(len(X))
+    plan = _blocked.block_plan(len(X), 5, 6, 8)
+    assert plan[0] == 3
+    got = _blocked.state_statistics(state, covariance_type, X, w, 0.7, plan)
+    want = _blocked.state_statistics(state, covariance_type, X, w, 0.7)
+    for name in ("mass", "mean", "moment"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    assert (got.weight, got.loglik, got.n_samples) == (want.weight, want.loglik, want.n_samples)
+    assert got.weight == float(np.sum(w))
+
+    calls = []
+    original = _blocked.block_plan
+    monkeypatch.setattr(_blocked, "block_plan", lambda *a: calls.append(a) or original(*a))
+    config = _online_em.EMConfig(5, covariance_type=covariance_type)
+    new, info = _online_em.em_step(state, X, w, config=config, temperature=1.0 / 0.7,
+                                   forgetting_rate=0.0, rng=np.random.RandomState(0), xp=np,
+                                   fast=True)
+    assert len(calls) == 1
+    assert info.loglik == want.loglik and info.weight == want.weight

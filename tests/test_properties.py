@@ -33,6 +33,7 @@ import online_gmm._estep as estep_mod
 import online_gmm._estimator as estimator_mod
 import online_gmm._gaussian as gaussian_mod
 import online_gmm._kernels as kernels_mod
+import online_gmm._mstep_kernels as mstep_kernels_mod
 import online_gmm._online_em as online_em_mod
 import online_gmm._seeding as seeding_mod
 import online_gmm._stats as stats_mod
@@ -394,6 +395,8 @@ TARGETS: list[tuple[object, str]] = [
     (block_kernels_mod, "block_statistics"),
     (kernels_mod, "tempered_posterior"),
     (stats_mod, "forgetting_factors"),
+    (stats_mod, "_m_step_kernel"),
+    (mstep_kernels_mod, "forgetting_m_step"),
     (stats_mod, "_outer_term"),
     (stats_mod, "covariances_from_moments"),
     (stats_mod, "precision_cholesky"),
