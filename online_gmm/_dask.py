@@ -266,11 +266,11 @@ def _step(model: OnlineGaussianMixture, X: Any, w: Any, seed_from: str, fast: bo
             statistics=lambda p, inv_temp: statistics(X, w, p, inv_temp, fast),
         )
         _check_finite_state(new_state, np)
-        precisions = model._precisions(new_state)
+        changes = model._step_changes(new_state, info, model._precisions(new_state))
     except BaseException:
         model._rng.set_state(rng_state)
         raise
-    model._commit_step(new_state, info, precisions)
+    model.__dict__.update(changes)  # the commit: whole or not at all
     return info
 
 

@@ -446,19 +446,19 @@ default="exponential"
                 forgetting_rate=eta, rng=self._rng, xp=xp, fast=fast,
             )
             _check_finite_state(new_state, xp)
-            precisions = self._precisions(new_state)
+            changes = self._step_changes(new_state, info, self._precisions(new_state))
         except BaseException:
             if rng_state is not None:
                 self._rng.set_state(rng_state)
             raise
-        self._commit_step(new_state, info, precisions)
+        self.__dict__.update(changes)  # the commit: whole or not at all
         return info
 
-    def _commit_step(self, new_state: MixtureState, info, precisions) -> None:
-        """The bookkeeping of a finished step (shared with :mod:`online_gmm._dask`). The new
-        attributes are gathered first and land in one ``dict.update``: a step is committed
-        whole or not at all, even if an exception (a signal) arrives in between."""
-        changes = {
+    def _step_changes(self, new_state: MixtureState, info, precisions) -> dict:
+        """The attributes a finished step sets (shared with :mod:`online_gmm._dask`). They
+        are gathered while the step can still be undone and land in one ``dict.update``: a
+        step is committed whole or not at all, even if an exception (a signal) arrives."""
+        return {
             "_state": new_state,
             "_user_init_pending": False,
             "n_steps_": self.n_steps_ + 1,
@@ -467,7 +467,6 @@ default="exponential"
             "temperature_": info.temperature,
             **self._published(new_state, precisions),
         }
-        self.__dict__.update(changes)
 
     # ------------------------------------------------------------------ fitting
     def partial_fit(self, X, y=None, sample_weight=None) -> OnlineGaussianMixture:
