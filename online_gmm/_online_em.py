@@ -247,14 +247,11 @@ def em_step(
     n, d = X.shape
     K = config.n_components
     plan = None
-    if fast and statistics is None and config.covariance_type in BLOCKED_TYPES:
+    work = n * K * d
+    if fast and config.covariance_type in BLOCKED_TYPES:
         # the block plan, made once: it sets BLAS's threads here and the blocks in _blocked
         plan = _blocked.block_plan(n, K, d, X.dtype.itemsize)
         work = blas_work(n, K, d, X.dtype.itemsize, plan=plan)
-    elif fast and config.covariance_type in BLOCKED_TYPES:
-        work = blas_work(n, K, d, X.dtype.itemsize)
-    else:
-        work = n * K * d
     # one BLAS setting for the whole step: idle BLAS threads woken by any product spin
     # against the blocks' threads
     with blas_threads_for(work, fast):
