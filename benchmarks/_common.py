@@ -37,6 +37,11 @@ class Config:
     repeats: int | None = None  # None: each workload's own default
     seed: int = 0
 
+    @property
+    def settle(self) -> float:
+        """Seconds of pause before each timed call (:data:`SETTLE_S`; none in smoke mode)."""
+        return 0.0 if self.smoke else SETTLE_S
+
     def reps(self, full_default: int, smoke_default: int = 1) -> int:
         """Timed repetitions for a measurement (the override wins, then the mode's default)."""
         if self.repeats is not None:
@@ -45,6 +50,13 @@ class Config:
 
 
 # ----------------------------------------------------------------------------- timing
+#: Pause (seconds, untimed) before each timed call, so that the thread pools of the case
+#: before have gone idle: OpenBLAS's workers spin for about 0.1 s after a call (2**28 clock
+#: ticks, its default ``OPENBLAS_THREAD_TIMEOUT``), OpenMP's for a while too. On 2 cores, one
+#: NumPy product's spinning worker doubled the time of the ``partial_fit`` timed after it
+#: (workload 3 spherical: 33 -> 62 ms), and ours slowed the products after them by ~10 %.
+SETTLE_S = 0.25
+
 @dataclass
 class Timing:
     """Wall seconds of each timed repetition (``median`` is what the tables report), and the
@@ -81,16 +93,20 @@ def interleaved(
     repeats: int,
     warmup: int = 1,
     setups: dict[str, Callable[[], Any]] | None = None,
+    settle: float = 0.0,
 ) -> dict[str, Timing]:
     """Time every case ``repeats`` times, round-robin, after ``warmup`` untimed rounds.
 
     ``cases[name]`` is called with no argument, or with the result of ``setups[name]()``
-    (which runs before the timer starts) when a set-up is given.
+    (which runs before the timer starts) when a set-up is given. ``settle``: seconds of
+    pause before each timed call (:data:`SETTLE_S`, ``Config.settle``).
     """
     setups = setups or {}
     out = {name: Timing() for name in cases}
     for rnd in range(warmup + repeats):
         for name, fn in cases.items():
+            if settle > 0 and rnd >= warmup:
+                time.sleep(settle)
             dt, cpu, _ = _timed(fn, setups.get(name))
             if rnd >= warmup:
                 out[name].times.append(dt)
@@ -104,10 +120,13 @@ def median_time(
     repeats: int,
     warmup: int = 1,
     setup: Callable[[], Any] | None = None,
+    settle: float = 0.0,
 ) -> Timing:
     """Median-of-``repeats`` timing of one callable (see :func:`interleaved`)."""
     setups = {"fn": setup} if setup is not None else None
-    return interleaved({"fn": fn}, repeats=repeats, warmup=warmup, setups=setups)["fn"]
+    return interleaved(
+        {"fn": fn}, repeats=repeats, warmup=warmup, setups=setups, settle=settle
+    )["fn"]
 
 
 # ----------------------------------------------------------------------------- data

@@ -74,7 +74,7 @@ def run(cfg: Config) -> dict[str, Any]:
         }
         setups = {"partial_fit": lambda f=feed: next(f)}
         # warm-up=0 for partial_fit: the n_warm steps above were its warm-up
-        t = interleaved(cases, repeats=repeats, warmup=0, setups=setups)
+        t = interleaved(cases, repeats=repeats, warmup=0, setups=setups, settle=cfg.settle)
         t_pf, t_mm = t["partial_fit"].median, t["matmuls"].median
         breakdown = stage_breakdown(model, pool[-1], repeats=max(2, repeats))
         rows.append(row(

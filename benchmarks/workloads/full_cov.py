@@ -36,7 +36,7 @@ def run(cfg: Config) -> dict[str, Any]:
     setup, one_pass = ours_pass(batches(X, bs), k, "full", cfg.seed)
     t = interleaved(
         {"ours": one_pass, "sklearn": sklearn_iteration(X, k, "full", cfg.seed)},
-        repeats=cfg.reps(3), setups={"ours": setup},
+        repeats=cfg.reps(3), setups={"ours": setup}, settle=cfg.settle,
     )
     ours, sk = n / t["ours"].median, n / t["sklearn"].median
     rows = [row(
@@ -47,7 +47,7 @@ def run(cfg: Config) -> dict[str, Any]:
     ttq_rows, ttq = compare(
         X, H, k=k, covariance_type="full", batch=bs, check_every=s["check_every"],
         max_passes=s["max_passes"], seed=cfg.seed, repeats=cfg.reps(2),
-        fit_repeats=1 if cfg.smoke else 0, label="full",
+        fit_repeats=1 if cfg.smoke else 0, label="full", settle=cfg.settle,
     )
     for r in ttq_rows:  # no target set by the issue for this workload
         r["target"], r["met"] = "", None

@@ -83,7 +83,7 @@ def run(cfg: Config) -> dict[str, Any]:
                 model.partial_fit(b)
 
         cases, setups = _cases(pools, fresh, one_pass)
-        t_small = interleaved(cases, repeats=repeats, setups=setups)
+        t_small = interleaved(cases, repeats=repeats, setups=setups, settle=cfg.settle)
 
         # workload 3's shape: one steady-state step of a big float32 model
         q = s["big"]
@@ -98,7 +98,7 @@ def run(cfg: Config) -> dict[str, Any]:
             return pool[next(counter) % len(pool)]
 
         cases, setups = _cases(pools, next_batch, model.partial_fit)
-        t_big = interleaved(cases, repeats=repeats, setups=setups)
+        t_big = interleaved(cases, repeats=repeats, setups=setups, settle=cfg.settle)
     finally:
         pools.restore()
 

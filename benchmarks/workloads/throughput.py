@@ -91,7 +91,7 @@ def run(cfg: Config) -> dict[str, Any]:
     if river_cluster is not None:
         setups["river"], cases["river"] = river_setup, river_pass
 
-    t = interleaved(cases, repeats=cfg.reps(3), setups=setups)
+    t = interleaved(cases, repeats=cfg.reps(3), setups=setups, settle=cfg.settle)
     sps = {name: (s["river_n"] if name == "river" else n) / t[name].median for name in t}
 
     rows, breakdowns = [], {}

@@ -82,13 +82,14 @@ def compare(
     fit_repeats: int,
     label: str,
     init_size: int = 0,
+    settle: float = 0.0,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows (stream and ``fit``) against scikit-learn's converged fit, and the details.
 
     ``fit_repeats`` is separate: ``OnlineGaussianMixture.fit`` may run up to ``max_iter``
     epochs, the longest measurement of the suite; 0 leaves the ``fit`` rows out.
     ``init_size`` > 0 adds a ``fit`` seeded as scikit-learn's (Lloyd's k-means) from that
-    many rows."""
+    many rows. ``settle``: the pause before each timed fit (``Config.settle``)."""
     from sklearn.mixture import GaussianMixture
 
     from online_gmm import OnlineGaussianMixture
@@ -102,7 +103,8 @@ def compare(
     # warm-up on a slice (imports, first-touch), then the timed converged fits
     GaussianMixture(k, covariance_type=covariance_type, random_state=seed).fit(X[: 20 * k])
     sk_models: list[Any] = []
-    t_sk = median_time(lambda: sk_models.append(sk_fit()), repeats=repeats, warmup=0)
+    t_sk = median_time(lambda: sk_models.append(sk_fit()), repeats=repeats, warmup=0,
+                       settle=settle)
     ref = float(sk_models[-1].score(H))
     target_ll = ref - TOLERANCE * abs(ref)
 
@@ -165,7 +167,7 @@ def compare(
                 ).fit(X)
             )
 
-        t_fit = median_time(our_fit, repeats=fit_repeats, warmup=0)
+        t_fit = median_time(our_fit, repeats=fit_repeats, warmup=0, settle=settle)
         ll_fit = float(fit_models[-1].score(H))
         fit_ok = ll_fit >= target_ll
         rows.append(row(
@@ -200,6 +202,6 @@ def run(cfg: Config) -> dict[str, Any]:
         X, H, k=s["k"], covariance_type="diag", batch=s["batch"],
         check_every=s["check_every"], max_passes=s["max_passes"], seed=cfg.seed,
         repeats=cfg.reps(2), fit_repeats=cfg.reps(1), label="diag",
-        init_size=s["init_size"],
+        init_size=s["init_size"], settle=cfg.settle,
     )
     return {"params": s, "rows": rows, "details": details}
