@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
@@ -30,6 +31,7 @@ from ._gaussian import (
     n_parameters,
     precisions_from_cholesky,
 )
+from ._kernels import all_finite
 from ._online_em import (
     EMConfig,
     em_step,
@@ -44,6 +46,17 @@ from ._stats import MixtureState
 from ._version import __version__
 
 _FORGETTING = ("responsibility", "uniform")
+#: The hyper-parameters ``_validate_hyperparameters`` checks (its cache key).
+_VALIDATED_PARAMS = (
+    "n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init", "batch_size",
+    "init_params", "init_size", "forgetting", "forgetting_rate", "temperature_init",
+    "temperature_final", "anneal_steps", "anneal_schedule", "seed_mass", "dead_threshold",
+    "max_reseed", "verbose", "verbose_interval",
+)
+#: estimator -> the key of its hyper-parameters last found valid. Kept outside the
+#: estimators, so that their ``__dict__`` (pickles, ``clone``, a failed call's "nothing
+#: changed") holds only what it held before.
+_valid_hyperparameters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class OnlineGaussianMixture(
@@ -221,6 +234,16 @@ default="exponential"
 
     # ------------------------------------------------------------------ validation
     def _validate_hyperparameters(self) -> None:
+        """Check every hyper-parameter (``check_scalar``'s messages); a no-op when their
+        values and types are those last found valid (a ~1 us comparison instead of ~20 us
+        of checks on every ``partial_fit``)."""
+        key = tuple([(type(v), v) for v in map(self.__dict__.get, _VALIDATED_PARAMS)])
+        if key == _valid_hyperparameters.get(self):
+            return
+        self._check_hyperparameters()
+        _valid_hyperparameters[self] = key
+
+    def _check_hyperparameters(self) -> None:
         name = type(self).__name__
 
         def choice(attr: str, options: tuple, allow_callable: bool = False) -> None:
@@ -428,22 +451,26 @@ default="exponential"
     def _step(self, X, w, xp, fast: bool):
         """One online-EM step; the model is untouched if anything raises."""
         state = self._state
+        config = self._config()
+        user_init = self._user_init_pending
         # only seeding draws from the RNG (a snapshot costs ~40 us: not on every step)
-        seeding = self._user_init_pending or needs_seeding(state, self._config())
+        seeding = user_init or needs_seeding(state, config)
         rng_state = self._rng.get_state() if seeding else None
         try:
-            if self._user_init_pending:
+            if user_init:
                 self._validate_initial_parameters(X.shape[1])
                 state = user_initialised_state(
-                    state, X, w, config=self._config(), means_init=self.means_init,
+                    state, X, w, config=config, means_init=self.means_init,
                     weights_init=self.weights_init, precisions_init=self.precisions_init,
                     xp=xp, fast=fast,
                 )
             temperature = temperature_at(self.n_steps_, **self._schedule_kwargs())
             eta = forgetting_rate_at(self.n_steps_, self.forgetting_rate)
             new_state, info = em_step(
-                state, X, w, config=self._config(), temperature=temperature,
+                state, X, w, config=config, temperature=temperature,
                 forgetting_rate=eta, rng=self._rng, xp=xp, fast=fast,
+                # the user's initial state is another state: em_step asks again
+                seeding=None if user_init else seeding,
             )
             _check_finite_state(new_state, xp)
             changes = self._step_changes(new_state, info, self._precisions(new_state))
@@ -879,8 +906,7 @@ def _is_plain_valid_batch(X, model) -> bool:
         return False
     if config["assume_finite"]:
         return True
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(X.sum()))  # an overflowing sum falls back, as sklearn does
+    return all_finite(X)  # NaN or inf: validate_data raises its message
 
 
 _FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
@@ -888,9 +914,11 @@ _FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 def _check_finite_state(state: MixtureState, xp) -> None:
     """Refuse to commit a state with NaN or inf (it would poison every later step)."""
+    numpy = isinstance(state.means, np.ndarray)
     for name in ("weights", "means", "covariances", "precisions_cholesky", "mass", "nu"):
         arr = getattr(state, name)
-        if not bool(xp.all(xp.isfinite(arr))):
+        if not (all_finite(arr) if numpy and isinstance(arr, np.ndarray)
+                else bool(xp.all(xp.isfinite(arr)))):
             raise FloatingPointError(
                 f"The update produced non-finite {name}; the model was left unchanged. "
                 "This usually means the data's scale overflows float arithmetic "

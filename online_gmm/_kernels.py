@@ -252,3 +252,23 @@ def log_density(G, a, b, s, const):  # pragma: no cover - compiled
             if q < 0.0:
                 q = 0.0
             G[i, k] = const[k] - 0.5 * s[k] * q
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy")
+def _zero_if_finite(a):  # pragma: no cover - compiled
+    """``sum(a * 0)``: 0 when every entry of the 1-d ``a`` is finite, NaN otherwise (inf * 0
+    is NaN; without the ``nnan``/``ninf`` flags LLVM may not fold ``x * 0`` to 0). Never
+    overflows, unlike a plain sum; vectorises."""
+    zero = a.dtype.type(0.0)
+    acc = zero
+    for k in range(a.shape[0]):
+        acc += a[k] * zero
+    return acc
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """Whether every entry of the float NumPy array ``a`` is finite: one vectorised pass,
+    no temporary (``np.isfinite(a).all()`` makes a boolean array of ``a``'s size)."""
+    if not (a.flags.c_contiguous or a.flags.f_contiguous):
+        return bool(np.isfinite(a).all())
+    return bool(_zero_if_finite(a.ravel(order="K")) == 0)

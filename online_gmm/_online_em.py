@@ -145,12 +145,11 @@ def user_initialised_state(
 
 def needs_seeding(state: MixtureState, config: EMConfig) -> bool:
     """Whether a step would seed or reseed any component (unseeded or dead ones exist)."""
-    seeded = to_numpy(state.seeded).astype(bool)
-    if not seeded.all():
+    if not to_numpy(state.seeded).all():
         return True
     if config.max_reseed == 0:
         return False
-    return bool((to_numpy(state.weights) < config.dead_threshold / config.n_components).any())
+    return bool(to_numpy(state.weights).min() < config.dead_threshold / config.n_components)
 
 
 def seed_from_sample(
@@ -232,6 +231,7 @@ def em_step(
     gather: Callable | None = None,
     reduce: Callable | None = None,
     statistics: Callable | None = None,
+    seeding: bool | None = None,
 ) -> tuple[MixtureState, StepInfo]:
     """One online-EM step on the batch ``X`` (n, D) with sample weights ``w`` (n,).
 
@@ -242,7 +242,8 @@ def em_step(
     ``reduce(stats) -> stats`` merges the workers' :class:`BatchStats`: with both, every
     worker computes the step one process would compute on the concatenated batch.
     ``statistics(prepared, inv_temp) -> BatchStats`` replaces the local E-step over ``X``
-    (Dask computes it on the workers, chunk by chunk).
+    (Dask computes it on the workers, chunk by chunk). ``seeding``: the value of
+    :func:`needs_seeding` for ``state``, when the caller has it already.
     """
     n, d = X.shape
     K = config.n_components
@@ -258,16 +259,16 @@ def em_step(
         return _em_step(
             state, X, w, config=config, temperature=temperature,
             forgetting_rate=forgetting_rate, rng=rng, xp=xp, fast=fast, gather=gather,
-            reduce=reduce, statistics=statistics, plan=plan,
+            reduce=reduce, statistics=statistics, plan=plan, seeding=seeding,
         )
 
 
 def _em_step(state, X, w, *, config, temperature, forgetting_rate, rng, xp, fast, gather,
-             reduce, statistics, plan=None):
+             reduce, statistics, plan=None, seeding=None):
     """:func:`em_step` inside its BLAS setting; ``plan``: the batch's block plan (made by
     ``em_step``, whose BLAS setting follows it) when the statistics run block-parallel."""
     n_seeded = n_reseeded = 0
-    if needs_seeding(state, config):
+    if needs_seeding(state, config) if seeding is None else seeding:
         X_seed, w_seed = (X, w) if gather is None else gather(X, w)
         w_host = to_numpy(w_seed).astype(np.float64)
         state, n_seeded, n_reseeded = _seed_and_reseed(

@@ -61,3 +61,23 @@ def test_tempered_posterior_matches_numpy(dtype, inv_temp, shape):
     np.testing.assert_allclose(ll, ll_ref, rtol=tol)
     assert np.all(G[:, 1] == 0)
     assert G.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_finite_finds_every_nan_and_inf_in_any_layout(dtype):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((257, 9)).astype(dtype)
+    views = [lambda a: a, lambda a: a.T, lambda a: np.asfortranarray(a), lambda a: a[::2, 1:]]
+    for view in views:
+        assert _kernels.all_finite(view(X))
+    huge = np.full(1000, np.finfo(dtype).max, dtype)  # a plain sum would overflow
+    assert _kernels.all_finite(huge) and _kernels.all_finite(np.empty((0, 3), dtype))
+    for bad in (np.nan, np.inf, -np.inf):
+        for i, j in [(0, 0), (128, 4), (256, 8)]:
+            Y = X.copy()
+            Y[i, j] = bad
+            for view in views[:3]:
+                assert not _kernels.all_finite(view(Y))
+        Y = X.copy()
+        Y[2, 3] = bad
+        assert not _kernels.all_finite(Y[::2, 1:])

@@ -372,6 +372,7 @@ TARGETS: list[tuple[object, str]] = [
     (estimator_mod, "forgetting_rate_at"),
     (estimator_mod, "em_step"),
     (estimator_mod, "_check_finite_state"),
+    (estimator_mod, "all_finite"),
     (online_em_mod, "_seed_and_reseed"),
     (online_em_mod, "initial_means"),
     (online_em_mod, "residual_variance"),

@@ -78,9 +78,7 @@ def test_a_bad_batch_mid_stream_does_not_stop_the_stream(fitted):
     assert fitted.n_steps_ == steps + 1
 
 
-@pytest.mark.parametrize(
-    "params,match",
-    [
+BAD_PARAMS = [
         (dict(n_components=0), "n_components"),
         (dict(covariance_type="banana"), "covariance_type"),
         (dict(init_params="best"), "init_params"),
@@ -99,8 +97,15 @@ def test_a_bad_batch_mid_stream_does_not_stop_the_stream(fitted):
         (dict(tol=-1.0), "tol"),
         (dict(max_iter=0), "max_iter"),
         (dict(n_init=0), "n_init"),
-    ],
-)
+        (dict(init_size=0), "init_size"),
+    (dict(verbose=-1), "verbose"),
+    (dict(verbose_interval=0), "verbose_interval"),
+    (dict(n_components=3.0), "n_components"),  # equal to 3, not an integer
+    (dict(max_reseed=1.5), "max_reseed"),
+]
+
+
+@pytest.mark.parametrize("params,match", BAD_PARAMS)
 def test_invalid_parameters_are_named(params, match):
     X = np.random.default_rng(0).normal(size=(20, 2))
     model = OnlineGaussianMixture(**params)
@@ -118,6 +123,34 @@ def test_invalid_parameters_set_mid_stream_leave_the_model_alone(fitted):
         fitted.partial_fit(X)
     fitted.set_params(forgetting_rate=0.01)
     assert_same_state(before, state_snapshot(fitted))
+
+
+@pytest.mark.parametrize("params,match", BAD_PARAMS)
+def test_every_parameter_is_checked_again_after_a_change(fitted, params, match):
+    # partial_fit skips the checks while the parameters are those last found valid: any
+    # change, even of type only (3 -> 3.0), or by plain attribute assignment, is checked
+    X, _, _ = blobs(n=100, K=3, D=4, seed=7)
+    fitted.partial_fit(X[:50])  # its parameters are now known valid
+    before = state_snapshot(fitted)
+    good = {name: getattr(fitted, name) for name in params}
+    for name, value in params.items():
+        setattr(fitted, name, value)
+    with pytest.raises((ValueError, TypeError), match=match):
+        fitted.partial_fit(X[50:])
+    for name, value in good.items():
+        setattr(fitted, name, value)
+    assert_same_state(before, state_snapshot(fitted))
+    fitted.partial_fit(X[50:])
+    assert fitted.n_steps_ == before["n_steps_"] + 1
+
+
+def test_the_validation_cache_keys_on_every_checked_parameter():
+    from online_gmm._estimator import _VALIDATED_PARAMS
+
+    unchecked = {"means_init", "weights_init", "precisions_init", "random_state", "warm_start"}
+    params = set(OnlineGaussianMixture().get_params())
+    assert set(_VALIDATED_PARAMS) == params - unchecked
+    assert {name for p, _ in BAD_PARAMS for name in p} == params - unchecked
 
 
 def test_callable_schedules_returning_nonsense_leave_the_model_alone(fitted):
