@@ -49,6 +49,7 @@ def kmeans_plusplus_indices(X, w_host: np.ndarray, centers, n_new: int, rng, xp)
         return rng.permutation(positive)
     closest = to_numpy(_sq_dist_to_nearest(X, centers, xp)).astype(np.float64)
     n_trials = 2 + int(math.log(centers.shape[0] + n_new))
+    centred = _centred(X, xp)  # once, not once per distance computation
     chosen: list[int] = []
     for _ in range(n_new):
         pot = w_host * np.where(np.isfinite(closest), closest, 0.0)
@@ -59,13 +60,15 @@ def kmeans_plusplus_indices(X, w_host: np.ndarray, centers, n_new: int, rng, xp)
             if p.sum() <= 0:
                 break
             idx = int(rng.choice(w_host.size, p=p / p.sum()))
+            d_new = _pairwise_sq(X, np.asarray([idx]), xp, centred)[0]
         else:
             cand = rng.choice(w_host.size, size=n_trials, p=pot / pot.sum())
-            d_cand = _pairwise_sq(X, cand, xp)  # (n_trials, n)
+            d_cand = _pairwise_sq(X, cand, xp, centred)  # (n_trials, n)
             new_pot = (np.minimum(closest[None, :], d_cand) * w_host).sum(axis=1)
-            idx = int(cand[int(np.argmin(new_pot))])
+            best = int(np.argmin(new_pot))
+            idx = int(cand[best])
+            d_new = d_cand[best]  # the chosen row's distances, computed already
         chosen.append(idx)
-        d_new = _pairwise_sq(X, np.asarray([idx]), xp)[0]
         closest = np.minimum(np.where(np.isfinite(closest), closest, np.inf), d_new)
     return np.asarray(chosen, dtype=np.intp)
 
@@ -76,14 +79,21 @@ def _take(idx: np.ndarray, like, xp):
     return xp.asarray(idx, device=device(like))
 
 
-def _pairwise_sq(X, idx: np.ndarray, xp) -> np.ndarray:
-    """Host (len(idx), n) squared distances between rows ``idx`` of X and all of X."""
-    C = xp.take(X, _take(np.asarray(idx, dtype=np.int64), X, xp), axis=0)
+def _centred(X, xp) -> tuple:
+    """``(Xc, xx)``: the rows of ``X`` in float64 about their mean, and their squared norms
+    (what :func:`_pairwise_sq` needs of ``X``)."""
     X64 = xp.astype(X, xp.float64)
-    C64 = xp.astype(C, xp.float64)
-    ref = xp.mean(X64, axis=0)
-    Xc, Cc = X64 - ref, C64 - ref
-    d2 = xp.sum(Cc * Cc, axis=1)[:, None] - 2.0 * (Cc @ Xc.T) + xp.sum(Xc * Xc, axis=1)
+    Xc = X64 - xp.mean(X64, axis=0)
+    return Xc, xp.sum(Xc * Xc, axis=1)
+
+
+def _pairwise_sq(X, idx: np.ndarray, xp, centred: tuple | None = None) -> np.ndarray:
+    """Host (len(idx), n) squared distances between rows ``idx`` of X and all of X;
+    ``centred``: :func:`_centred` of ``X``, if the caller has it."""
+    Xc, xx = _centred(X, xp) if centred is None else centred
+    take = _take(np.asarray(idx, dtype=np.int64), X, xp)
+    Cc = xp.take(Xc, take, axis=0)
+    d2 = xp.take(xx, take, axis=0)[:, None] - 2.0 * (Cc @ Xc.T) + xx
     return np.maximum(to_numpy(d2), 0.0)
 
 
