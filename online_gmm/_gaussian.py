@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -98,19 +97,20 @@ _PD_MSG = (
 
 
 def _precision_cholesky_numpy(covariances: np.ndarray, covariance_type: str) -> np.ndarray:
-    def one(cov: np.ndarray) -> np.ndarray:
-        try:
-            chol = scipy.linalg.cholesky(cov, lower=True)
-        except np.linalg.LinAlgError as exc:
-            raise ValueError(_PD_MSG) from exc
-        return scipy.linalg.solve_triangular(chol, np.eye(cov.shape[0]), lower=True).T
-
-    if covariance_type == "tied":
-        return one(covariances)
-    out = np.empty_like(covariances)
-    for k in range(covariances.shape[0]):
-        out[k] = one(covariances[k])
-    return out
+    """The upper-triangular precision factors ``inv(L).T`` of ``covariances`` (D, D) or
+    (K, D, D), with ``L`` the lower Cholesky factor: LAPACK's ``potrf``, then a solve
+    against the identity, on each matrix in one C loop over the stack (NumPy's ``linalg``
+    gufuncs; no Python loop over the components)."""
+    try:
+        chol = np.linalg.cholesky(covariances)
+    except np.linalg.LinAlgError as exc:
+        raise ValueError(_PD_MSG) from exc
+    if not np.isfinite(chol).all():  # NaN input passes potrf in some LAPACKs
+        raise ValueError(_PD_MSG)
+    d = covariances.shape[-1]
+    inv = np.linalg.solve(chol, np.broadcast_to(np.eye(d), covariances.shape))
+    # (solve's LU of a triangular matrix may pivot: its rounding above the diagonal goes)
+    return np.triu(np.swapaxes(inv, -1, -2))
 
 
 def precisions_from_cholesky(prec_chol: Any, covariance_type: str, xp: Any) -> Any:
