@@ -71,6 +71,23 @@ def _fmax(typingctx, a, b):  # pragma: no cover - typing/codegen run at compile 
 
 
 @intrinsic
+def _fma(typingctx, a, b, c):  # pragma: no cover - typing/codegen run at compile time
+    """``a * b + c`` rounded once (``llvm.fma``; one instruction with FMA hardware). Its own
+    call, so that the fast-math flags of the kernels cannot reassociate it with the next
+    subtraction (which would undo the two-part ``ln 2`` of :func:`_exp_nonpositive`)."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lty = args[0].type
+        fnty = ir.FunctionType(lty, [lty, lty, lty])
+        fn = builder.module.declare_intrinsic("llvm.fma", [lty], fnty)
+        return builder.call(fn, args)
+
+    return a(a, b, c), codegen
+
+
+@intrinsic
 def _select(typingctx, cond, a, b):  # pragma: no cover - typing/codegen run at compile time
     """``a if cond else b`` as one LLVM ``select``, no branch (``a``, ``b``: one type)."""
     if not (isinstance(cond, types.Boolean) and a == b):
@@ -97,8 +114,8 @@ def _exp_nonpositive(d, floor):
 def _exp_f64(d, floor):  # pragma: no cover - compiled
     x = max(d, floor)
     n = np.floor(x * _LOG2E + 0.5)
-    r = x - n * 0.693145751953125  # ln 2 = hi + lo, hi with few bits: n * hi is exact
-    r = r - n * 1.42860682030941723212e-6
+    r = _fma(-n, 0.693145751953125, x)  # ln 2 = hi + lo, hi with few bits: n * hi is exact
+    r = _fma(-n, 1.42860682030941723212e-6, r)
     p = 1.0 / 479001600.0
     p = 1.0 / 39916800.0 + r * p
     p = 1.0 / 3628800.0 + r * p
@@ -119,8 +136,8 @@ def _exp_f32(d, floor):  # pragma: no cover - compiled
     f = np.float32
     x = max(d, f(floor))
     n = np.floor(x * f(_LOG2E) + f(0.5))
-    r = x - n * f(0.693359375)
-    r = r - n * f(-2.12194440e-4)
+    r = _fma(-n, f(0.693359375), x)
+    r = _fma(-n, f(-2.12194440e-4), r)
     p = f(1.9875691500e-4)
     p = f(1.3981999507e-3) + r * p
     p = f(8.3334519073e-3) + r * p

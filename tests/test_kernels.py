@@ -7,20 +7,28 @@ import pytest
 from online_gmm import _kernels
 
 
-@numba.njit
-def _exp(d, floor):
+def _exp_loop(d, floor):
     out = np.empty_like(d)
     for i in range(d.shape[0]):
         out[i] = _kernels._exp_nonpositive(d[i], floor)
     return out
 
 
+# as the kernels compile it (their fast-math flags: LLVM may reassociate), and without
+_EXPS = {
+    "fastmath": numba.njit(fastmath=_kernels._FASTMATH, error_model="numpy")(_exp_loop),
+    "strict": numba.njit(_exp_loop),
+}
+
+
+@pytest.mark.parametrize("flags", list(_EXPS))
 @pytest.mark.parametrize(
     "dtype, floor, rtol",
     [(np.float64, _kernels.EXP_FLOOR_F64, 4 * np.finfo(np.float64).eps),
      (np.float32, _kernels.EXP_FLOOR_F32, 2 * np.finfo(np.float32).eps)],
 )
-def test_vectorisable_exp_matches_libm(dtype, floor, rtol):
+def test_vectorisable_exp_matches_libm(dtype, floor, rtol, flags):
+    _exp = _EXPS[flags]
     d = -np.concatenate([np.linspace(0, 1, 20001), np.geomspace(1, -floor, 20001)[:-1]])
     d = d.astype(dtype)
     got = _exp(d, dtype(floor))
