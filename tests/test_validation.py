@@ -144,6 +144,17 @@ def test_every_parameter_is_checked_again_after_a_change(fitted, params, match):
     assert fitted.n_steps_ == before["n_steps_"] + 1
 
 
+def test_an_unhashable_subclass_is_validated_every_time():
+    class Unhashable(OnlineGaussianMixture):
+        __hash__ = None  # e.g. a subclass that defines __eq__
+
+    X, _, _ = blobs(n=100, K=3, D=4, seed=9)
+    model = Unhashable(3, random_state=0).partial_fit(X[:50])
+    model.n_components = 0
+    with pytest.raises(ValueError, match="n_components"):
+        model.partial_fit(X[50:])
+
+
 def test_the_validation_cache_keys_on_every_checked_parameter():
     from online_gmm._estimator import _VALIDATED_PARAMS
 
