@@ -333,12 +333,7 @@ def partial_fit(
         w = _check_sample_weight(model, sample_weight, X)
         meta = np.empty((0, X.shape[1]), dtype=X.dtype)
         xp, fast = _array_api.get_namespace(meta)
-        if first:
-            if model.means_init is not None or model.weights_init is not None:
-                model._validate_initial_parameters(X.shape[1])
-            model._reset(meta, xp)
-        else:
-            model._check_namespace(xp)
+        model._start_call(meta, xp, first)
         info = _step(model, X, w, seed_from, fast)
         model.n_iter_ = model.n_steps_
         if info.weight > 0:

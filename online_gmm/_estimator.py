@@ -525,12 +525,7 @@ default="exponential"
             X = self._check_X(X, reset=first)
             xp, fast = _array_api.get_namespace(X)
             w = self._check_sample_weight(sample_weight, X, xp)
-            if first:
-                if self.means_init is not None or self.weights_init is not None:
-                    self._validate_initial_parameters(X.shape[1])
-                self._reset(X, xp)
-            else:
-                self._check_namespace(xp)
+            self._start_call(X, xp, first)
             info = self._step(X, w, xp, fast)
         except BaseException:
             if first:  # a failed first call leaves the model unfitted, as it was
@@ -541,6 +536,17 @@ default="exponential"
         if info.weight > 0:
             self.lower_bound_ = info.loglik / info.weight
         return self
+
+    def _start_call(self, X_like, xp, first: bool) -> None:
+        """A first ``partial_fit`` checks the user's initial parameters and resets the
+        model; a later one checks that the data's namespace is the state's (shared with
+        :mod:`online_gmm._dask`, whose ``X_like`` is an empty host array)."""
+        if first:
+            if self.means_init is not None or self.weights_init is not None:
+                self._validate_initial_parameters(X_like.shape[1])
+            self._reset(X_like, xp)
+        else:
+            self._check_namespace(xp)
 
     def fit(self, X, y=None) -> OnlineGaussianMixture:
         """Reset, then run epochs of shuffled mini-batches through :meth:`partial_fit`'s update

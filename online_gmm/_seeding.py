@@ -20,15 +20,13 @@ from ._stats import MixtureState
 INIT_PARAMS = ("k-means++", "kmeans", "random", "random_from_data")
 
 
-def _sq_dist_to_nearest(X, centers, xp, block: int = 2048):
-    """(n,) squared Euclidean distance of each row of X to its nearest centre (float64)."""
+def _sq_dist_to_nearest(X, centers, xp, block: int = 2048, centred: tuple | None = None):
+    """(n,) squared Euclidean distance of each row of X to its nearest centre (float64);
+    ``centred``: :func:`_centred` of ``X``, if the caller has it."""
     n = X.shape[0]
     if centers.shape[0] == 0:
         return xp.full((n,), float("inf"), dtype=xp.float64, device=device(X))
-    X64 = xp.astype(X, xp.float64)
-    ref = xp.mean(X64, axis=0)
-    Xc = X64 - ref
-    xx = xp.sum(Xc * Xc, axis=1)
+    Xc, xx, ref = _centred(X, xp) if centred is None else centred
     best = None
     for start in range(0, centers.shape[0], block):
         C = xp.astype(centers[start : min(start + block, centers.shape[0]), ...], xp.float64) - ref
@@ -47,9 +45,9 @@ def kmeans_plusplus_indices(X, w_host: np.ndarray, centers, n_new: int, rng, xp)
     n_new = min(n_new, positive.size)
     if n_new == positive.size:
         return rng.permutation(positive)
-    closest = to_numpy(_sq_dist_to_nearest(X, centers, xp)).astype(np.float64)
-    n_trials = 2 + int(math.log(centers.shape[0] + n_new))
     centred = _centred(X, xp)  # once, not once per distance computation
+    closest = to_numpy(_sq_dist_to_nearest(X, centers, xp, centred=centred)).astype(np.float64)
+    n_trials = 2 + int(math.log(centers.shape[0] + n_new))
     chosen: list[int] = []
     for _ in range(n_new):
         pot = w_host * np.where(np.isfinite(closest), closest, 0.0)
@@ -80,17 +78,18 @@ def _take(idx: np.ndarray, like, xp):
 
 
 def _centred(X, xp) -> tuple:
-    """``(Xc, xx)``: the rows of ``X`` in float64 about their mean, and their squared norms
-    (what :func:`_pairwise_sq` needs of ``X``)."""
+    """``(Xc, xx, ref)``: the rows of ``X`` in float64 about their mean ``ref``, and their
+    squared norms (what the distance functions here need of ``X``)."""
     X64 = xp.astype(X, xp.float64)
-    Xc = X64 - xp.mean(X64, axis=0)
-    return Xc, xp.sum(Xc * Xc, axis=1)
+    ref = xp.mean(X64, axis=0)
+    Xc = X64 - ref
+    return Xc, xp.sum(Xc * Xc, axis=1), ref
 
 
 def _pairwise_sq(X, idx: np.ndarray, xp, centred: tuple | None = None) -> np.ndarray:
     """Host (len(idx), n) squared distances between rows ``idx`` of X and all of X;
     ``centred``: :func:`_centred` of ``X``, if the caller has it."""
-    Xc, xx = _centred(X, xp) if centred is None else centred
+    Xc, xx, _ = _centred(X, xp) if centred is None else centred
     take = _take(np.asarray(idx, dtype=np.int64), X, xp)
     Cc = xp.take(Xc, take, axis=0)
     d2 = xp.take(xx, take, axis=0)[:, None] - 2.0 * (Cc @ Xc.T) + xx
