@@ -64,3 +64,24 @@ def test_unknown_workload_is_refused():
 
     with pytest.raises(SystemExit):
         selected(["no_such_workload"])
+
+
+def test_thread_contention_study_runs(capsys):
+    from benchmarks.thread_contention import main
+
+    rows = main(["--smoke"])
+    settings = {r["setting"] for r in rows}
+    assert settings == {"default", "OPENBLAS_THREAD_TIMEOUT=4",
+                        "products under threadpool_limits(1, 'blas')"}
+    for r in rows:
+        assert math.isfinite(r["step_s"]) and r["step_s"] > 0
+        assert math.isfinite(r["products_s"]) and r["products_s"] > 0
+    assert "| setting |" in capsys.readouterr().out
+
+
+def test_startup_stages_runs(capsys):
+    from benchmarks.startup_stages import STAGES, main
+
+    (run,) = main(["--runs", "1"])
+    assert len(run) == len(STAGES) and all(t > 0 for t in run)
+    assert "| total |" in capsys.readouterr().out
