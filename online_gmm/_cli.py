@@ -1,7 +1,7 @@
 """The ``online-gmm`` command line (``python -m online_gmm``).
 
 Subcommands: ``demo``, ``fit``, ``partial-fit``, ``predict``, ``score``, ``sample`` and
-``diagnose``. Data are read by :mod:`online_gmm._io` (streamed: ``.npy`` memory-mapped,
+``diagnose``. Data are read by :mod:`online_gmm._readers` (streamed: ``.npy`` memory-mapped,
 shards one at a time, CSV in chunks); models are saved and loaded by
 :mod:`online_gmm._persistence`. See ``docs/cli.md`` for the reference and the decisions.
 
@@ -25,8 +25,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from . import _io
+from ._readers import count_rows, iter_batches, load_matrix
+from ._sources import DATA_FORMATS, DataError, ReadOptions, Source, expand_sources, source_names
 from ._version import __version__
+from ._writers import ArrayWriter, atomic_target, output_format
 
 __all__ = [
     "EXIT_FAILURE",
@@ -208,13 +210,13 @@ def _check_writable(path: str) -> None:
         return
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise _io.DataError(f"{path}: cannot write there: no such directory {directory}")
+        raise DataError(f"{path}: cannot write there: no such directory {directory}")
     if os.path.isdir(path):
-        raise _io.DataError(f"{path}: is a directory")
+        raise DataError(f"{path}: is a directory")
 
 
-def _read_options(args: argparse.Namespace, batch_size: int) -> _io.ReadOptions:
-    return _io.ReadOptions(
+def _read_options(args: argparse.Namespace, batch_size: int) -> ReadOptions:
+    return ReadOptions(
         key=args.key,
         delimiter=args.delimiter,
         skip_header=args.skip_header,
@@ -223,10 +225,10 @@ def _read_options(args: argparse.Namespace, batch_size: int) -> _io.ReadOptions:
     )
 
 
-def _sources(args: argparse.Namespace, specs: Sequence[str]) -> list[_io.Source]:
+def _sources(args: argparse.Namespace, specs: Sequence[str]) -> list[Source]:
     if list(specs).count("-") > 1:
         raise UsageError("standard input ('-') can be read only once")
-    return _io.expand_sources(specs, args.format)
+    return expand_sources(specs, args.format)
 
 
 # ---------------------------------------------------------------------- models
@@ -245,16 +247,16 @@ def _load_model(path: str) -> Any:
     _, load = _persistence()
     model = load(path)
     if not isinstance(model, OnlineGaussianMixture):
-        raise _io.DataError(f"{path}: holds a {type(model).__name__}, not an OnlineGaussianMixture")
+        raise DataError(f"{path}: holds a {type(model).__name__}, not an OnlineGaussianMixture")
     if not model.__sklearn_is_fitted__():
-        raise _io.DataError(f"{path}: the model is not fitted")
+        raise DataError(f"{path}: the model is not fitted")
     return model
 
 
 def _save_model(model: Any, path: str) -> None:
     """Save atomically: to a temporary file next to ``path``, then rename it over ``path``."""
     save, _ = _persistence()
-    with _io.atomic_target(path) as tmp:
+    with atomic_target(path) as tmp:
         save(model, tmp)
 
 
@@ -335,7 +337,7 @@ def _estimator_from(args: argparse.Namespace) -> Any:
         raise UsageError(" ".join(str(exc).split())) from None
     if args.means_init is not None:
         src = _sources(args, [args.means_init])
-        model.set_params(means_init=_io.load_matrix(src, _read_options(args, 65536)))
+        model.set_params(means_init=load_matrix(src, _read_options(args, 65536)))
     return model
 
 
@@ -343,7 +345,7 @@ def _estimator_from(args: argparse.Namespace) -> Any:
 def _stream_into(
     model: Any,
     args: argparse.Namespace,
-    sources: Sequence[_io.Source],
+    sources: Sequence[Source],
     batch_size: int,
     epochs: int,
 ) -> tuple[int, int]:
@@ -352,19 +354,19 @@ def _stream_into(
         raise UsageError("standard input can be read only once: --epochs must be 1 with '-'")
     opts = _read_options(args, batch_size)
     enabled = _status_enabled(args)
-    per_epoch = _io.count_rows(sources, opts) if enabled else None
+    per_epoch = count_rows(sources, opts) if enabled else None
     progress = Progress(enabled, total=per_epoch * epochs if per_epoch else None)
     n = steps = 0
     try:
         for epoch in range(1, epochs + 1):
             note = f"epoch {epoch}/{epochs}" if epochs > 1 else ""
-            for batch in _io.iter_batches(sources, batch_size, opts):
+            for batch in iter_batches(sources, batch_size, opts):
                 model.partial_fit(batch)
                 n += batch.shape[0]
                 steps += 1
                 progress.update(batch.shape[0], note)
             if n == 0:
-                raise _io.DataError(f"no data: {_io.source_names(sources)} holds no row")
+                raise DataError(f"no data: {source_names(sources)} holds no row")
     finally:
         progress.close()
     return n, steps
@@ -391,7 +393,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     sources = _sources(args, args.data)
     t0 = time.perf_counter()
     if args.converge:
-        X = _io.load_matrix(sources, _read_options(args, 65536))
+        X = load_matrix(sources, _read_options(args, 65536))
         model.fit(X)
         n, how = X.shape[0], f"{model.n_iter_} epochs, converged: {model.converged_}"
     else:
@@ -423,7 +425,7 @@ def cmd_partial_fit(args: argparse.Namespace) -> int:
 def _infer(
     args: argparse.Namespace,
     method: Callable[[Any, np.ndarray], np.ndarray],
-    writer: _io.ArrayWriter | None,
+    writer: ArrayWriter | None,
 ) -> tuple[int, float]:
     """Run ``method(model, batch)`` over DATA, writing each result; (n, sum of results)."""
     model = _load_model(args.model)
@@ -432,7 +434,7 @@ def _infer(
     progress = Progress(_status_enabled(args))
     n, total = 0, 0.0
     try:
-        for batch in _io.iter_batches(sources, batch_size, _read_options(args, batch_size)):
+        for batch in iter_batches(sources, batch_size, _read_options(args, batch_size)):
             out = np.asarray(method(model, batch))
             if writer is not None:
                 writer.write(out)
@@ -440,7 +442,7 @@ def _infer(
             total += float(np.sum(out, dtype=np.float64))
             progress.update(batch.shape[0])
         if n == 0:
-            raise _io.DataError(f"no data: {_io.source_names(sources)} holds no row")
+            raise DataError(f"no data: {source_names(sources)} holds no row")
         if writer is not None:
             writer.close()
     except BaseException:
@@ -452,14 +454,14 @@ def _infer(
     return n, total
 
 
-def _writer(path: str | None) -> _io.ArrayWriter:
+def _writer(path: str | None) -> ArrayWriter:
     path = path or "-"
     try:
-        fmt = _io.output_format(path)
-    except _io.DataError as exc:
+        fmt = output_format(path)
+    except DataError as exc:
         raise UsageError(str(exc)) from None
     _check_writable(path)
-    return _io.ArrayWriter(path, fmt)
+    return ArrayWriter(path, fmt)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -523,7 +525,7 @@ def _read_vector(path: str) -> np.ndarray:
         try:
             w = np.loadtxt(path, delimiter="," if path.endswith(".csv") else None, ndmin=1)
         except ValueError as exc:
-            raise _io.DataError(f"{path}: not a list of numbers ({exc})") from None
+            raise DataError(f"{path}: not a list of numbers ({exc})") from None
     return np.asarray(w).reshape(-1) if np.ndim(w) == 2 and 1 in np.shape(w) else w
 
 
@@ -539,7 +541,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         or Path(target).is_dir()
     )
     if is_matrix:
-        C = _io.load_matrix(_sources(args, [target]), _read_options(args, 65536))
+        C = load_matrix(_sources(args, [target]), _read_options(args, 65536))
         weights = _read_vector(args.weights) if args.weights else None
     else:
         model = _load_model(target)
@@ -639,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = reading.add_argument_group("input options")
     r.add_argument(
         "--format",
-        choices=_io.DATA_FORMATS,
+        choices=DATA_FORMATS,
         help="read every DATA as this format (default: by extension; '-' is csv)",
     )
     r.add_argument("--key", help="array of an .npz file (default: its only array)")

@@ -13,7 +13,7 @@ import joblib
 import numpy as np
 import pytest
 
-from online_gmm import OnlineGaussianMixture, _io
+from online_gmm import OnlineGaussianMixture, _readers, _sources
 from online_gmm.__main__ import main
 from online_gmm._cli import Progress
 from online_gmm._persistence import load, save
@@ -201,7 +201,7 @@ def test_shards_are_streamed_one_at_a_time(tmp_path, X, monkeypatch):
         np.save(shards / f"s{i}.npy", X[i * rows : (i + 1) * rows])
     events: list[tuple[str, int]] = []
     fed = [0]
-    original_open = _io._open_npy
+    original_open = _readers._open_npy
 
     def recording_open(path):
         arr = original_open(path)
@@ -217,7 +217,7 @@ def test_shards_are_streamed_one_at_a_time(tmp_path, X, monkeypatch):
         fed[0] += len(batch)
         return original_partial_fit(self, batch, *args, **kwargs)
 
-    monkeypatch.setattr(_io, "_open_npy", recording_open)
+    monkeypatch.setattr(_readers, "_open_npy", recording_open)
     monkeypatch.setattr(OnlineGaussianMixture, "partial_fit", recording_partial_fit)
     out = tmp_path / "m.joblib"
     assert main(["fit", "-k", "2", "--batch-size", "32", "-o", str(out), str(shards)]) == 0
@@ -233,18 +233,18 @@ def test_shards_are_streamed_one_at_a_time(tmp_path, X, monkeypatch):
 def test_batches_run_across_sources(tmp_path):
     for i, n in enumerate([3, 10, 1, 6]):
         np.save(tmp_path / f"s{i}.npy", np.full((n, 2), float(i), dtype=np.float32))
-    sources = _io.expand_sources([str(tmp_path)])
-    batches = list(_io.iter_batches(sources, 4))
+    sources = _sources.expand_sources([str(tmp_path)])
+    batches = list(_readers.iter_batches(sources, 4))
     assert [len(b) for b in batches] == [4, 4, 4, 4, 4]
     np.testing.assert_array_equal(
         np.concatenate(batches)[:, 0], np.repeat([0, 1, 2, 3], [3, 10, 1, 6])
     )
     assert all(b.dtype == np.float32 for b in batches)
     np.save(tmp_path / "s9.npy", np.zeros((2, 3)))
-    with pytest.raises(_io.DataError, match="columns"):
-        list(_io.iter_batches(_io.expand_sources([str(tmp_path)]), 4))
+    with pytest.raises(_sources.DataError, match="columns"):
+        list(_readers.iter_batches(_sources.expand_sources([str(tmp_path)]), 4))
     with pytest.raises(ValueError):
-        next(_io.iter_batches(sources, 0))
+        next(_readers.iter_batches(sources, 0))
 
 
 def test_stdin_only_once_and_one_epoch(npy, tmp_path, monkeypatch, capsys):
@@ -420,7 +420,7 @@ def test_not_a_model_and_incompatible_version(model_path, npy, tmp_path, capsys,
 
 
 def test_debug_shows_the_exception(model_path, tmp_path):
-    with pytest.raises(_io.DataError, match="missing.npy"):
+    with pytest.raises(_sources.DataError, match="missing.npy"):
         main(["predict", "--debug", str(model_path), str(tmp_path / "missing.npy")])
 
 
