@@ -1,7 +1,8 @@
 """Command line: ``python -m online_gmm demo`` (also installed as ``online-gmm``).
 
 The subcommands (``demo``, ``fit``, ``partial-fit``, ``predict``, ``score``, ``sample``,
-``diagnose``) live in :mod:`online_gmm._cli`; see ``docs/cli.md``.
+``diagnose``) are parsed and dispatched by :mod:`online_gmm._cli` (its ``main``); see
+``docs/cli.md``.
 """
 
 from __future__ import annotations

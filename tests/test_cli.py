@@ -15,7 +15,7 @@ import pytest
 
 from online_gmm import OnlineGaussianMixture, _readers, _sources
 from online_gmm.__main__ import main
-from online_gmm._cli import Progress
+from online_gmm._cli_output import Progress
 from online_gmm._persistence import load, save
 from online_gmm.diagnostics import collapse_report, format_report
 

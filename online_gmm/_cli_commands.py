@@ -1,0 +1,247 @@
+"""The commands of ``online-gmm``: ``demo``, ``fit``, ``partial-fit``, ``predict``,
+``score``, ``sample`` and ``diagnose``, each a ``cmd_*`` function of the parsed arguments
+returning the exit status (the parser is in :mod:`online_gmm._cli`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._cli_files import _check_writable, _load_model, _read_options, _save_model, _sources, _writer
+from ._cli_options import _estimator_from
+from ._cli_output import EXIT_OK, Progress, UsageError, _say, _status_enabled
+from ._readers import count_rows, iter_batches, load_matrix
+from ._sources import DataError, Source, source_names
+from ._writers import ArrayWriter
+
+#: File extensions read as data (a matrix) by ``diagnose``; anything else is a model.
+_MATRIX_EXTENSIONS = (".npy", ".npz", ".csv", ".tsv", ".txt")
+
+#: Target size of one inference batch (``predict``, ``score``) when --batch-size is not given.
+_INFERENCE_BATCH_BYTES = 64 << 20
+
+#: Rows drawn per call by ``sample``.
+_SAMPLE_CHUNK = 65536
+
+
+def _n_features(model: Any) -> int:
+    return int(model.n_features_in_)
+
+
+def _inference_batch(args: argparse.Namespace, model: Any) -> int:
+    if args.batch_size is not None:
+        return args.batch_size
+    return int(np.clip(_INFERENCE_BATCH_BYTES // (8 * max(_n_features(model), 1)), 256, 65536))
+
+
+def _stream_into(
+    model: Any,
+    args: argparse.Namespace,
+    sources: Sequence[Source],
+    batch_size: int,
+    epochs: int,
+) -> tuple[int, int]:
+    """``epochs`` passes of ``partial_fit`` over the sources; returns (samples, steps)."""
+    if epochs > 1 and any(s.is_stdin for s in sources):
+        raise UsageError("standard input can be read only once: --epochs must be 1 with '-'")
+    opts = _read_options(args, batch_size)
+    enabled = _status_enabled(args)
+    per_epoch = count_rows(sources, opts) if enabled else None
+    progress = Progress(enabled, total=per_epoch * epochs if per_epoch else None)
+    n = steps = 0
+    try:
+        for epoch in range(1, epochs + 1):
+            note = f"epoch {epoch}/{epochs}" if epochs > 1 else ""
+            for batch in iter_batches(sources, batch_size, opts):
+                model.partial_fit(batch)
+                n += batch.shape[0]
+                steps += 1
+                progress.update(batch.shape[0], note)
+            if n == 0:
+                raise DataError(f"no data: {source_names(sources)} holds no row")
+    finally:
+        progress.close()
+    return n, steps
+
+
+def _rate(n: int, seconds: float) -> str:
+    return f"{n:,} samples in {seconds:.2f} s ({n / max(seconds, 1e-9):,.0f} samples/s)"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``demo``: the built-in demo (:func:`online_gmm._demo.run_demo`)."""
+    from ._demo import run_demo
+
+    run_demo()
+    return EXIT_OK
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """``fit``: a new model from DATA, saved to ``--output``."""
+    if args.converge and args.epochs is not None:
+        raise UsageError("--epochs applies to streaming; --converge runs until --tol/--max-iter")
+    model = _estimator_from(args)
+    _check_writable(args.output)
+    sources = _sources(args, args.data)
+    t0 = time.perf_counter()
+    if args.converge:
+        X = load_matrix(sources, _read_options(args, 65536))
+        model.fit(X)
+        n, how = X.shape[0], f"{model.n_iter_} epochs, converged: {model.converged_}"
+    else:
+        n, steps = _stream_into(model, args, sources, model.batch_size, args.epochs or 1)
+        how = f"{steps} steps"
+    _save_model(model, args.output)
+    _say(args, f"fit {_rate(n, time.perf_counter() - t0)}, {how} -> {args.output}")
+    return EXIT_OK
+
+
+def cmd_partial_fit(args: argparse.Namespace) -> int:
+    """``partial-fit``: continue a saved model on DATA, in place or to ``--output``."""
+    output = args.output or args.model
+    _check_writable(output)
+    model = _load_model(args.model)
+    sources = _sources(args, args.data)
+    batch_size = args.batch_size or int(model.batch_size)
+    t0 = time.perf_counter()
+    n, steps = _stream_into(model, args, sources, batch_size, args.epochs)
+    _save_model(model, output)
+    _say(
+        args,
+        f"partial-fit {_rate(n, time.perf_counter() - t0)}, {steps} steps "
+        f"(model: {model.n_samples_seen_:,} samples seen) -> {output}",
+    )
+    return EXIT_OK
+
+
+def _infer(
+    args: argparse.Namespace,
+    method: Callable[[Any, np.ndarray], np.ndarray],
+    writer: ArrayWriter | None,
+) -> tuple[int, float]:
+    """Run ``method(model, batch)`` over DATA, writing each result; (n, sum of results)."""
+    model = _load_model(args.model)
+    sources = _sources(args, args.data)
+    batch_size = _inference_batch(args, model)
+    progress = Progress(_status_enabled(args))
+    n, total = 0, 0.0
+    try:
+        for batch in iter_batches(sources, batch_size, _read_options(args, batch_size)):
+            out = np.asarray(method(model, batch))
+            if writer is not None:
+                writer.write(out)
+            n += batch.shape[0]
+            total += float(np.sum(out, dtype=np.float64))
+            progress.update(batch.shape[0])
+        if n == 0:
+            raise DataError(f"no data: {source_names(sources)} holds no row")
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        progress.close()
+    return n, total
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """``predict``: the component of each row (or its posterior with ``--proba``)."""
+    writer = _writer(args.output)
+    if args.proba:
+        _infer(args, lambda m, X: m.predict_proba(X), writer)
+    else:
+        _infer(args, lambda m, X: m.predict(X), writer)
+    return EXIT_OK
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """``score``: the mean log-likelihood of DATA (per row with ``--output``)."""
+    writer = _writer(args.output) if args.output is not None else None
+    n, total = _infer(args, lambda m, X: m.score_samples(X), writer)
+    if args.output != "-":
+        print(repr(total / n))
+    return EXIT_OK
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """``sample``: draw rows from the mixture."""
+    if args.n_samples < 1:
+        raise UsageError(f"--n-samples must be at least 1; got {args.n_samples}")
+    writer = _writer(args.output)
+    labels = None
+    if args.labels is not None:
+        labels = _writer(args.labels)
+        if args.labels == "-" and (args.output or "-") == "-":
+            raise UsageError("--labels and the samples cannot both go to standard output")
+    model = _load_model(args.model)
+    seed = args.random_state
+    if seed is None and isinstance(model.random_state, (int, np.integer)):
+        seed = int(model.random_state)
+    model.set_params(random_state=np.random.RandomState(seed))
+    try:
+        left = args.n_samples
+        while left > 0:
+            X, y = model.sample(min(left, _SAMPLE_CHUNK))
+            writer.write(X)
+            if labels is not None:
+                labels.write(np.asarray(y, dtype=np.int64))
+            left -= X.shape[0]
+        writer.close()
+        if labels is not None:
+            labels.close()
+    except BaseException:
+        writer.abort()
+        if labels is not None:
+            labels.abort()
+        raise
+    return EXIT_OK
+
+
+def _read_vector(path: str) -> np.ndarray:
+    """A 1-D weight vector from ``.npy`` or text (one value per line or row)."""
+    if Path(path).suffix.lower() == ".npy":
+        w = np.load(path, allow_pickle=False)
+    else:
+        try:
+            w = np.loadtxt(path, delimiter="," if path.endswith(".csv") else None, ndmin=1)
+        except ValueError as exc:
+            raise DataError(f"{path}: not a list of numbers ({exc})") from None
+    return np.asarray(w).reshape(-1) if np.ndim(w) == 2 and 1 in np.shape(w) else w
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    """``diagnose``: the prototype-collapse report of a model's means or of a matrix."""
+    from .diagnostics import collapse_report, format_report
+
+    target = args.target
+    is_matrix = (
+        target == "-"
+        or args.format is not None
+        or Path(target).suffix.lower() in _MATRIX_EXTENSIONS
+        or Path(target).is_dir()
+    )
+    if is_matrix:
+        C = load_matrix(_sources(args, [target]), _read_options(args, 65536))
+        weights = _read_vector(args.weights) if args.weights else None
+    else:
+        model = _load_model(target)
+        C = np.asarray(model.means_)
+        weights = _read_vector(args.weights) if args.weights else np.asarray(model.weights_)
+    report = collapse_report(C, weights, eps=args.eps)
+    if args.json:
+        data = dict(report)
+        data["unique"] = {str(k): v for k, v in report["unique"].items()}
+        data["unique_fraction"] = {str(k): v for k, v in report["unique_fraction"].items()}
+        print(json.dumps(data))
+    else:
+        print(format_report(report))
+    return EXIT_OK

@@ -1,0 +1,83 @@
+"""The files a command of ``online-gmm`` names: DATA, models, outputs.
+
+DATA arguments become sources and read options (:mod:`online_gmm._sources`); models are
+loaded (and checked to be a fitted ``OnlineGaussianMixture``) and saved atomically with
+:mod:`online_gmm._persistence`; output files are checked before any work and opened as
+:class:`online_gmm._writers.ArrayWriter`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._cli_output import UsageError
+from ._sources import DataError, ReadOptions, Source, expand_sources
+from ._writers import ArrayWriter, atomic_target, output_format
+
+
+def _check_writable(path: str) -> None:
+    """Fail before any work if the output's directory does not exist."""
+    if path == "-":
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise DataError(f"{path}: cannot write there: no such directory {directory}")
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a directory")
+
+
+def _read_options(args: argparse.Namespace, batch_size: int) -> ReadOptions:
+    return ReadOptions(
+        key=args.key,
+        delimiter=args.delimiter,
+        skip_header=args.skip_header,
+        dtype=args.dtype,
+        block_rows=max(batch_size, 256),
+    )
+
+
+def _sources(args: argparse.Namespace, specs: Sequence[str]) -> list[Source]:
+    if list(specs).count("-") > 1:
+        raise UsageError("standard input ('-') can be read only once")
+    return expand_sources(specs, args.format)
+
+
+def _persistence() -> tuple[Callable[[Any, Any], Any], Callable[[Any], Any]]:
+    from ._persistence import load, save
+
+    return save, load
+
+
+def _load_model(path: str) -> Any:
+    """Load a saved model and check that it is a fitted ``OnlineGaussianMixture``."""
+    from . import OnlineGaussianMixture
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(2, "No such file or directory", path)
+    _, load = _persistence()
+    model = load(path)
+    if not isinstance(model, OnlineGaussianMixture):
+        raise DataError(f"{path}: holds a {type(model).__name__}, not an OnlineGaussianMixture")
+    if not model.__sklearn_is_fitted__():
+        raise DataError(f"{path}: the model is not fitted")
+    return model
+
+
+def _save_model(model: Any, path: str) -> None:
+    """Save atomically: to a temporary file next to ``path``, then rename it over ``path``."""
+    save, _ = _persistence()
+    with atomic_target(path) as tmp:
+        save(model, tmp)
+
+
+def _writer(path: str | None) -> ArrayWriter:
+    path = path or "-"
+    try:
+        fmt = output_format(path)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+    _check_writable(path)
+    return ArrayWriter(path, fmt)
