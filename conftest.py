@@ -5,3 +5,14 @@ import os
 # scikit-learn's array-API estimator checks (array-api-strict, torch on CPU) need SciPy's
 # array-API mode, which must be set before SciPy is first imported.
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def reference_backend():
+    """Run NumPy input through the reference (array-API) backend instead of numba."""
+    from online_gmm.core import use_backend
+
+    with use_backend("reference"):
+        yield

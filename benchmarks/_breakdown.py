@@ -56,12 +56,10 @@ def stage_breakdown(model: Any, X: np.ndarray, repeats: int = 5) -> dict[str, An
 
 
 def _breakdown(model: Any, X: np.ndarray, repeats: int) -> dict[str, Any]:
-    from online_gmm import _blocked
-    from online_gmm._estep import batch_statistics, prepare
+    from online_gmm import _blocked, core
     from online_gmm._online_em import _seed_and_reseed
-    from online_gmm._stats import m_step
 
-    xp = np
+    backend = core.select_backend(X)
     st = model._state
     cfg = model._config()
     ct = cfg.covariance_type
@@ -76,17 +74,15 @@ def _breakdown(model: Any, X: np.ndarray, repeats: int) -> dict[str, Any]:
 
     out["validate"] = _med(validate, repeats)
     rng = copy.deepcopy(model._rng)  # outside the timer (a RandomState copy costs ~0.3 ms)
-    out["seed"] = _med(lambda: _seed_and_reseed(st, X, w, w_host, cfg, rng, xp, True), repeats)
-    if ct in _blocked.BLOCKED_TYPES:
+    out["seed"] = _med(lambda: _seed_and_reseed(st, X, w, w_host, cfg, rng, backend), repeats)
+    if _blocked.kernel_kind(ct) is not None:
         _blocked_stages(out, st, ct, X, w, repeats)
-        stats = _blocked.state_statistics(st, ct, X, w, 1.0)
     else:
-        _generic_stages(out, st, ct, X, w, repeats, K, d)
-        p = prepare(st.weights, st.means, st.precisions_cholesky, ct, X.dtype, xp)
-        stats = batch_statistics(X, w, p, 1.0, xp, True)
+        _generic_stages(out, st, ct, X, w, repeats, K, d, backend)
+    stats = backend.state_statistics(st, ct, X, w, 1.0)
     out["m_step"] = _med(
-        lambda: m_step(st, stats, eta=0.0, forgetting=cfg.forgetting, covariance_type=ct,
-                       reg_covar=cfg.reg_covar, xp=xp, fast=True),
+        lambda: backend.m_step(st, stats, eta=0.0, forgetting=cfg.forgetting,
+                               covariance_type=ct, reg_covar=cfg.reg_covar),
         repeats,
     )
     trial = copy.deepcopy(model)
@@ -105,7 +101,7 @@ def _blocked_stages(out, st, ct, X, w, repeats) -> None:
 
     whole = _med(lambda: _blocked.state_statistics(st, ct, X, w, 1.0), repeats)
     if ct != "tied":
-        from online_gmm import _block_kernels
+        from online_gmm import _kernels
         from online_gmm._array_api import LOG_2PI
 
         K, d = st.means.shape
@@ -116,12 +112,12 @@ def _blocked_stages(out, st, ct, X, w, repeats) -> None:
 
         def layout():
             if ct == "diag":  # None: the log-determinant computed in the kernel (as _blocked)
-                _block_kernels.prepare_diag(st.weights, st.means, pc, None, LOG_2PI, *bufs)
+                _kernels.prepare_diag(st.weights, st.means, pc, None, LOG_2PI, *bufs)
             else:
-                _block_kernels.prepare_spherical(st.weights, st.means, pc, LOG_2PI, *bufs)
+                _kernels.prepare_spherical(st.weights, st.means, pc, LOG_2PI, *bufs)
 
         out["prepare"] = _med(layout, repeats)
-    kernel = _blocked._block_kernels.block_statistics
+    kernel = _blocked._kernels.block_statistics
     timed = []
 
     def timing(*args):
@@ -129,46 +125,38 @@ def _blocked_stages(out, st, ct, X, w, repeats) -> None:
         kernel(*args)
         timed.append(time.thread_time() - t0)
 
-    _blocked._block_kernels.block_statistics = timing
+    _blocked._kernels.block_statistics = timing
     try:
         _med(lambda: _blocked.state_statistics(st, ct, X, w, 1.0), repeats)
     finally:
-        _blocked._block_kernels.block_statistics = kernel
+        _blocked._kernels.block_statistics = kernel
     out["blocks"] = float(np.median(timed))
     out["statistics"] = max(whole - out["blocks"] - out.get("prepare", 0.0), 0.0)
 
 
-def _generic_stages(out, st, ct, X, w, repeats, K, d) -> None:
+def _generic_stages(out, st, ct, X, w, repeats, K, d, backend) -> None:
     """``full``: the chunked path, stage by stage."""
-    from online_gmm._estep import (
-        _chunk_statistics,
-        _finish,
-        _quadratic_pieces,
-        empty_stats,
-        merge_stats,
-        prepare,
-    )
+    from online_gmm import core
+    from online_gmm._estep import chunk_statistics, quadratic_pieces
 
-    xp = np
-    p = prepare(st.weights, st.means, st.precisions_cholesky, ct, X.dtype, xp)
-    out["prepare"] = _med(
-        lambda: prepare(st.weights, st.means, st.precisions_cholesky, ct, X.dtype, xp), repeats
-    )
+    xp = backend.xp
+    p = core.state_prepared(st, ct, X.dtype, xp)
+    out["prepare"] = _med(lambda: core.state_prepared(st, ct, X.dtype, xp), repeats)
     Xc = X - p.shift_dt
-    G, a = _quadratic_pieces(Xc, p, xp)
-    out["estep_blas"] = _med(lambda: _quadratic_pieces(Xc, p, xp), repeats)
+    G, a = quadratic_pieces(Xc, p, xp)
+    out["estep_blas"] = _med(lambda: quadratic_pieces(Xc, p, xp), repeats)
     G_work = np.empty_like(G)
 
     def kernel():
         np.copyto(G_work, G)
-        _finish(G_work, a, p, 1.0, xp, True)
+        backend.finish(G_work, a, p, 1.0)
 
     copy_only = _med(lambda: np.copyto(G_work, G), repeats)
     out["estep_kernel"] = max(_med(kernel, repeats) - copy_only, 0.0)
-    R, ll = _finish(G.copy(), a, p, 1.0, xp, True)
-    empty = empty_stats(K, d, ct, xp, "cpu")
+    R, ll = backend.finish(G.copy(), a, p, 1.0)
+    empty = core.empty_stats(K, d, ct, xp, "cpu")
     out["statistics"] = _med(
-        lambda: merge_stats(empty, _chunk_statistics(Xc, w, R, ll, p, xp), ct, xp), repeats
+        lambda: core.merge_stats(empty, chunk_statistics(Xc, w, R, ll, p, xp), ct, xp), repeats
     )
 
 

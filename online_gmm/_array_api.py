@@ -1,8 +1,8 @@
-"""Array-namespace helpers: the one place that knows which array library holds the data.
+"""Array-namespace helpers: namespaces, devices, host copies, index arrays, log-sum-exp,
+chunk sizes and the one-BLAS-thread context.
 
-The mixture math is written once against the array API standard (``xp``). NumPy input takes
-the numba fast path for the same functions; any other namespace (PyTorch, CuPy,
-array-api-strict) runs the generic code on the data's own device.
+The mixture math is written once against the array API standard (``xp``); which backend runs
+it is chosen in :mod:`online_gmm._backend`.
 """
 
 from __future__ import annotations
@@ -12,16 +12,6 @@ from typing import Any
 
 import array_api_compat
 import numpy as np
-
-#: Set to False (tests do) to run NumPy input through the generic array-API code.
-FAST_PATH_ENABLED = True
-
-
-def get_namespace(*arrays: Any) -> tuple[Any, bool]:
-    """Return ``(xp, fast)``: the arrays' namespace, and whether the numba path applies."""
-    xp = array_api_compat.array_namespace(*arrays)
-    fast = FAST_PATH_ENABLED and array_api_compat.is_numpy_namespace(xp)
-    return xp, fast
 
 
 def input_namespace(X: Any) -> Any:
@@ -61,6 +51,29 @@ def asarray_like(a: Any, like: Any, xp: Any, dtype: Any = None) -> Any:
     if array_api_compat.is_numpy_namespace(xp):
         return np.asarray(a, dtype=dtype)
     return xp.asarray(np.ascontiguousarray(a), dtype=dtype, device=device(like))
+
+
+def take_index(idx: np.ndarray, like: Any, xp: Any) -> Any:
+    """Host indices ``idx`` as an index array for ``like``'s namespace and device."""
+    if isinstance(like, np.ndarray):
+        return idx
+    return xp.asarray(idx, device=device(like))
+
+
+def scatter_rows(old: Any, comp_idx: np.ndarray, new_rows: Any, xp: Any) -> Any:
+    """Copy of ``old`` with rows ``comp_idx`` replaced by ``new_rows`` (gathers only, so it
+    runs on any array-API namespace)."""
+    K = old.shape[0]
+    src = np.full(K, len(comp_idx), dtype=np.int64)
+    src[comp_idx] = np.arange(len(comp_idx))
+    mask = np.zeros(K, dtype=bool)
+    mask[comp_idx] = True
+    pad = xp.zeros((1, *old.shape[1:]), dtype=old.dtype, device=device(old))
+    stacked = xp.concat([xp.astype(new_rows, old.dtype), pad], axis=0)
+    gathered = xp.take(stacked, take_index(src, old, xp), axis=0)
+    m = take_index(mask, old, xp)
+    m = xp.reshape(m, (K,) + (1,) * (old.ndim - 1))
+    return xp.where(m, gathered, old)
 
 
 def logsumexp(a: Any, xp: Any, axis: int = -1) -> Any:
@@ -122,10 +135,10 @@ def _blas_controllers():
     return _blas_libs
 
 
-def blas_threads_for(work: int, fast: bool):
+def blas_threads_for(work: int):
     """A context limiting BLAS to one thread for small NumPy work (else a no-op)."""
     import contextlib
 
-    if not fast or work >= SMALL_BLAS_WORK:
+    if work >= SMALL_BLAS_WORK:
         return contextlib.nullcontext()
     return _OneBlasThread()

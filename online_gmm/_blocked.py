@@ -1,8 +1,8 @@
-"""The NumPy fast path of :func:`online_gmm._estep.batch_statistics` (``diag``,
+"""The numba backend's statistics for the types with a block kernel (``diag``,
 ``spherical``, ``tied``): row blocks in parallel, each in reused buffers.
 
 A batch is cut into row blocks, one per numba thread. Each block runs the whole E-step and
-its statistics product on its own thread (:func:`online_gmm._block_kernels.block_statistics`:
+its statistics product on its own thread (:func:`online_gmm._kernels.block_statistics`:
 single-threaded BLAS for the two matrix products, the numba row kernel between them, no
 GIL), so that
 
@@ -33,9 +33,11 @@ from contextlib import nullcontext
 import numba
 import numpy as np
 
-from . import _block_kernels
+from . import _kernels
 from ._array_api import LOG_2PI, blas_threads_for, chunk_rows
-from ._kernels import EXP_FLOOR_F32, EXP_FLOOR_F64
+from ._covariance import covariance
+from ._estep import state_prepared
+from ._kernels import DIAG, EXP_FLOOR_F32, EXP_FLOOR_F64, SPHERICAL, TIED
 from ._stats import BatchStats, merge_stats
 
 #: Fewest rows a block keeps (below it the products lose BLAS efficiency).
@@ -45,16 +47,18 @@ MIN_PARALLEL_WORK = 2**21
 #: Workspaces above this size (bytes, per thread) are not kept between steps.
 MAX_CACHED_BYTES = 64 * 2**20
 
-BLOCKED_TYPES = ("diag", "spherical", "tied")
-_KIND = {"diag": 0, "spherical": 1, "tied": 2}
+
+def kernel_kind(covariance_type: str) -> int | None:
+    """The covariance type's code in the block kernels (None: it has none)."""
+    return covariance(covariance_type).KERNEL_KIND
 
 
-def layout(ct: str, d: int) -> tuple[slice, int, int]:
+def layout(kind: int, d: int) -> tuple[slice, int, int]:
     """Columns of a block's data matrix ``A``: ``(first moments, second moments, n_cols)``;
     the last column is ones (its sum is the mass)."""
-    if ct == "diag":  # [xc*xc, xc, 1]
+    if kind == DIAG:  # [xc*xc, xc, 1]
         return slice(d, 2 * d), 0, 2 * d + 1
-    if ct == "spherical":  # [xc, |xc|^2, 1]
+    if kind == SPHERICAL:  # [xc, |xc|^2, 1]
         return slice(0, d), d, d + 2
     return slice(0, d), -1, d + 1  # tied: [xc, 1]
 
@@ -117,15 +121,15 @@ def _workspace() -> _Workspace:
 
 
 def _extended(p, dt):
-    """``(rhs, U, b)`` for the block kernel (see :mod:`online_gmm._block_kernels`); ``rhs``
+    """``(rhs, U, b)`` for the block kernel (see :mod:`online_gmm._kernels`); ``rhs``
     is the transpose of a C-ordered (K, C) array, as the numba layout kernels write it."""
-    ct = p.covariance_type
+    kind = kernel_kind(p.covariance_type)
     K, d = p.mu_c.shape
     zeros_k = np.zeros(K, dtype=dt)
-    if ct == "diag":
+    if kind == DIAG:
         rhs_t = np.concatenate([p.rhs.T, p.b[:, None]], axis=1)
         return rhs_t.T, _dummy(dt, 2), zeros_k
-    if ct == "spherical":
+    if kind == SPHERICAL:
         rhs_t = np.concatenate([p.rhs.T, np.ones((K, 1), dtype=dt), p.b[:, None]], axis=1)
         return rhs_t.T, _dummy(dt, 2), zeros_k
     U = np.concatenate([p.prec_chol, np.zeros((1, d), dtype=dt)], axis=0)
@@ -138,7 +142,7 @@ def _dummy(dt, ndim: int) -> np.ndarray:
 
 def batch_statistics(X: np.ndarray, w: np.ndarray, p, inv_temp: float,
                      plan: tuple[int, int] | None = None) -> BatchStats:
-    """:func:`online_gmm._estep.batch_statistics` for NumPy input, ``diag``/``spherical``/
+    """:func:`online_gmm._estep.chunked_statistics` for NumPy input, ``diag``/``spherical``/
     ``tied``, from a :class:`~online_gmm._estep.Prepared` (the same statistics, computed
     block-parallel). ``plan``: as for :func:`state_statistics`."""
     rhs, U, b = _extended(p, X.dtype)
@@ -149,33 +153,31 @@ def batch_statistics(X: np.ndarray, w: np.ndarray, p, inv_temp: float,
 def state_statistics(state, covariance_type: str, X: np.ndarray, w: np.ndarray,
                      inv_temp: float, plan: tuple[int, int] | None = None) -> BatchStats:
     """The same from the mixture state: for ``diag``/``spherical`` one numba call
-    (``_block_kernels.prepare_diag``/``prepare_spherical``) writes the per-batch layout into
+    (``_kernels.prepare_diag``/``prepare_spherical``) writes the per-batch layout into
     reused buffers, instead of :func:`online_gmm._estep.prepare`'s array operations.
 
     ``plan``: the batch's :func:`block_plan`, from a caller that has already set BLAS's
     threads for it (``em_step``: one setting for the whole step); ``None``: planned and set
     here."""
-    if covariance_type == "tied":
-        from ._estep import prepare
-
-        p = prepare(state.weights, state.means, state.precisions_cholesky, "tied", X.dtype, np)
+    kind = kernel_kind(covariance_type)
+    if kind == TIED:
+        p = state_prepared(state, covariance_type, X.dtype, np)
         return batch_statistics(X, w, p, inv_temp, plan)
     K, d = state.means.shape
     dt = X.dtype
-    buf = _local_layout(("layout", covariance_type, K, d, dt.str), _layout_shapes,
-                        covariance_type, K, d, dt)
+    buf = _local_layout(("layout", kind, K, d, dt.str), _layout_shapes, kind, K, d, dt)
     pc = state.precisions_cholesky
     out = (LOG_2PI, buf["rhs_t"], buf["b"], buf["s"], buf["const"], buf["shift_dt"])
-    if covariance_type == "diag":  # log|U| computed in the kernel
-        shift = _block_kernels.prepare_diag(state.weights, state.means, pc, None, *out)
+    if kind == DIAG:  # log|U| computed in the kernel
+        shift = _kernels.prepare_diag(state.weights, state.means, pc, None, *out)
     else:
-        shift = _block_kernels.prepare_spherical(state.weights, state.means, pc, *out)
+        shift = _kernels.prepare_spherical(state.weights, state.means, pc, *out)
     return _run(X, w, inv_temp, covariance_type, shift, buf["shift_dt"], buf["rhs_t"].T,
                 _dummy(dt, 2), buf["b"], buf["s"], buf["const"], plan)
 
 
-def _layout_shapes(ct: str, K: int, d: int, dt) -> dict[str, tuple]:
-    n_rhs = 2 * d + 1 if ct == "diag" else d + 2
+def _layout_shapes(kind: int, K: int, d: int, dt) -> dict[str, tuple]:
+    n_rhs = 2 * d + 1 if kind == DIAG else d + 2
     return {
         "rhs_t": ((K, n_rhs), dt), "b": ((K,), dt), "s": ((K,), dt), "const": ((K,), dt),
         "shift_dt": ((d,), dt),
@@ -189,8 +191,8 @@ def _local_layout(key, shapes, *args):
     return store.get(key, lambda: shapes(*args))
 
 
-def _run_shapes(ct, n_blocks, rows, K, d, n_cols, dt, unit) -> dict[str, tuple]:
-    tied = ct == "tied"
+def _run_shapes(kind, n_blocks, rows, K, d, n_cols, dt, unit) -> dict[str, tuple]:
+    tied = kind == TIED
     f64 = np.float64
     return {
         "A": ((n_blocks, rows, n_cols), dt), "G": ((n_blocks, rows, K), dt),
@@ -207,16 +209,16 @@ def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const, plan=None) ->
     n, d = X.shape
     K = const.shape[0]
     dt = X.dtype
-    kind = _KIND[ct]
+    kind = kernel_kind(ct)
     blas_set = plan is not None
     n_blocks, rows = plan if blas_set else block_plan(n, K, d, dt.itemsize)
-    unit = bool(_block_kernels.unit_weights(w))
+    unit = bool(_kernels.unit_weights(w))
     # sum_n w_n: n exactly when every weight is one
     weight = float(n) if unit else float(np.sum(w, dtype=np.float64))
-    n_cols = layout(ct, d)[2]
+    n_cols = layout(kind, d)[2]
     buf = _workspace().get(
-        (ct, n_blocks, rows, K, d, dt.str, unit),
-        lambda: _run_shapes(ct, n_blocks, rows, K, d, n_cols, dt, unit),
+        (kind, n_blocks, rows, K, d, dt.str, unit),
+        lambda: _run_shapes(kind, n_blocks, rows, K, d, n_cols, dt, unit),
     )
     buf["a0"][:] = 0
     floor = EXP_FLOOR_F32 if dt == np.float32 else EXP_FLOOR_F64
@@ -224,12 +226,12 @@ def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const, plan=None) ->
     loglik = 0.0
     parts = []
     with nullcontext() if blas_set else blas_threads_for(
-        0 if n_blocks > 1 else n * K * d, True  # as blas_work
+        0 if n_blocks > 1 else n * K * d  # as blas_work
     ):
         for lo in range(0, n, per_round):
             hi = min(lo + per_round, n)
             whole = hi - lo == n
-            _block_kernels.block_statistics(
+            _kernels.block_statistics(
                 X if whole else X[lo:hi], w if whole else w[lo:hi], unit, kind, shift_dt, rhs,
                 U, buf["a0"], b, s, const, float(inv_temp), floor, buf["A"], buf["B"],
                 buf["Z"], buf["G"], buf["ll"], buf["S"], buf["x64"], buf["T2"], buf["loglik"],
@@ -237,7 +239,7 @@ def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const, plan=None) ->
             used = -(-(hi - lo) // rows)  # blocks that held data this round
             ll = buf["loglik"]
             loglik += float(ll[0]) if used == 1 else float(ll[:used].sum())
-            parts.append(_round_stats(buf, used, ct, shift))
+            parts.append(_round_stats(buf, used, kind, shift))
     mass, mean, moment = parts[0]
     if len(parts) > 1:  # rounds merge pairwise
         stats = BatchStats(mass, mean, moment, 0.0, 0.0, 0)
@@ -249,13 +251,13 @@ def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const, plan=None) ->
     )
 
 
-def _round_stats(buf, used: int, ct: str, shift) -> tuple:
+def _round_stats(buf, used: int, kind: int, shift) -> tuple:
     """One round's blocks' sums as centred float64 ``(mass, mean, moment)``."""
-    if ct != "tied":
-        mass, mean, moment = _block_kernels.centred_moments(
-            buf["S"], used, _KIND[ct], np.asarray(shift, dtype=np.float64)
+    if kind != TIED:
+        mass, mean, moment = _kernels.centred_moments(
+            buf["S"], used, kind, np.asarray(shift, dtype=np.float64)
         )
-        return mass, mean, moment if ct == "diag" else moment[:, 0]
+        return mass, mean, moment if kind == DIAG else moment[:, 0]
     d = shift.shape[0]
     S = buf["S"][:used].sum(axis=0, dtype=np.float64)
     T2 = buf["T2"][:used].sum(axis=0)

@@ -1,6 +1,5 @@
-"""The estimator options of ``online-gmm fit``: one per scalar parameter of
-``OnlineGaussianMixture`` (plus ``--means-init``), added to the parser and turned back into
-an estimator.
+"""The estimator options of ``online-gmm fit``: one per entry of the parameter table that
+has flags (plus ``--means-init``), added to the parser and turned back into an estimator.
 """
 
 from __future__ import annotations
@@ -14,39 +13,21 @@ from ._readers import load_matrix
 
 
 def _hyper_parameters() -> list[tuple[tuple[str, ...], str, Any, str]]:
-    """(flags, parameter, type or choices, help) of the estimator options of ``fit``."""
-    from ._estimator import _FORGETTING
-    from ._gaussian import COVARIANCE_TYPES
-    from ._schedules import ANNEAL_SCHEDULES
-    from ._seeding import INIT_PARAMS
+    """(flags, parameter, type or choices, help) of the estimator options of ``fit``: the
+    parameter table's entries that have flags (:data:`online_gmm._parameters.PARAMETERS`)."""
+    from ._parameters import PARAMETERS
 
     return [
-        (("-k", "--n-components"), "n_components", int, "number of mixture components"),
-        (("--covariance-type",), "covariance_type", COVARIANCE_TYPES, "covariance shape"),
-        (("--batch-size",), "batch_size", int, "rows per online-EM step (mini-batch)"),
-        (("--forgetting",), "forgetting", _FORGETTING, "how old evidence is discounted"),
-        (("--forgetting-rate",), "forgetting_rate", float, "eta in [0, 1); 0 never forgets"),
-        (("--temperature-init",), "temperature_init", float, "E-step temperature at step 0"),
-        (("--temperature-final",), "temperature_final", float, "temperature after annealing"),
-        (("--anneal-steps",), "anneal_steps", int, "steps from initial to final temperature"),
-        (("--anneal-schedule",), "anneal_schedule", ANNEAL_SCHEDULES, "temperature path"),
-        (("--init-params",), "init_params", INIT_PARAMS, "how the first batch seeds components"),
-        (("--reg-covar",), "reg_covar", float, "added to every covariance's diagonal"),
-        (("--seed-mass",), "seed_mass", float, "evidence a freshly seeded component starts with"),
-        (("--dead-threshold",), "dead_threshold", float, "reseed below this weight * K"),
-        (("--max-reseed",), "max_reseed", int, "dead components reseeded per step at most"),
-        (("--random-state",), "random_state", int, "seed, for reproducible runs"),
-        (("--tol",), "tol", float, "--converge: stop when the epoch log-lik changes less"),
-        (("--max-iter",), "max_iter", int, "--converge: most epochs"),
-        (("--n-init",), "n_init", int, "--converge: restarts, the best is kept"),
-        (("--init-size",), "init_size", int, "--converge: rows drawn to seed from"),
+        (p.flags, name, p.choices or p.cli_type, p.help)
+        for name, p in PARAMETERS.items()
+        if p.flags
     ]
 
 
 def _add_hyper_options(parser: argparse.ArgumentParser) -> None:
-    from . import OnlineGaussianMixture
+    from ._parameters import defaults as table_defaults
 
-    defaults = OnlineGaussianMixture().get_params()
+    defaults = table_defaults()
     group = parser.add_argument_group("estimator options (OnlineGaussianMixture parameters)")
     for flags, param, kind, text in _hyper_parameters():
         help_text = f"{text} (default: {defaults[param]})"

@@ -7,13 +7,14 @@ The contract's batch statistics are sums, so a step over an array split into row
    default the first row-chunk, is fetched to the client and seeded exactly as
    :func:`online_gmm._online_em.em_step` seeds a batch;
 2. *E-step*: the parameters are laid out once (:func:`online_gmm._estep.prepare`, a few
-   ``K x D`` arrays) and every worker computes
-   :func:`online_gmm._estep.batch_statistics` of the chunks it holds;
+   ``K x D`` arrays) and every worker computes the statistics of the chunks it holds
+   (``backend.batch_statistics`` of the chunk's backend);
 3. *reduce*: the per-chunk statistics are merged on the workers by the contract's pairwise
    rule (:func:`online_gmm._stats.merge_stats`) in a balanced tree in chunk order, so the
    result is deterministic; only one ``K``-component set of statistics reaches the client;
-4. *M-step*: :func:`online_gmm._stats.m_step` on the client, with the estimator's
-   bookkeeping (step counter, schedules, counters, commit-or-nothing).
+4. *M-step*: on the client, inside :func:`online_gmm._online_em.advance` (the step every
+   caller takes: schedules, initial parameters, finiteness, RNG restore), with the
+   estimator's bookkeeping (step counter, counters, commit-or-nothing).
 
 Nothing here imports Dask until a Dask array arrives: Dask stays an optional extra
 (``pip install "online-gmm[dask]"``). The estimator hands Dask input to :func:`partial_fit`
@@ -28,10 +29,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from sklearn.utils.validation import assert_all_finite
 
-from . import _array_api
-from ._estep import Prepared, batch_statistics
-from ._online_em import StepInfo, em_step, user_initialised_state
-from ._schedules import forgetting_rate_at, temperature_at
+from ._backend import select_backend
+from ._epochs import fit_restarts, run_epochs
+from ._estep import Prepared
+from ._online_em import Hooks, StepInfo, advance
 from ._stats import BatchStats, empty_stats, merge_stats
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,7 +69,6 @@ def _block_statistics(
     weight: np.ndarray | None,
     prepared: Prepared,
     inv_temp: float,
-    fast: bool,
 ) -> BatchStats:
     """Statistics of one row-chunk (runs on a worker). Validates the chunk first."""
     block = np.asarray(block)
@@ -81,7 +81,7 @@ def _block_statistics(
     if block.shape[0] == 0:
         K, D = prepared.mu_c.shape
         return empty_stats(K, D, prepared.covariance_type, np, "cpu")
-    return batch_statistics(block, weight, prepared, inv_temp, np, fast)
+    return select_backend(block).batch_statistics(block, weight, prepared, inv_temp)
 
 
 def _merge(a: BatchStats, b: BatchStats, covariance_type: str) -> BatchStats:
@@ -199,7 +199,7 @@ def _tree_reduce(parts: list, covariance_type: str) -> Any:
     return parts[0]
 
 
-def statistics(X: Any, w: Any, prepared: Prepared, inv_temp: float, fast: bool) -> BatchStats:
+def statistics(X: Any, w: Any, prepared: Prepared, inv_temp: float) -> BatchStats:
     """The batch statistics of a whole Dask array, computed chunk by chunk on the workers.
 
     Parameters
@@ -212,8 +212,6 @@ def statistics(X: Any, w: Any, prepared: Prepared, inv_temp: float, fast: bool) 
         The parameters, laid out by :func:`online_gmm._estep.prepare`.
     inv_temp : float
         ``1 / T`` of the E-step.
-    fast : bool
-        Whether the workers take the numba fast path.
 
     Returns
     -------
@@ -228,20 +226,15 @@ def statistics(X: Any, w: Any, prepared: Prepared, inv_temp: float, fast: bool) 
     weights = [None] * len(blocks) if w is None else list(w.to_delayed().ravel())
     p = delayed(prepared, pure=True)  # one key: shipped once per worker, not once per task
     task = delayed(_block_statistics, pure=True)
-    parts = [task(b, wb, p, inv_temp, fast) for b, wb in zip(blocks, weights, strict=True)]
+    parts = [task(b, wb, p, inv_temp) for b, wb in zip(blocks, weights, strict=True)]
     (stats,) = dask.compute(_tree_reduce(parts, prepared.covariance_type))
     return stats
 
 
-def _step(model: OnlineGaussianMixture, X: Any, w: Any, seed_from: str, fast: bool) -> StepInfo:
-    """One online-EM step over the Dask array ``X``: :func:`em_step` with its seeding sample
+def _step(model: OnlineGaussianMixture, X: Any, w: Any, seed_from: str, backend: Any) -> StepInfo:
+    """One online-EM step over the Dask array ``X``: :func:`advance` with its seeding sample
     fetched to the client and its statistics computed on the workers. Commits to ``model``
     only when the new state is complete and finite."""
-    from ._estimator import _check_finite_state
-
-    state = model._state
-    config = model._config()
-    rng_state = model._rng.get_state()
     sample: list = []
 
     def gather(_X: Any, _w: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -249,27 +242,16 @@ def _step(model: OnlineGaussianMixture, X: Any, w: Any, seed_from: str, fast: bo
             sample.append(_seeding_sample(X, w, seed_from))
         return sample[0]
 
-    try:
-        temperature = temperature_at(model.n_steps_, **model._schedule_kwargs())
-        eta = forgetting_rate_at(model.n_steps_, model.forgetting_rate)
-        if model._user_init_pending:
-            Xs, ws = gather(X, w)
-            model._validate_initial_parameters(X.shape[1])
-            state = user_initialised_state(
-                state, Xs, ws, config=config, means_init=model.means_init,
-                weights_init=model.weights_init, precisions_init=model.precisions_init,
-                xp=np, fast=fast,
-            )
-        new_state, info = em_step(
-            state, X, w, config=config, temperature=temperature, forgetting_rate=eta,
-            rng=model._rng, xp=np, fast=fast, gather=gather,
-            statistics=lambda p, inv_temp: statistics(X, w, p, inv_temp, fast),
-        )
-        _check_finite_state(new_state, np)
-        changes = model._step_changes(new_state, info, model._precisions(new_state))
-    except BaseException:
-        model._rng.set_state(rng_state)
-        raise
+    initial = model._initial()
+    if initial is not None:
+        model._validate_initial_parameters(X.shape[1])
+    _, info, changes = advance(
+        model._state, X, w, config=model._config(), schedules=model._schedules(),
+        step=model.n_steps_, rng=model._rng, backend=backend, initial=initial,
+        hooks=Hooks(gather=gather,
+                    statistics=lambda p, inv_temp: statistics(X, w, p, inv_temp)),
+        publish=lambda new, info: model._step_changes(new, info, model._precisions(new)),
+    )
     model.__dict__.update(changes)  # the commit: whole or not at all
     return info
 
@@ -332,9 +314,9 @@ def partial_fit(
         _check_features(model, X, reset=first)
         w = _check_sample_weight(model, sample_weight, X)
         meta = np.empty((0, X.shape[1]), dtype=X.dtype)
-        xp, fast = _array_api.get_namespace(meta)
-        model._start_call(meta, xp, first)
-        info = _step(model, X, w, seed_from, fast)
+        backend = select_backend(meta)
+        model._start_call(meta, backend.xp, first)
+        info = _step(model, X, w, seed_from, backend)
         model.n_iter_ = model.n_steps_
         if info.weight > 0:
             model.lower_bound_ = info.loglik / info.weight
@@ -410,10 +392,11 @@ def fit(
         if model.means_init is not None or model.weights_init is not None:
             model._validate_initial_parameters(X.shape[1])
         meta = np.empty((0, X.shape[1]), dtype=X.dtype)
-        xp, fast = _array_api.get_namespace(meta)
+        backend = select_backend(meta)
         bounds = step_bounds(X, int(model.batch_size))
-        model._fit_restarts(
-            meta, xp, continuing, lambda: _fit_epochs(model, X, bounds, seed_from, fast)
+        fit_restarts(model,
+            meta, backend.xp, continuing,
+            lambda: _fit_epochs(model, X, bounds, seed_from, backend),
         )
     model._warn_if_not_converged()
     return model
@@ -424,13 +407,13 @@ def _fit_epochs(
     X: Any,
     bounds: list[tuple[int, int]],
     seed_from: str,
-    fast: bool,
+    backend: Any,
 ) -> None:
     """The estimator's epoch loop over groups of whole row-chunks, in a random order."""
 
     def epoch_steps():
         for g in model._rng.permutation(len(bounds)):
             start, stop = bounds[int(g)]
-            yield _step(model, X[start:stop], None, seed_from, fast)
+            yield _step(model, X[start:stop], None, seed_from, backend)
 
-    model._run_epochs(epoch_steps)
+    run_epochs(model, epoch_steps)

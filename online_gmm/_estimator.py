@@ -1,14 +1,13 @@
-"""``OnlineGaussianMixture``: the scikit-learn estimator. Thin: validation, bookkeeping and
-the scikit-learn API; the math lives in plain functions (``_online_em``, ``_estep``,
-``_stats``)."""
+"""``OnlineGaussianMixture``: the scikit-learn estimator. Thin: the scikit-learn API and
+bookkeeping; parameters come from the table (``_parameters``), a step is
+``_online_em.advance``, the math lives in plain functions behind it."""
 
 from __future__ import annotations
 
-import time
 import warnings
 import weakref
 from collections.abc import Callable
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -22,31 +21,26 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, check_scalar, validate_data
 
-from . import _array_api, _dask
-from ._array_api import device, to_numpy
-from ._estep import posterior, prepare, weighted_log_density
-from ._gaussian import (
-    COVARIANCE_TYPES,
-    covariance_shape,
-    n_parameters,
-    precisions_from_cholesky,
-)
-from ._kernels import all_finite
+from . import _array_api, _dask, _interop
+from ._array_api import device, take_index, to_numpy
+from ._backend import select_backend
+from ._covariance import covariance
+from ._epochs import fit_restarts, run_epochs
+from ._estep import posterior, state_prepared, weighted_log_density
+from ._input import check_sample_weight, is_plain_valid_batch
 from ._online_em import (
     EMConfig,
-    em_step,
-    empty_state,
-    needs_seeding,
+    InitialParameters,
+    Schedules,
+    advance,
     seed_from_sample,
-    user_initialised_state,
 )
-from ._schedules import ANNEAL_SCHEDULES, forgetting_rate_at, temperature_at
-from ._seeding import INIT_PARAMS
-from ._stats import MixtureState
+from ._parameters import check_initial_parameters, constraints, validate
+from ._stats import MixtureState, empty_state
 from ._version import __version__
 
-_FORGETTING = ("responsibility", "uniform")
-#: The hyper-parameters ``_validate_hyperparameters`` checks (its cache key).
+#: The hyper-parameters whose last valid values are cached (every parameter but the
+#: array-likes, ``random_state`` and ``warm_start``, which the steps never read).
 _VALIDATED_PARAMS = (
     "n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init", "batch_size",
     "init_params", "init_size", "forgetting", "forgetting_rate", "temperature_init",
@@ -177,6 +171,8 @@ default="exponential"
     True
     """
 
+    _parameter_constraints: dict = constraints()
+
     def __init__(
         self,
         n_components: int = 1,
@@ -248,94 +244,14 @@ default="exponential"
         _valid_hyperparameters[self] = key
 
     def _check_hyperparameters(self) -> None:
-        name = type(self).__name__
-
-        def choice(attr: str, options: tuple, allow_callable: bool = False) -> None:
-            value = getattr(self, attr)
-            if allow_callable and callable(value):
-                return
-            if not isinstance(value, str) or value not in options:
-                extra = " or a callable" if allow_callable else ""
-                raise ValueError(
-                    f"The '{attr}' parameter of {name} must be one of {list(options)}{extra}. "
-                    f"Got {value!r} instead."
-                )
-
-        check_scalar(self.n_components, "n_components", Integral, min_val=1)
-        choice("covariance_type", COVARIANCE_TYPES)
-        check_scalar(self.tol, "tol", Real, min_val=0.0)
-        check_scalar(self.reg_covar, "reg_covar", Real, min_val=0.0)
-        check_scalar(self.max_iter, "max_iter", Integral, min_val=1)
-        check_scalar(self.n_init, "n_init", Integral, min_val=1)
-        check_scalar(self.batch_size, "batch_size", Integral, min_val=1)
-        choice("init_params", INIT_PARAMS)
-        if self.init_size is not None:
-            check_scalar(self.init_size, "init_size", Integral, min_val=1)
-        choice("forgetting", _FORGETTING)
-        if not callable(self.forgetting_rate):
-            check_scalar(
-                self.forgetting_rate, "forgetting_rate", Real, min_val=0.0, max_val=1.0,
-                include_boundaries="left",
-            )
-        for attr in ("temperature_init", "temperature_final"):
-            check_scalar(getattr(self, attr), attr, Real, min_val=0.0, include_boundaries="neither")
-            if not np.isfinite(getattr(self, attr)):
-                raise ValueError(f"{attr} must be finite, got {getattr(self, attr)!r}.")
-        check_scalar(self.anneal_steps, "anneal_steps", Integral, min_val=0)
-        choice("anneal_schedule", ANNEAL_SCHEDULES, allow_callable=True)
-        check_scalar(self.seed_mass, "seed_mass", Real, min_val=0.0)
-        check_scalar(self.dead_threshold, "dead_threshold", Real, min_val=0.0, max_val=1.0)
-        if self.max_reseed is not None:
-            check_scalar(self.max_reseed, "max_reseed", Integral, min_val=0)
-        check_scalar(self.verbose, "verbose", Integral, min_val=0)
-        check_scalar(self.verbose_interval, "verbose_interval", Integral, min_val=1)
-        for attr in ("tol", "reg_covar", "seed_mass"):
-            if not np.isfinite(getattr(self, attr)):
-                raise ValueError(f"{attr} must be finite, got {getattr(self, attr)!r}.")
+        validate(self.get_params(deep=False), type(self).__name__)
 
     def _validate_initial_parameters(self, n_features: int) -> None:
-        K, ct = self.n_components, self.covariance_type
-        if self.weights_init is not None:
-            w = np.asarray(self.weights_init, dtype=np.float64)
-            if w.shape != (K,):
-                raise ValueError(
-                    f"weights_init must have shape ({K},), got {w.shape}."
-                )
-            if not np.all(np.isfinite(w)) or np.any(w < 0) or np.any(w > 1):
-                raise ValueError("weights_init must be finite and lie in [0, 1].")
-            if not np.isclose(w.sum(), 1.0, atol=1e-6 if w.dtype == np.float32 else 1e-8):
-                raise ValueError(f"weights_init must sum to 1, got {w.sum()!r}.")
-        if self.means_init is not None:
-            m = np.asarray(self.means_init, dtype=np.float64)
-            if m.shape != (K, n_features):
-                raise ValueError(
-                    f"means_init must have shape ({K}, {n_features}), got {m.shape}."
-                )
-            if not np.all(np.isfinite(m)):
-                raise ValueError("means_init must be finite.")
-        if self.precisions_init is not None:
-            p = np.asarray(self.precisions_init, dtype=np.float64)
-            shape = covariance_shape(ct, K, n_features)
-            if p.shape != shape:
-                raise ValueError(
-                    f"precisions_init for covariance_type={ct!r} must have shape {shape}, "
-                    f"got {p.shape}."
-                )
-            if not np.all(np.isfinite(p)):
-                raise ValueError("precisions_init must be finite.")
-            mats = p if ct == "full" else (p[None] if ct == "tied" else None)
-            if mats is None:
-                if np.any(p <= 0):
-                    raise ValueError(f"{ct!r} precisions_init must be positive.")
-            else:
-                for mat in mats:
-                    if not np.allclose(mat, mat.T) or np.any(np.linalg.eigvalsh(mat) <= 0):
-                        raise ValueError(
-                            f"{ct!r} precisions_init must be symmetric positive definite."
-                        )
+        check_initial_parameters(self.n_components, self.covariance_type, n_features,
+                                 self.weights_init, self.means_init, self.precisions_init)
 
     def _check_X(self, X, reset: bool):
-        if not reset and _is_plain_valid_batch(X, self):
+        if not reset and is_plain_valid_batch(X, self):
             return X
         xp = _array_api.input_namespace(X)
         return validate_data(
@@ -343,27 +259,7 @@ default="exponential"
         )
 
     def _check_sample_weight(self, sample_weight, X, xp):
-        n = X.shape[0]
-        if sample_weight is None:
-            return xp.ones(n, dtype=X.dtype, device=device(X))
-        sw = sample_weight
-        if not hasattr(sw, "__array_namespace__") and not isinstance(sw, np.ndarray):
-            sw = np.asarray(sw)
-        sw_np = to_numpy(sw)
-        if sw_np.ndim == 0:
-            sw_np = np.full(n, float(sw_np))
-        if sw_np.ndim != 1 or sw_np.shape[0] != n:
-            raise ValueError(
-                f"sample_weight must have shape ({n},), got {tuple(sw_np.shape)}."
-            )
-        if not np.issubdtype(sw_np.dtype, np.number) or np.iscomplexobj(sw_np):
-            raise ValueError("sample_weight must be real numbers.")
-        sw_np = sw_np.astype(np.float64)
-        if not np.all(np.isfinite(sw_np)):
-            raise ValueError("sample_weight contains NaN or infinity.")
-        if np.any(sw_np < 0):
-            raise ValueError("sample_weight must be non-negative.")
-        return _array_api.asarray_like(sw_np, X, xp, dtype=X.dtype)
+        return check_sample_weight(sample_weight, X, xp)
 
     # ------------------------------------------------------------------ state plumbing
     def __getstate__(self):
@@ -424,16 +320,23 @@ default="exponential"
         self.n_iter_ = 0
         self.converged_ = False
         self.lower_bound_ = -np.inf
-        self.temperature_ = temperature_at(0, **self._schedule_kwargs())
+        self.temperature_ = self._schedules().temperature_at(0)
         self._publish()
 
-    def _schedule_kwargs(self) -> dict:
-        return dict(
-            schedule=self.anneal_schedule,
+    def _schedules(self) -> Schedules:
+        return Schedules(
+            anneal_schedule=self.anneal_schedule,
             temperature_init=self.temperature_init,
             temperature_final=self.temperature_final,
             anneal_steps=self.anneal_steps,
+            forgetting_rate=self.forgetting_rate,
         )
+
+    def _initial(self) -> InitialParameters | None:
+        """The user's initial parameters while the first step has not applied them."""
+        if not self._user_init_pending:
+            return None
+        return InitialParameters(self.means_init, self.weights_init, self.precisions_init)
 
     def _publish(self, precisions=None) -> None:
         """Expose the state as scikit-learn's fitted attributes (views, no copies)."""
@@ -449,39 +352,19 @@ default="exponential"
         }
 
     def _precisions(self, s: MixtureState):
-        xp, _ = _array_api.get_namespace(s.means)
-        return precisions_from_cholesky(s.precisions_cholesky, self.covariance_type, xp)
+        xp = select_backend(s.means).xp
+        return covariance(self.covariance_type).precisions_from_cholesky(s.precisions_cholesky, xp)
 
-    def _step(self, X, w, xp, fast: bool):
+    def _step(self, X, w, backend):
         """One online-EM step; the model is untouched if anything raises."""
-        state = self._state
-        config = self._config()
-        user_init = self._user_init_pending
-        # only seeding draws from the RNG (a snapshot costs ~40 us: not on every step)
-        seeding = user_init or needs_seeding(state, config)
-        rng_state = self._rng.get_state() if seeding else None
-        try:
-            if user_init:
-                self._validate_initial_parameters(X.shape[1])
-                state = user_initialised_state(
-                    state, X, w, config=config, means_init=self.means_init,
-                    weights_init=self.weights_init, precisions_init=self.precisions_init,
-                    xp=xp, fast=fast,
-                )
-            temperature = temperature_at(self.n_steps_, **self._schedule_kwargs())
-            eta = forgetting_rate_at(self.n_steps_, self.forgetting_rate)
-            new_state, info = em_step(
-                state, X, w, config=config, temperature=temperature,
-                forgetting_rate=eta, rng=self._rng, xp=xp, fast=fast,
-                # the user's initial state is another state: em_step asks again
-                seeding=None if user_init else seeding,
-            )
-            _check_finite_state(new_state, xp)
-            changes = self._step_changes(new_state, info, self._precisions(new_state))
-        except BaseException:
-            if rng_state is not None:
-                self._rng.set_state(rng_state)
-            raise
+        initial = self._initial()
+        if initial is not None:
+            self._validate_initial_parameters(X.shape[1])
+        _, info, changes = advance(
+            self._state, X, w, config=self._config(), schedules=self._schedules(),
+            step=self.n_steps_, rng=self._rng, backend=backend, initial=initial,
+            publish=lambda new, info: self._step_changes(new, info, self._precisions(new)),
+        )
         self.__dict__.update(changes)  # the commit: whole or not at all
         return info
 
@@ -523,10 +406,10 @@ default="exponential"
         before = dict(self.__dict__) if first else None
         try:
             X = self._check_X(X, reset=first)
-            xp, fast = _array_api.get_namespace(X)
-            w = self._check_sample_weight(sample_weight, X, xp)
-            self._start_call(X, xp, first)
-            info = self._step(X, w, xp, fast)
+            backend = select_backend(X)
+            w = self._check_sample_weight(sample_weight, X, backend.xp)
+            self._start_call(X, backend.xp, first)
+            info = self._step(X, w, backend)
         except BaseException:
             if first:  # a failed first call leaves the model unfitted, as it was
                 self.__dict__.clear()
@@ -566,32 +449,14 @@ default="exponential"
         self._validate_hyperparameters()
         continuing = self.warm_start and self.__sklearn_is_fitted__()
         X = self._check_X(X, reset=not continuing)
-        xp, fast = _array_api.get_namespace(X)
+        backend = select_backend(X)
+        xp = backend.xp
         if self.means_init is not None or self.weights_init is not None:
             self._validate_initial_parameters(X.shape[1])
         w = xp.ones(X.shape[0], dtype=X.dtype, device=device(X))
-        self._fit_restarts(X, xp, continuing, lambda: self._fit_epochs(X, w, xp, fast))
+        fit_restarts(self, X, xp, continuing, lambda: self._fit_epochs(X, w, backend))
         self._warn_if_not_converged()
         return self
-
-    def _fit_restarts(self, X_like, xp, continuing: bool, run_epochs: Callable[[], None]) -> None:
-        """``n_init`` restarts of ``run_epochs`` (one unless continuing), keeping the best
-        lower bound (shared with :mod:`online_gmm._dask`)."""
-        n_init = 1 if continuing else self.n_init
-        best = None
-        for init in range(n_init):
-            if not continuing:
-                rng = self._rng if init > 0 else check_random_state(self.random_state)
-                self._reset(X_like, xp)
-                self._rng = rng
-            elif init == 0:
-                self._check_namespace(xp, "fit")
-            if self.verbose:
-                print(f"Initialization {init}")
-            run_epochs()
-            if best is None or self.lower_bound_ > best[0]:
-                best = (self.lower_bound_, self._snapshot())
-        self._restore(best[1])
 
     def _warn_if_not_converged(self) -> None:
         if not self.converged_:
@@ -602,22 +467,21 @@ default="exponential"
                 stacklevel=3,
             )
 
-    def _fit_epochs(self, X, w, xp, fast: bool) -> None:
+    def _fit_epochs(self, X, w, backend) -> None:
         n = X.shape[0]
+        xp = backend.xp
         if not self._user_init_pending and not bool(xp.any(self._state.seeded)):
-            self._seed_for_fit(X, w, xp, fast)
+            self._seed_for_fit(X, w, backend)
 
         def epoch_steps():
             order = self._rng.permutation(n)
             for start in range(0, n, self.batch_size):
-                idx = order[start : start + self.batch_size]
-                if not fast:
-                    idx = xp.asarray(idx, device=device(X))
-                yield self._step(xp.take(X, idx, axis=0), xp.take(w, idx, axis=0), xp, fast)
+                idx = take_index(order[start : start + self.batch_size], X, xp)
+                yield self._step(xp.take(X, idx, axis=0), xp.take(w, idx, axis=0), backend)
 
-        self._run_epochs(epoch_steps)
+        run_epochs(self, epoch_steps)
 
-    def _seed_for_fit(self, X, w, xp, fast: bool) -> None:
+    def _seed_for_fit(self, X, w, backend) -> None:
         """Seed every component from ``init_size`` random rows of ``X`` (the first step's
         seeding, on a larger sample than one mini-batch; no statistics are added)."""
         n = X.shape[0]
@@ -625,41 +489,13 @@ default="exponential"
         if size is None:
             size = max(3 * self.batch_size, 3 * self.n_components)
         if size < n:
-            idx = np.sort(self._rng.choice(n, size=size, replace=False))
-            if not fast:
-                idx = xp.asarray(idx, device=device(X))
+            xp = backend.xp
+            idx = take_index(np.sort(self._rng.choice(n, size=size, replace=False)), X, xp)
             X, w = xp.take(X, idx, axis=0), xp.take(w, idx, axis=0)
         self._state = seed_from_sample(
-            self._state, X, w, config=self._config(), rng=self._rng, xp=xp, fast=fast
+            self._state, X, w, config=self._config(), rng=self._rng, backend=backend
         )
         self._publish()
-
-    def _run_epochs(self, epoch_steps: Callable[[], Any]) -> None:
-        """Epochs until the change of the mean log-likelihood is below ``tol``.
-
-        ``epoch_steps()`` runs one epoch's online-EM steps and yields their ``StepInfo``
-        (shared with :mod:`online_gmm._dask`, whose epochs visit row-chunks instead)."""
-        self.converged_ = False
-        prev = -np.inf
-        t0 = time.perf_counter()
-        for epoch in range(1, self.max_iter + 1):
-            ll = weight = 0.0
-            for info in epoch_steps():
-                ll += info.loglik
-                weight += info.weight
-            self.lower_bound_ = ll / weight if weight > 0 else -np.inf
-            self.n_iter_ = epoch
-            if self.verbose and epoch % self.verbose_interval == 0:
-                print(
-                    f"  Iteration {epoch}\t time lapse {time.perf_counter() - t0:.5f}s\t "
-                    f"ll change {self.lower_bound_ - prev:.5f}"
-                )
-            if abs(self.lower_bound_ - prev) < self.tol:
-                self.converged_ = True
-                break
-            prev = self.lower_bound_
-        if self.verbose:
-            print(f"Initialization converged: {self.converged_}")
 
     _SNAPSHOT = (
         "_state", "_rng", "_user_init_pending", "n_steps_", "n_samples_seen_", "n_reseeded_",
@@ -679,7 +515,7 @@ default="exponential"
         self._publish()
 
     def _check_namespace(self, xp, method: str = "partial_fit") -> None:
-        state_xp, _ = _array_api.get_namespace(self._state.means)
+        state_xp = select_backend(self._state.means).xp
         if state_xp is not xp:
             raise ValueError(
                 f"Inputs passed to {type(self).__name__}.{method}() must use the same "
@@ -696,11 +532,9 @@ default="exponential"
         check_is_fitted(self)
         self._require_seeded()
         X = self._check_X(X, reset=False)
-        xp, fast = _array_api.get_namespace(X)
-        self._check_namespace(xp, method)
-        s = self._state
-        p = prepare(s.weights, s.means, s.precisions_cholesky, self.covariance_type, X.dtype, xp)
-        return X, p, xp, fast
+        backend = select_backend(X)
+        self._check_namespace(backend.xp, method)
+        return X, state_prepared(self._state, self.covariance_type, X.dtype, backend.xp), backend
 
     def _require_seeded(self) -> None:
         if not bool(_array_api.to_numpy(self._state.seeded).any()):
@@ -720,8 +554,8 @@ default="exponential"
         -------
         log_prob : array of shape (n_samples,)
         """
-        X, p, xp, fast = self._prepared(X, "score_samples")
-        return posterior(X, p, xp, fast)[1]
+        X, p, backend = self._prepared(X, "score_samples")
+        return posterior(X, p, backend)[1]
 
     def score(self, X, y=None) -> float:
         """Mean per-sample log-likelihood of ``X``."""
@@ -734,18 +568,18 @@ default="exponential"
         -------
         resp : array of shape (n_samples, n_components)
         """
-        X, p, xp, fast = self._prepared(X, "predict_proba")
-        return posterior(X, p, xp, fast)[0]
+        X, p, backend = self._prepared(X, "predict_proba")
+        return posterior(X, p, backend)[0]
 
     def transform(self, X):
         """The posterior (:meth:`predict_proba`), so the mixture can feed a pipeline step."""
-        X, p, xp, fast = self._prepared(X, "transform")
-        return posterior(X, p, xp, fast)[0]
+        X, p, backend = self._prepared(X, "transform")
+        return posterior(X, p, backend)[0]
 
     def predict(self, X):
         """Most probable component of each sample."""
-        X, p, xp, fast = self._prepared(X, "predict")
-        return xp.argmax(weighted_log_density(X, p, xp, fast), axis=1)
+        X, p, backend = self._prepared(X, "predict")
+        return backend.xp.argmax(weighted_log_density(X, p, backend), axis=1)
 
     def sample(self, n_samples: int = 1):
         """Draw samples from the fitted mixture (as scikit-learn's ``GaussianMixture``).
@@ -760,7 +594,8 @@ default="exponential"
         return self.to_sklearn(_allow_unseeded=True).sample(n_samples)
 
     def _n_parameters(self) -> int:
-        return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+        K, D = self.n_components, self.means_.shape[1]
+        return int(covariance(self.covariance_type).n_parameters(K, D) + D * K + K - 1)
 
     def bic(self, X) -> float:
         """Bayesian information criterion on ``X`` (lower is better)."""
@@ -779,42 +614,7 @@ default="exponential"
         -------
         gmm : sklearn.mixture.GaussianMixture
         """
-        from sklearn.mixture import GaussianMixture
-
-        check_is_fitted(self)
-        s = self._state
-        seeded = to_numpy(s.seeded).astype(bool)
-        if not seeded.all() and not _allow_unseeded:
-            raise ValueError(
-                f"{int((~seeded).sum())} of {self.n_components} components have not been "
-                "seeded yet (the model has seen fewer samples than n_components); feed more "
-                "data before converting."
-            )
-        gm = GaussianMixture(
-            n_components=self.n_components,
-            covariance_type=self.covariance_type,
-            tol=self.tol,
-            reg_covar=self.reg_covar,
-            max_iter=self.max_iter,
-            n_init=self.n_init,
-            init_params=self.init_params,
-            random_state=self.random_state,
-            warm_start=self.warm_start,
-            verbose=self.verbose,
-            verbose_interval=self.verbose_interval,
-        )
-        gm.weights_ = to_numpy(s.weights).astype(np.float64)
-        gm.means_ = to_numpy(s.means).astype(np.float64)
-        gm.covariances_ = to_numpy(s.covariances).astype(np.float64)
-        gm.precisions_cholesky_ = to_numpy(s.precisions_cholesky).astype(np.float64)
-        gm.precisions_ = to_numpy(self.precisions_).astype(np.float64)
-        gm.converged_ = bool(self.converged_)
-        gm.n_iter_ = int(self.n_iter_)
-        gm.lower_bound_ = float(self.lower_bound_)
-        gm.n_features_in_ = self.n_features_in_
-        if hasattr(self, "feature_names_in_"):
-            gm.feature_names_in_ = self.feature_names_in_
-        return gm
+        return _interop.to_sklearn(self, allow_unseeded=_allow_unseeded)
 
     @classmethod
     def from_sklearn(
@@ -839,97 +639,4 @@ default="exponential"
         model : OnlineGaussianMixture
             Fitted: ready for :meth:`predict` and for more :meth:`partial_fit`.
         """
-        check_is_fitted(gmm)
-        base = dict(
-            n_components=gmm.n_components,
-            covariance_type=gmm.covariance_type,
-            reg_covar=gmm.reg_covar,
-            tol=gmm.tol,
-            max_iter=gmm.max_iter,
-        )
-        base.update(params)
-        model = cls(**base)
-        model._validate_hyperparameters()
-        if model.n_components != gmm.n_components or (
-            model.covariance_type != gmm.covariance_type
-        ):
-            raise ValueError("n_components and covariance_type must match the fitted model.")
-        means = np.asarray(gmm.means_, dtype=np.float64)
-        weights = np.asarray(gmm.weights_, dtype=np.float64)
-        if n_samples_seen is None:
-            mass = np.full(model.n_components, float(model.seed_mass))
-        else:
-            check_scalar(n_samples_seen, "n_samples_seen", Real, min_val=0.0)
-            mass = weights * float(n_samples_seen)
-        cov = np.asarray(gmm.covariances_, dtype=np.float64)
-        reg = float(model.reg_covar)
-        ct = model.covariance_type
-        if ct in ("full", "tied"):
-            var = cov - reg * np.eye(cov.shape[-1])
-        else:
-            var = np.maximum(cov - reg, 0.0)
-        if ct == "full":
-            moment = mass[:, None, None] * var
-        elif ct == "diag":
-            moment = mass[:, None] * var
-        elif ct == "spherical":
-            moment = mass * var
-        else:
-            moment = mass.sum() * var
-        model._state = MixtureState(
-            weights=weights,
-            means=means,
-            covariances=cov,
-            precisions_cholesky=np.asarray(gmm.precisions_cholesky_, dtype=np.float64),
-            mass=mass,
-            nu=weights * mass.sum() if mass.sum() > 0 else weights.copy(),
-            moment=moment,
-            tied_mass=np.asarray([mass.sum()]),
-            seeded=np.ones(model.n_components, dtype=bool),
-        )
-        model._user_init_pending = False
-        model._reset_bookkeeping()
-        model.n_features_in_ = means.shape[1]
-        if hasattr(gmm, "feature_names_in_"):
-            model.feature_names_in_ = gmm.feature_names_in_
-        model.converged_ = bool(getattr(gmm, "converged_", False))
-        model.n_iter_ = int(getattr(gmm, "n_iter_", 0))
-        model.lower_bound_ = float(getattr(gmm, "lower_bound_", -np.inf))
-        model._publish()
-        return model
-
-
-def _is_plain_valid_batch(X, model) -> bool:
-    """Whether ``X`` needs none of ``validate_data``'s conversions or checks (a hot-path
-    shortcut for the common case of a fitted model fed float NumPy batches; anything else,
-    and any doubt about finiteness, goes through ``validate_data`` and its messages)."""
-    if type(X) is not np.ndarray or X.ndim != 2 or X.dtype not in _FLOAT_DTYPES:
-        return False
-    if X.shape[0] < 1 or X.shape[1] != getattr(model, "n_features_in_", -1):
-        return False
-    if hasattr(model, "feature_names_in_"):
-        return False  # validate_data warns about the missing names
-    from sklearn import get_config
-
-    config = get_config()
-    if config["array_api_dispatch"]:
-        return False
-    if config["assume_finite"]:
-        return True
-    return all_finite(X)  # NaN or inf: validate_data raises its message
-
-
-_FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
-
-
-def _check_finite_state(state: MixtureState, xp) -> None:
-    """Refuse to commit a state with NaN or inf (it would poison every later step)."""
-    for name in ("weights", "means", "covariances", "precisions_cholesky", "mass", "nu"):
-        arr = getattr(state, name)
-        if not (all_finite(arr) if isinstance(arr, np.ndarray)
-                else bool(xp.all(xp.isfinite(arr)))):
-            raise FloatingPointError(
-                f"The update produced non-finite {name}; the model was left unchanged. "
-                "This usually means the data's scale overflows float arithmetic "
-                "(rescale it) or reg_covar is too small."
-            )
+        return _interop.from_sklearn(cls, gmm, n_samples_seen=n_samples_seen, **params)

@@ -1,4 +1,4 @@
-"""Numba kernel: the NumPy fast path of :func:`online_gmm._stats.m_step` for ``diag`` and
+"""Numba kernel: the NumPy fast path of :func:`online_gmm._mstep.m_step` for ``diag`` and
 ``spherical``.
 
 One pass over the components folds a batch's statistics into the state with forgetting
@@ -24,7 +24,7 @@ def forgetting_m_step(kind, rho, rho_time, reg_covar, mass_b, mean_b, moment_b, 
 
     ``kind``: 0 ``diag`` (``covariances``, ``moment``, ``moment_b`` are (K, D)), 1
     ``spherical`` (the same as (K, 1) columns). ``rho`` (K,): the evidence each component
-    keeps, ``rho_time`` the weights' factor (:func:`online_gmm._stats.forgetting_factors`).
+    keeps, ``rho_time`` the weights' factor (:func:`online_gmm._mstep.forgetting_factors`).
     Components whose new mass is not positive keep
     their covariance; when the total weight mass is not positive the weights are kept.
     ``positive`` is False when a covariance is not positive (the caller raises).

@@ -1,9 +1,12 @@
-"""One online-EM step on a batch: seed, reseed, E-step at temperature T, forgetting M-step.
+"""One online-EM step on a batch, and :func:`advance`, the one step every caller takes.
 
-Plain functions over a :class:`~online_gmm._stats.MixtureState`. The estimator and the
-PyTorch bridge both call :func:`em_step`; neither holds math of its own. The step is
-functional: it builds a new state and leaves the old one untouched, so an exception anywhere
-inside leaves the caller's model exactly as it was.
+:func:`em_step` is the math of a step (seed, reseed, E-step at temperature T, forgetting
+M-step) over a :class:`~online_gmm._state.MixtureState`. :func:`advance` wraps it with what
+every caller needs around it: the schedules of the step, the user's initial parameters, the
+finiteness check of the new state and the restore of the RNG when anything fails. The
+estimator, its Dask path and the PyTorch bridge all call :func:`advance` and then only
+publish the result. Both are functional: they build a new state and leave the old one
+untouched, so an exception anywhere inside leaves the caller's model exactly as it was.
 """
 
 from __future__ import annotations
@@ -14,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _blocked
-from ._array_api import blas_threads_for, device, to_numpy
-from ._blocked import BLOCKED_TYPES, blas_work
-from ._estep import batch_statistics, prepare
-from ._gaussian import covariance_shape, covariances_from_precisions, precision_cholesky
+from ._array_api import device, take_index, to_numpy
+from ._covariance import covariance
+from ._estep import state_prepared
+from ._schedules import forgetting_rate_at, temperature_at
 from ._seeding import (
     batch_variance,
     initial_means,
@@ -27,7 +29,7 @@ from ._seeding import (
     residual_variance,
     seed_components,
 )
-from ._stats import MixtureState, m_step
+from ._stats import STATE_FIELDS, MixtureState
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,56 @@ class EMConfig:
 
 
 @dataclass(frozen=True)
+class Schedules:
+    """The step-dependent hyper-parameters: the E-step temperature and the forgetting rate."""
+
+    anneal_schedule: str | Callable[[int], float] = "exponential"
+    temperature_init: float = 1.0
+    temperature_final: float = 1.0
+    anneal_steps: int = 0
+    forgetting_rate: float | Callable[[int], float] = 0.0
+
+    def temperature_at(self, step: int) -> float:
+        return temperature_at(
+            step, schedule=self.anneal_schedule, temperature_init=self.temperature_init,
+            temperature_final=self.temperature_final, anneal_steps=self.anneal_steps,
+        )
+
+    def forgetting_rate_at(self, step: int) -> float:
+        return forgetting_rate_at(step, self.forgetting_rate)
+
+
+@dataclass(frozen=True)
+class InitialParameters:
+    """User-given initial parameters (``means_init`` and the optional weights and
+    precisions, validated by the caller), applied by the first step."""
+
+    means: Any
+    weights: Any = None
+    precisions: Any = None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """The extension point of a step (all optional), for data-parallel and distributed runs.
+
+    ``gather(X, w) -> (X_all, w_all)`` returns the batch of every worker (called only when
+    a component is to be seeded or the initial parameters applied, so that all workers seed
+    alike); ``reduce(stats) -> stats`` merges the workers' :class:`BatchStats`: with both,
+    every worker computes the step one process would compute on the concatenated batch.
+    ``statistics(prepared, inv_temp) -> BatchStats`` replaces the local E-step over ``X``
+    (Dask computes it on the workers, chunk by chunk).
+    """
+
+    gather: Callable | None = None
+    reduce: Callable | None = None
+    statistics: Callable | None = None
+
+
+NO_HOOKS = Hooks()
+
+
+@dataclass(frozen=True)
 class StepInfo:
     """What one step saw: for logging, convergence checks and counters."""
 
@@ -57,84 +109,41 @@ class StepInfo:
     forgetting_rate: float
 
 
-def empty_state(n_components: int, n_features: int, covariance_type: str, xp, dev) -> MixtureState:
-    """All components unseeded: zero weight and mass, unit covariances."""
-    f64 = xp.float64
-    K, D = n_components, n_features
-    if covariance_type in ("full", "tied"):
-        eye = xp.eye(D, dtype=f64, device=dev)
-        cov = eye if covariance_type == "tied" else xp.broadcast_to(eye, (K, D, D))
-        cov = xp.asarray(cov, copy=True)
-    else:
-        cov = xp.ones(covariance_shape(covariance_type, K, D), dtype=f64, device=dev)
-    return MixtureState(
-        weights=xp.zeros(K, dtype=f64, device=dev),
-        means=xp.zeros((K, D), dtype=f64, device=dev),
-        covariances=cov,
-        precisions_cholesky=xp.asarray(cov, copy=True),
-        mass=xp.zeros(K, dtype=f64, device=dev),
-        nu=xp.zeros(K, dtype=f64, device=dev),
-        moment=xp.zeros(covariance_shape(covariance_type, K, D), dtype=f64, device=dev),
-        tied_mass=xp.zeros(1, dtype=f64, device=dev),
-        seeded=xp.zeros(K, dtype=xp.bool, device=dev),
-    )
+def user_initialised_state(state: MixtureState, X, w, *, config: EMConfig,
+                           initial: InitialParameters, backend) -> MixtureState:
+    """Every component seeded from ``initial.means`` (and the optional weights and
+    precisions).
 
-
-def user_initialised_state(
-    state: MixtureState,
-    X,
-    w,
-    *,
-    config: EMConfig,
-    means_init,
-    weights_init,
-    precisions_init,
-    xp,
-    fast: bool,
-) -> MixtureState:
-    """Every component seeded from ``means_init`` (and the optional weights and precisions).
-
-    Covariances come from ``precisions_init`` when given, else from the first batch's
+    Covariances come from ``initial.precisions`` when given, else from the batch's
     variance; each component starts with ``seed_mass`` of evidence.
     """
+    xp = backend.xp
     K = config.n_components
     f64 = xp.float64
     dev = device(state.means)
-    ct = config.covariance_type
-    means = xp.asarray(means_init, dtype=f64, device=dev)
-    if weights_init is not None:
-        weights = xp.asarray(weights_init, dtype=f64, device=dev)
+    cov = covariance(config.covariance_type)
+    means = xp.asarray(initial.means, dtype=f64, device=dev)
+    D = means.shape[1]
+    if initial.weights is not None:
+        weights = xp.asarray(initial.weights, dtype=f64, device=dev)
     else:
         weights = xp.full((K,), 1.0 / K, dtype=f64, device=dev)
-    if precisions_init is not None:
-        covariances = covariances_from_precisions(
-            xp.asarray(precisions_init, dtype=f64, device=dev), ct, xp
+    if initial.precisions is not None:
+        covariances = cov.covariances_from_precisions(
+            xp.asarray(initial.precisions, dtype=f64, device=dev), xp
         )
-        if ct in ("full", "tied"):
-            covariances = 0.5 * (covariances + xp.matrix_transpose(covariances))
         var = covariances
     else:
-        var = batch_variance(X, w, ct, xp)
-        if ct in ("full", "tied"):
-            reg = config.reg_covar * xp.eye(var.shape[-1], dtype=f64, device=dev)
-        else:
-            reg = config.reg_covar
-        one = var + reg
-        covariances = one if ct == "tied" else xp.asarray(
-            xp.broadcast_to(one[None, ...], covariance_shape(ct, K, means.shape[1])), copy=True
-        )
-        if ct != "tied":
-            var = xp.asarray(xp.broadcast_to(var[None, ...], covariances.shape), copy=True)
+        one = batch_variance(X, w, config.covariance_type, xp)
+        covariances = cov.expand(cov.regularised(one, config.reg_covar, xp), K, D, xp)
+        var = cov.expand(one, K, D, xp)
     sm = float(config.seed_mass)
-    if ct == "tied":
-        moment, tied_mass = sm * K * var, xp.asarray([sm * K], dtype=f64, device=dev)
-    else:
-        moment, tied_mass = sm * var, state.tied_mass
+    moment, tied_mass = cov.initial_moment(var, K, sm, state.tied_mass, xp)
     return state.replace(
         weights=weights,
         means=means,
         covariances=covariances,
-        precisions_cholesky=precision_cholesky(covariances, ct, xp, fast),
+        precisions_cholesky=backend.precision_cholesky(covariances, config.covariance_type),
         mass=xp.full((K,), sm, dtype=f64, device=dev),
         nu=sm * K * weights,
         moment=moment,
@@ -152,20 +161,19 @@ def needs_seeding(state: MixtureState, config: EMConfig) -> bool:
     return bool(to_numpy(state.weights).min() < config.dead_threshold / config.n_components)
 
 
-def seed_from_sample(
-    state: MixtureState, X, w, *, config: EMConfig, rng: np.random.RandomState, xp: Any,
-    fast: bool,
-) -> MixtureState:
+def seed_from_sample(state: MixtureState, X, w, *, config: EMConfig,
+                     rng: np.random.RandomState, backend) -> MixtureState:
     """Seed an unseeded ``state`` from the sample ``X`` (n, D) with weights ``w`` (n,): the
     seeding of a first step, alone (:meth:`OnlineGaussianMixture.fit` seeds from a random
     sample of its data, larger than one mini-batch). No statistics are added."""
     w_host = to_numpy(w).astype(np.float64)
-    state, _, _ = _seed_and_reseed(state, X, w, w_host, config, rng, xp, fast)
+    state, _, _ = _seed_and_reseed(state, X, w, w_host, config, rng, backend)
     return state
 
 
-def _seed_and_reseed(state, X, w, w_host, config: EMConfig, rng, xp, fast):
+def _seed_and_reseed(state, X, w, w_host, config: EMConfig, rng, backend):
     """Seed unseeded components and reseed dead ones from this batch."""
+    xp = backend.xp
     K = config.n_components
     ct = config.covariance_type
     seeded = to_numpy(state.seeded).astype(bool)
@@ -181,7 +189,7 @@ def _seed_and_reseed(state, X, w, w_host, config: EMConfig, rng, xp, fast):
         comp = np.arange(means.shape[0])
         state = seed_components(
             state, comp, means, var, seed_mass=config.seed_mass, covariance_type=ct,
-            reg_covar=config.reg_covar, xp=xp, fast=fast, first=True,
+            reg_covar=config.reg_covar, backend=backend, first=True,
         )
         return state, len(comp), 0
     weights = to_numpy(state.weights)
@@ -194,7 +202,7 @@ def _seed_and_reseed(state, X, w, w_host, config: EMConfig, rng, xp, fast):
     if targets.size == 0:
         return state, 0, 0
     live = seeded & ~dead
-    live_means = xp.take(state.means, _index(np.flatnonzero(live), state.means, xp), axis=0)
+    live_means = xp.take(state.means, take_index(np.flatnonzero(live), state.means, xp), axis=0)
     idx = kmeans_plusplus_indices(X, w_host, live_means, targets.size, rng, xp)
     targets = targets[: idx.size]
     if idx.size == 0:
@@ -202,19 +210,13 @@ def _seed_and_reseed(state, X, w, w_host, config: EMConfig, rng, xp, fast):
     var = pooled_variance(state, ct, config.reg_covar, xp)
     if var is None:
         var = batch_variance(X, w, ct, xp)
-    new_means = xp.astype(xp.take(X, _index(idx, X, xp), axis=0), xp.float64)
+    new_means = xp.astype(xp.take(X, take_index(idx, X, xp), axis=0), xp.float64)
     state = seed_components(
         state, targets, new_means, var, seed_mass=config.seed_mass, covariance_type=ct,
-        reg_covar=config.reg_covar, xp=xp, fast=fast, first=False,
+        reg_covar=config.reg_covar, backend=backend, first=False,
     )
     n_reseeded = int(np.isin(targets, dead_idx).sum())
     return state, int(targets.size) - n_reseeded, n_reseeded
-
-
-def _index(idx: np.ndarray, like, xp):
-    if isinstance(like, np.ndarray):
-        return idx
-    return xp.asarray(np.asarray(idx, dtype=np.int64), device=device(like))
 
 
 def em_step(
@@ -226,76 +228,46 @@ def em_step(
     temperature: float,
     forgetting_rate: float,
     rng: np.random.RandomState,
-    xp: Any,
-    fast: bool,
-    gather: Callable | None = None,
-    reduce: Callable | None = None,
-    statistics: Callable | None = None,
+    backend,
+    hooks: Hooks = NO_HOOKS,
     seeding: bool | None = None,
 ) -> tuple[MixtureState, StepInfo]:
     """One online-EM step on the batch ``X`` (n, D) with sample weights ``w`` (n,).
 
     Returns the new state and a :class:`StepInfo`; ``state`` itself is never modified.
-
-    For data-parallel training, ``gather(X, w) -> (X_all, w_all)`` returns the batch of every
-    worker (called only when a component is to be seeded, so that all workers seed alike) and
-    ``reduce(stats) -> stats`` merges the workers' :class:`BatchStats`: with both, every
-    worker computes the step one process would compute on the concatenated batch.
-    ``statistics(prepared, inv_temp) -> BatchStats`` replaces the local E-step over ``X``
-    (Dask computes it on the workers, chunk by chunk). ``seeding``: the value of
-    :func:`needs_seeding` for ``state``, when the caller has it already.
+    ``hooks``: see :class:`Hooks`. ``seeding``: the value of :func:`needs_seeding` for
+    ``state``, when the caller has it already.
     """
-    n, d = X.shape
-    K = config.n_components
-    plan = None
-    work = n * K * d
-    if fast and config.covariance_type in BLOCKED_TYPES:
-        # the block plan, made once: it sets BLAS's threads here and the blocks in _blocked
-        plan = _blocked.block_plan(n, K, d, X.dtype.itemsize)
-        work = blas_work(n, K, d, X.dtype.itemsize, plan=plan)
-    # one BLAS setting for the whole step: idle BLAS threads woken by any product spin
-    # against the blocks' threads
-    with blas_threads_for(work, fast):
-        return _em_step(
-            state, X, w, config=config, temperature=temperature,
-            forgetting_rate=forgetting_rate, rng=rng, xp=xp, fast=fast, gather=gather,
-            reduce=reduce, statistics=statistics, plan=plan, seeding=seeding,
-        )
+    context, plan = backend.step_plan(X, config.n_components, config.covariance_type)
+    with context:
+        return _em_step(state, X, w, config, temperature, forgetting_rate, rng, backend,
+                        hooks, plan, seeding)
 
 
-def _em_step(state, X, w, *, config, temperature, forgetting_rate, rng, xp, fast, gather,
-             reduce, statistics, plan=None, seeding=None):
-    """:func:`em_step` inside its BLAS setting; ``plan``: the batch's block plan (made by
-    ``em_step``, whose BLAS setting follows it) when the statistics run block-parallel."""
+def _em_step(state, X, w, config, temperature, forgetting_rate, rng, backend, hooks, plan,
+             seeding):
+    """:func:`em_step` inside its BLAS setting; ``plan``: the backend's plan of the batch's
+    statistics (made by ``em_step``, whose BLAS setting follows it)."""
     n_seeded = n_reseeded = 0
     if needs_seeding(state, config) if seeding is None else seeding:
-        X_seed, w_seed = (X, w) if gather is None else gather(X, w)
+        X_seed, w_seed = (X, w) if hooks.gather is None else hooks.gather(X, w)
         w_host = to_numpy(w_seed).astype(np.float64)
         state, n_seeded, n_reseeded = _seed_and_reseed(
-            state, X_seed, w_seed, w_host, config, rng, xp, fast
+            state, X_seed, w_seed, w_host, config, rng, backend
         )
         # (without seeding every component is seeded already)
-        if not bool(xp.any(state.seeded)):  # a batch whose weights are all zero, first of all
+        if not bool(backend.xp.any(state.seeded)):  # all weights zero, first of all
             return state, StepInfo(0.0, 0.0, X.shape[0], 0, 0, temperature, forgetting_rate)
-    if statistics is None and fast and config.covariance_type in BLOCKED_TYPES:
-        stats = _blocked.state_statistics(
-            state, config.covariance_type, X, w, 1.0 / temperature, plan
-        )
+    ct = config.covariance_type
+    if hooks.statistics is None:
+        stats = backend.state_statistics(state, ct, X, w, 1.0 / temperature, plan)
     else:
-        p = prepare(
-            state.weights, state.means, state.precisions_cholesky, config.covariance_type,
-            X.dtype, xp,
-        )
-        if statistics is None:
-            stats = batch_statistics(X, w, p, 1.0 / temperature, xp, fast)
-        else:
-            stats = statistics(p, 1.0 / temperature)
-    if reduce is not None:
-        stats = reduce(stats)
-    new = m_step(
-        state, stats, eta=forgetting_rate, forgetting=config.forgetting,
-        covariance_type=config.covariance_type, reg_covar=config.reg_covar, xp=xp, fast=fast,
-    )
+        stats = hooks.statistics(state_prepared(state, ct, X.dtype, backend.xp),
+                                 1.0 / temperature)
+    if hooks.reduce is not None:
+        stats = hooks.reduce(stats)
+    new = backend.m_step(state, stats, eta=forgetting_rate, forgetting=config.forgetting,
+                         covariance_type=ct, reg_covar=config.reg_covar)
     info = StepInfo(
         loglik=stats.loglik,
         weight=stats.weight,
@@ -306,3 +278,85 @@ def _em_step(state, X, w, *, config, temperature, forgetting_rate, rng, xp, fast
         forgetting_rate=forgetting_rate,
     )
     return new, info
+
+
+def check_finite_state(state: MixtureState, backend) -> None:
+    """Refuse a state with NaN or inf (it would poison every later step)."""
+    for name in STATE_FIELDS[:-1]:  # every float array (``seeded`` is boolean)
+        if not backend.all_finite(getattr(state, name)):
+            raise FloatingPointError(
+                f"The update produced non-finite {name}; the model was left unchanged. "
+                "This usually means the data's scale overflows float arithmetic "
+                "(rescale it) or reg_covar is too small."
+            )
+
+
+def advance(
+    state: MixtureState,
+    X,
+    w,
+    *,
+    config: EMConfig,
+    schedules: Schedules,
+    step: int,
+    rng: np.random.RandomState,
+    backend,
+    hooks: Hooks = NO_HOOKS,
+    initial: InitialParameters | None = None,
+    publish: Callable[[MixtureState, StepInfo], Any] | None = None,
+) -> tuple[MixtureState, StepInfo, Any]:
+    """The step every caller takes: batch number ``step`` (0-based) of a stream.
+
+    The temperature and forgetting rate of ``step`` come from ``schedules``; ``initial``
+    (user-given parameters) seeds every component first; :func:`em_step` runs with
+    ``hooks``; the new state is checked finite; ``publish(new_state, info)`` (optional)
+    gathers what the caller will commit. If anything raises, ``rng`` is restored to its
+    state before the call and nothing else was changed, so the caller's model is as it was.
+
+    Parameters
+    ----------
+    state : MixtureState
+    X : array of shape (n_samples, n_features)
+    w : array of shape (n_samples,)
+        Sample weights, in ``X``'s dtype and namespace.
+    config : EMConfig
+    schedules : Schedules
+    step : int
+    rng : numpy.random.RandomState
+        Advanced by seeding only.
+    backend : ReferenceBackend or NumbaBackend
+        From :func:`online_gmm.core.select_backend`.
+    hooks : Hooks, optional
+    initial : InitialParameters or None
+    publish : callable or None
+
+    Returns
+    -------
+    new_state : MixtureState
+    info : StepInfo
+    published : object
+        What ``publish`` returned (None without it).
+    """
+    # only seeding draws from the RNG (a snapshot costs ~40 us: not on every step)
+    seeding = initial is not None or needs_seeding(state, config)
+    rng_state = rng.get_state() if seeding else None
+    try:
+        if initial is not None:
+            X_init, w_init = (X, w) if hooks.gather is None else hooks.gather(X, w)
+            state = user_initialised_state(state, X_init, w_init, config=config,
+                                           initial=initial, backend=backend)
+        temperature = schedules.temperature_at(step)
+        eta = schedules.forgetting_rate_at(step)
+        new_state, info = em_step(
+            state, X, w, config=config, temperature=temperature, forgetting_rate=eta,
+            rng=rng, backend=backend, hooks=hooks,
+            # the user's initial state is another state: em_step asks again
+            seeding=None if initial is not None else seeding,
+        )
+        check_finite_state(new_state, backend)
+        published = None if publish is None else publish(new_state, info)
+    except BaseException:
+        if rng_state is not None:
+            rng.set_state(rng_state)
+        raise
+    return new_state, info, published

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from ._array_api import asarray_like, device, to_numpy
-from ._gaussian import precision_cholesky
+from ._array_api import asarray_like, device, scatter_rows, take_index, to_numpy
+from ._covariance import covariance
 from ._stats import MixtureState
 
 INIT_PARAMS = ("k-means++", "kmeans", "random", "random_from_data")
@@ -71,12 +71,6 @@ def kmeans_plusplus_indices(X, w_host: np.ndarray, centers, n_new: int, rng, xp)
     return np.asarray(chosen, dtype=np.intp)
 
 
-def _take(idx: np.ndarray, like, xp):
-    if isinstance(like, np.ndarray):
-        return idx
-    return xp.asarray(idx, device=device(like))
-
-
 def _centred(X, xp) -> tuple:
     """``(Xc, xx, ref)``: the rows of ``X`` in float64 about their mean ``ref``, and their
     squared norms (what the distance functions here need of ``X``)."""
@@ -90,7 +84,7 @@ def _pairwise_sq(X, idx: np.ndarray, xp, centred: tuple | None = None) -> np.nda
     """Host (len(idx), n) squared distances between rows ``idx`` of X and all of X;
     ``centred``: :func:`_centred` of ``X``, if the caller has it."""
     Xc, xx, _ = _centred(X, xp) if centred is None else centred
-    take = _take(np.asarray(idx, dtype=np.int64), X, xp)
+    take = take_index(np.asarray(idx, dtype=np.int64), X, xp)
     Cc = xp.take(Xc, take, axis=0)
     d2 = xp.take(xx, take, axis=0)[:, None] - 2.0 * (Cc @ Xc.T) + xx
     return np.maximum(to_numpy(d2), 0.0)
@@ -103,10 +97,10 @@ def initial_means(X, w_host: np.ndarray, n_new: int, init_params: str, rng, xp):
     f64 = xp.float64
     if init_params == "k-means++":
         idx = kmeans_plusplus_indices(X, w_host, X[:0, ...], n_new, rng, xp)
-        return xp.astype(xp.take(X, _take(idx, X, xp), axis=0), f64)
+        return xp.astype(xp.take(X, take_index(idx, X, xp), axis=0), f64)
     if init_params == "random_from_data":
         idx = rng.choice(positive, size=n_new, replace=False)
-        return xp.astype(xp.take(X, _take(idx, X, xp), axis=0), f64)
+        return xp.astype(xp.take(X, take_index(idx, X, xp), axis=0), f64)
     if init_params == "random":
         resp = rng.uniform(size=(X.shape[0], n_new)) * w_host[:, None]
         resp /= np.maximum(resp.sum(axis=1, keepdims=True), np.finfo(float).tiny)
@@ -129,11 +123,7 @@ def batch_variance(X, w, covariance_type: str, xp):
     tot = xp.sum(w64)
     tot = tot if float(tot) > 0 else xp.asarray(1.0, dtype=xp.float64, device=device(X))
     mean = (w64 @ X64) / tot
-    Xc = X64 - mean
-    if covariance_type in ("full", "tied"):
-        return (Xc * w64[:, None]).T @ Xc / tot
-    var = (w64 @ (Xc * Xc)) / tot
-    return xp.mean(var) if covariance_type == "spherical" else var
+    return covariance(covariance_type).weighted_variance(X64 - mean, w64, tot, xp)
 
 
 def residual_variance(X, w, seeds, covariance_type: str, xp, block: int = 2048):
@@ -163,45 +153,14 @@ def residual_variance(X, w, seeds, covariance_type: str, xp, block: int = 2048):
     tot = xp.sum(w64)
     if not float(tot) > 0:
         return None
-    if covariance_type in ("full", "tied"):
-        var = (R * w64[:, None]).T @ R / tot
-        return var if float(xp.max(xp.linalg.diagonal(var))) > 0 else None
-    var = (w64 @ (R * R)) / tot
-    if covariance_type == "spherical":
-        var = xp.mean(var)
-    return var if float(xp.max(var)) > 0 else None
+    cov = covariance(covariance_type)
+    var = cov.weighted_variance(R, w64, tot, xp)
+    return var if cov.has_spread(var, xp) else None
 
 
 def pooled_variance(state: MixtureState, covariance_type: str, reg_covar: float, xp):
     """Mass-weighted mean covariance (minus reg_covar) of the live components, or None."""
-    live = state.seeded & (state.mass > 0)
-    if covariance_type == "tied" or not bool(xp.any(live)):
-        return None
-    wts = xp.where(live, state.mass, xp.zeros_like(state.mass))
-    wts = wts / xp.sum(wts)
-    cov = state.covariances
-    if covariance_type == "full":
-        eye = xp.eye(cov.shape[-1], dtype=cov.dtype, device=device(cov))
-        return xp.sum(wts[:, None, None] * cov, axis=0) - reg_covar * eye
-    if covariance_type == "diag":
-        return xp.maximum(wts @ cov - reg_covar, xp.zeros_like(cov[0, :]))
-    return xp.maximum(xp.sum(wts * cov) - reg_covar, xp.zeros_like(wts[0]))
-
-
-def scatter_rows(old, comp_idx: np.ndarray, new_rows, xp):
-    """Copy of ``old`` with rows ``comp_idx`` replaced by ``new_rows`` (gathers only, so it
-    runs on any array-API namespace)."""
-    K = old.shape[0]
-    src = np.full(K, len(comp_idx), dtype=np.int64)
-    src[comp_idx] = np.arange(len(comp_idx))
-    mask = np.zeros(K, dtype=bool)
-    mask[comp_idx] = True
-    pad = xp.zeros((1, *old.shape[1:]), dtype=old.dtype, device=device(old))
-    stacked = xp.concat([xp.astype(new_rows, old.dtype), pad], axis=0)
-    gathered = xp.take(stacked, _take(src, old, xp), axis=0)
-    m = _take(mask, old, xp)
-    m = xp.reshape(m, (K,) + (1,) * (old.ndim - 1))
-    return xp.where(m, gathered, old)
+    return covariance(covariance_type).pooled_variance(state, reg_covar, xp)
 
 
 def seed_components(
@@ -213,8 +172,7 @@ def seed_components(
     seed_mass: float,
     covariance_type: str,
     reg_covar: float,
-    xp,
-    fast: bool,
+    backend,
     first: bool,
 ) -> MixtureState:
     """Start components ``comp_idx`` afresh: mean = a sample, covariance = ``variance``,
@@ -222,6 +180,7 @@ def seed_components(
     n_new = len(comp_idx)
     if n_new == 0:
         return state
+    xp = backend.xp
     K = state.means.shape[0]
     f64 = xp.float64
     dev = device(state.means)
@@ -233,38 +192,22 @@ def seed_components(
     fair = float(nu_host[others].sum() / others.sum()) if others.any() else 0.0
     nu_value = fair if fair > 0 else float(seed_mass)
 
-    def rows(value, n):
-        return xp.broadcast_to(value[None, ...], (n, *value.shape))
-
     vec = lambda v: xp.full((n_new,), v, dtype=f64, device=dev)  # noqa: E731
     means = scatter_rows(state.means, comp_idx, new_means, xp)
     mass = scatter_rows(state.mass, comp_idx, vec(float(seed_mass)), xp)
     nu = scatter_rows(state.nu, comp_idx, vec(nu_value), xp)
-    seeded = _take(seeded_host | mask_new, state.seeded, xp)
-    tied_mass = state.tied_mass
-    if covariance_type == "tied":
-        moment, covariances = state.moment, state.covariances
-        if first:
-            moment = seed_mass * n_new * variance
-            tied_mass = xp.asarray([seed_mass * n_new], dtype=f64, device=dev)
-            eye = xp.eye(variance.shape[0], dtype=f64, device=dev)
-            covariances = variance + reg_covar * eye
-    else:
-        var = xp.asarray(variance, dtype=f64, device=dev)
-        if covariance_type == "full":
-            eye = xp.eye(var.shape[0], dtype=f64, device=dev)
-            cov_one = var + reg_covar * eye
-        else:
-            cov_one = var + reg_covar
-        moment = scatter_rows(state.moment, comp_idx, rows(seed_mass * var, n_new), xp)
-        covariances = scatter_rows(state.covariances, comp_idx, rows(cov_one, n_new), xp)
+    seeded = take_index(seeded_host | mask_new, state.seeded, xp)
+    moment, covariances, tied_mass = covariance(covariance_type).seed(
+        state, comp_idx, variance, seed_mass=seed_mass, reg_covar=reg_covar, first=first,
+        xp=xp,
+    )
     nu_total = float(xp.sum(nu))
     if nu_total > 0:
         weights = nu / nu_total
     else:
         seeded_f = xp.astype(seeded, f64)
         weights = seeded_f / xp.sum(seeded_f)
-    prec_chol = precision_cholesky(covariances, covariance_type, xp, fast)
+    prec_chol = backend.precision_cholesky(covariances, covariance_type)
     return state.replace(
         weights=weights,
         means=means,

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from online_gmm._stats import BatchStats, merge_stats
+from online_gmm.core import BatchStats, merge_stats
 
 
 def is_active() -> bool:

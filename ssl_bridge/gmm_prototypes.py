@@ -2,39 +2,40 @@
 
 The mixture is updated by online EM *outside* the encoder's gradient and hands the encoder
 its posterior as soft targets; the student is scored against the (fixed) prototypes. The math
-is the core's: :func:`online_gmm._online_em.em_step` runs on the embeddings' own device (the
-numba fast path for CPU tensors, the array-API code on CUDA).
+is the core's: :func:`online_gmm.core.advance` runs on the embeddings' own device (the
+numba backend for CPU tensors, the array-API reference backend on CUDA).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from numbers import Integral
 from typing import Any
 
-import array_api_compat
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from online_gmm import _array_api
-from online_gmm._estep import _finish, _quadratic_pieces, prepare, weighted_log_density
-from online_gmm._gaussian import COVARIANCE_TYPES
-from online_gmm._online_em import EMConfig, em_step, empty_state
-from online_gmm._schedules import ANNEAL_SCHEDULES, forgetting_rate_at, temperature_at
-from online_gmm._seeding import INIT_PARAMS
-from online_gmm._stats import MixtureState
+from online_gmm import core
 from online_gmm.diagnostics import collapse_report
 
 from . import _distributed
 
 __all__ = ["GMMPrototypes"]
 
-_STATE_FIELDS = (
-    "weights", "means", "covariances", "precisions_cholesky", "mass", "nu", "moment",
-    "tied_mass", "seeded",
-)
+_STATE_FIELDS = core.STATE_FIELDS
+#: The bridge's own parameters (those it shares with the estimator are checked against the
+#: core's table, :data:`online_gmm.core.PARAMETERS`).
+_OWN_CONSTRAINTS = {
+    "n_prototypes": [core.Interval(Integral, 1, None, closed="left")],
+    "dim": [core.Interval(Integral, 1, None, closed="left")],
+    "normalize": ["boolean"],
+    "nonfinite": [core.StrOptions({"raise", "skip"})],
+    "distributed": ["boolean", None],
+    "random_state": [core.Interval(Integral, 0, 2**32 - 1, closed="both"), None],
+}
 _RNG_WORDS = 624 + 3  # MT19937 key, position, has_gauss, cached gaussian (as int64 bits)
 
 
@@ -126,40 +127,38 @@ class GMMPrototypes(nn.Module):
         random_state: int = 0,
     ) -> None:
         super().__init__()
-        _check_choice("covariance_type", covariance_type, COVARIANCE_TYPES)
-        _check_choice("forgetting", forgetting, ("responsibility", "uniform"))
-        _check_choice("init_params", init_params, INIT_PARAMS)
-        _check_choice("nonfinite", nonfinite, ("raise", "skip"))
-        if not callable(anneal_schedule):
-            _check_choice("anneal_schedule", anneal_schedule, ANNEAL_SCHEDULES)
-        if int(n_prototypes) < 1 or int(dim) < 1:
-            raise ValueError(f"n_prototypes and dim must be >= 1, got {n_prototypes}, {dim}.")
-        if not callable(forgetting_rate):
-            forgetting_rate_at(0, forgetting_rate)  # validates the range
-        for name, value in (("temperature_init", temperature_init),
-                            ("temperature_final", temperature_final)):
-            if not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
+        shared = dict(
+            covariance_type=covariance_type, forgetting=forgetting,
+            forgetting_rate=forgetting_rate, temperature_init=temperature_init,
+            temperature_final=temperature_final, anneal_steps=anneal_steps,
+            anneal_schedule=anneal_schedule, seed_mass=seed_mass,
+            dead_threshold=dead_threshold, max_reseed=max_reseed, reg_covar=reg_covar,
+            init_params=init_params,
+        )
+        own = dict(n_prototypes=n_prototypes, dim=dim, normalize=normalize,
+                   nonfinite=nonfinite, distributed=distributed, random_state=random_state)
+        core.validate({**shared, **own}, type(self).__name__, extra=_OWN_CONSTRAINTS)
         self.n_prototypes, self.dim = int(n_prototypes), int(dim)
-        self.config = EMConfig(
+        self.config = core.EMConfig(
             n_components=self.n_prototypes,
             covariance_type=covariance_type,
             reg_covar=float(reg_covar),
             forgetting=forgetting,
             seed_mass=float(seed_mass),
             dead_threshold=float(dead_threshold),
-            max_reseed=max_reseed,
+            max_reseed=None if max_reseed is None else int(max_reseed),
             init_params=init_params,
         )
         self.forgetting_rate = forgetting_rate
-        self.schedule = dict(
-            schedule=anneal_schedule, temperature_init=float(temperature_init),
+        self.schedules = core.Schedules(
+            anneal_schedule=anneal_schedule, temperature_init=float(temperature_init),
             temperature_final=float(temperature_final), anneal_steps=int(anneal_steps),
+            forgetting_rate=forgetting_rate,
         )
         self.normalize = bool(normalize)
         self.nonfinite = nonfinite
         self.distributed = distributed
-        state = empty_state(self.n_prototypes, self.dim, covariance_type, np, "cpu")
+        state = core.empty_state(self.n_prototypes, self.dim, covariance_type, np, "cpu")
         for name in _STATE_FIELDS:
             self.register_buffer(name, torch.from_numpy(np.array(getattr(state, name))))
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
@@ -183,11 +182,12 @@ class GMMPrototypes(nn.Module):
     def _use_distributed(self) -> bool:
         return _distributed.is_active() if self.distributed is None else bool(self.distributed)
 
-    def _state(self, fast: bool) -> MixtureState:
-        get = (lambda t: t.numpy()) if fast else (lambda t: t)
-        return MixtureState(**{n: get(getattr(self, n)) for n in _STATE_FIELDS})
+    def _state(self) -> core.MixtureState:
+        """The buffers as a state: NumPy views of CPU buffers where the numba backend runs
+        them (:func:`online_gmm.core.host_view`), the tensors themselves elsewhere."""
+        return core.MixtureState(**{n: core.host_view(getattr(self, n)) for n in _STATE_FIELDS})
 
-    def _commit(self, state: MixtureState) -> None:
+    def _commit(self, state: core.MixtureState) -> None:
         for name in _STATE_FIELDS:
             new = getattr(state, name)
             if isinstance(new, np.ndarray):
@@ -211,9 +211,6 @@ class GMMPrototypes(nn.Module):
         if x.dtype in (torch.float16, torch.bfloat16):
             x = x.float()  # the mixture's arithmetic needs float32 at least
         return F.normalize(x, dim=1) if self.normalize else x
-
-    def _fast(self, x: Tensor) -> bool:
-        return x.device.type == "cpu" and _array_api.FAST_PATH_ENABLED
 
     # ------------------------------------------------------------------ the three verbs
     @torch.no_grad()
@@ -259,26 +256,21 @@ class GMMPrototypes(nn.Module):
             )
             x = x[~bad]
         x = self._prepare_input(x, "teacher_embeddings")
-        fast = self._fast(x)
-        step = int(self.step)
-        temperature = temperature_at(step, **self.schedule)
-        eta = forgetting_rate_at(step, self.forgetting_rate)
+        X = core.host_view(x)
+        backend = core.select_backend(X)
+        xp = backend.xp
         rng = _rng_from_tensor(self.rng_state)
-        if fast:
-            X, xp = x.numpy(), array_api_compat.array_namespace(x.numpy())
-        else:
-            X, xp = x, array_api_compat.array_namespace(x)
-        w = xp.ones(X.shape[0], dtype=X.dtype, device=_array_api.device(X))
-        hooks = {}
+        w = xp.ones(X.shape[0], dtype=X.dtype, device=self.device if X is x else "cpu")
+        hooks = core.NO_HOOKS
         if dist_on:
             ct = self.config.covariance_type
-            hooks = dict(
+            hooks = core.Hooks(
                 gather=_distributed.gather_batch,
                 reduce=lambda s: _distributed.reduce_stats(s, ct, xp),
             )
-        new_state, info = em_step(
-            self._state(fast), X, w, config=self.config, temperature=temperature,
-            forgetting_rate=eta, rng=rng, xp=xp, fast=fast, **hooks,
+        new_state, info, _ = core.advance(
+            self._state(), X, w, config=self.config, schedules=self.schedules,
+            step=int(self.step), rng=rng, backend=backend, hooks=hooks,
         )
         self._commit(new_state)
         self.rng_state.copy_(_rng_to_tensor(rng))
@@ -287,8 +279,8 @@ class GMMPrototypes(nn.Module):
         self.n_reseeded += info.n_reseeded
         return {
             "loglik": info.loglik / info.weight if info.weight > 0 else float("nan"),
-            "temperature": temperature,
-            "forgetting_rate": eta,
+            "temperature": info.temperature,
+            "forgetting_rate": info.forgetting_rate,
             "n_seeded": info.n_seeded,
             "n_reseeded": info.n_reseeded,
             "n_skipped": n_bad,
@@ -315,14 +307,11 @@ class GMMPrototypes(nn.Module):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
         self._require_seeded()
         x = self._prepare_input(teacher_embeddings, "teacher_embeddings").detach()
-        fast = self._fast(x)
-        s = self._state(fast)
-        X = x.numpy() if fast else x
-        xp = array_api_compat.array_namespace(X)
-        p = prepare(s.weights, s.means, s.precisions_cholesky, self.config.covariance_type,
-                    X.dtype, xp)
-        logp = weighted_log_density(X, p, xp, fast)
-        logp = torch.from_numpy(logp) if fast else logp
+        X = core.host_view(x)
+        backend = core.select_backend(X)
+        p = core.state_prepared(self._state(), self.config.covariance_type, X.dtype, backend.xp)
+        logp = core.weighted_log_density(X, p, backend)
+        logp = torch.from_numpy(logp) if isinstance(logp, np.ndarray) else logp
         return torch.softmax(logp / temperature, dim=1)
 
     def logits(self, student_embeddings: Tensor, kind: str = "cosine") -> Tensor:
@@ -340,18 +329,18 @@ class GMMPrototypes(nn.Module):
         logits : Tensor of shape (B, K)
             In the student's dtype (float32 for float16/bfloat16).
         """
-        _check_choice("kind", kind, ("cosine", "gaussian"))
+        if kind not in ("cosine", "gaussian"):
+            raise ValueError(f"kind must be one of ['cosine', 'gaussian'], got {kind!r}.")
         self._require_seeded()
         z = self._prepare_input(student_embeddings, "student_embeddings")
         if kind == "cosine":
             protos = F.normalize(self.means.to(z.dtype), dim=1)
             return z @ protos.T
-        xp = array_api_compat.array_namespace(z)
-        s = self._state(False)
-        p = prepare(s.weights, s.means, s.precisions_cholesky, self.config.covariance_type,
-                    z.dtype, xp)
-        G, a = _quadratic_pieces(z - p.shift_dt, p, xp)
-        return _finish(G, a, p, 1.0, xp, False, softmax=False)[0]
+        # the reference backend on the tensors themselves, so gradients reach the student
+        backend = core.select_backend(z)
+        state = core.MixtureState(**{n: getattr(self, n) for n in _STATE_FIELDS})
+        p = core.state_prepared(state, self.config.covariance_type, z.dtype, backend.xp)
+        return core.weighted_log_density(z, p, backend)
 
     def _require_seeded(self) -> None:
         if not bool(self.seeded.any()):
@@ -377,6 +366,3 @@ class GMMPrototypes(nn.Module):
         )
 
 
-def _check_choice(name: str, value: Any, options: Sequence[str]) -> None:
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(f"{name} must be one of {list(options)}, got {value!r}.")

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from sklearn import config_context
 
-from online_gmm import OnlineGaussianMixture, _blocked, _kernels
-from online_gmm._estep import batch_statistics, prepare
+from online_gmm import OnlineGaussianMixture, _blocked, _kernels, core
 
 from ._data import blobs
 
@@ -18,9 +17,15 @@ def _fitted_state(covariance_type, dtype):
     return model._state, X.astype(dtype)
 
 
+#: The types with a block kernel.
+BLOCKED_TYPES = [ct for ct in core.COVARIANCE_TYPES if core.covariance(ct).KERNEL_KIND is not None]
+
+
 def _stats(X, w, state, ct, fast, inv_temp=0.7):
-    p = prepare(state.weights, state.means, state.precisions_cholesky, ct, X.dtype, np)
-    return batch_statistics(X, w, p, inv_temp, np, fast)
+    p = core.state_prepared(state, ct, X.dtype, np)
+    with core.use_backend("numba" if fast else "reference"):
+        backend = core.select_backend(X)
+    return backend.batch_statistics(X, w, p, inv_temp)
 
 
 def _assert_close(a, b, rtol, scale=1.0):
@@ -50,7 +55,7 @@ def many_blocks(monkeypatch):
     monkeypatch.setattr(_blocked, "n_threads", lambda: 3)
 
 
-@pytest.mark.parametrize("covariance_type", _blocked.BLOCKED_TYPES)
+@pytest.mark.parametrize("covariance_type", BLOCKED_TYPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("n", [1, 2, 7, 301])
@@ -69,7 +74,7 @@ def test_blocks_equal_the_generic_path(many_blocks, covariance_type, dtype, weig
     assert got.mass.dtype == got.mean.dtype == got.moment.dtype == np.float64
 
 
-@pytest.mark.parametrize("covariance_type", _blocked.BLOCKED_TYPES)
+@pytest.mark.parametrize("covariance_type", BLOCKED_TYPES)
 def test_rounds_within_working_memory_equal_one_round(covariance_type):
     state, X = _fitted_state(covariance_type, np.float64)
     w = np.ones(len(X))
@@ -109,7 +114,7 @@ def test_a_fit_is_deterministic_and_thread_count_only_moves_rounding(monkeypatch
     np.testing.assert_allclose(a.covariances_, one.covariances_, rtol=1e-9)
 
 
-@pytest.mark.parametrize("covariance_type", _blocked.BLOCKED_TYPES)
+@pytest.mark.parametrize("covariance_type", BLOCKED_TYPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_statistics_from_the_state_equal_the_generic_path(many_blocks, covariance_type, dtype):
     """``state_statistics`` lays the parameters out itself (numba) instead of ``prepare``."""
@@ -130,7 +135,6 @@ def _layout_buffers(K, d, dt=np.float64):
 def test_prepare_diag_log_det_as_a_product_equals_the_sum_of_logs(case):
     """``prepare_diag(..., logdet=None)`` takes ``log|U|`` as the log of a product (exponent
     moved out as it goes): the sum of logs, to rounding, at any scale."""
-    from online_gmm import _block_kernels
     from online_gmm._array_api import LOG_2PI
 
     rng = np.random.default_rng(0)
@@ -152,8 +156,8 @@ def test_prepare_diag_log_det_as_a_product_equals_the_sum_of_logs(case):
     means = rng.normal(size=(K, d))
     want = np.sum(np.log(pc), axis=1)
     a, b = _layout_buffers(K, d), _layout_buffers(K, d)
-    _block_kernels.prepare_diag(weights, means, pc, want, LOG_2PI, *a)
-    _block_kernels.prepare_diag(weights, means, pc, None, LOG_2PI, *b)
+    _kernels.prepare_diag(weights, means, pc, want, LOG_2PI, *a)
+    _kernels.prepare_diag(weights, means, pc, None, LOG_2PI, *b)
     for x, y in zip(a, b, strict=True):
         if x is a[3]:  # const: only the log-determinant differs
             finite = np.isfinite(want)
@@ -167,26 +171,23 @@ def test_prepare_diag_log_det_as_a_product_equals_the_sum_of_logs(case):
 
 
 def test_unit_weights():
-    from online_gmm import _block_kernels
 
     for dt in (np.float64, np.float32):
         w = np.ones(50, dtype=dt)
-        assert _block_kernels.unit_weights(w)
+        assert _kernels.unit_weights(w)
         for bad in (0.0, np.nextafter(dt(1), dt(2)), np.nan, 2.0):
             v = w.copy()
             v[37] = bad
-            assert not _block_kernels.unit_weights(v)
+            assert not _kernels.unit_weights(v)
 
 
-@pytest.mark.parametrize("covariance_type", _blocked.BLOCKED_TYPES)
+@pytest.mark.parametrize("covariance_type", BLOCKED_TYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_a_step_plans_its_blocks_once_and_a_given_plan_is_followed(
     many_blocks, monkeypatch, covariance_type, weighted
 ):
     """``em_step`` makes the block plan once (it sets BLAS's threads and cuts the blocks);
     ``state_statistics`` with that plan equals planning there."""
-    from online_gmm import _online_em
-
     state, X = _fitted_state(covariance_type, np.float64)
     w = np.random.default_rng(0).uniform(0.5, 2.0, len(X)) if weighted else np.ones(len(X))
     plan = _blocked.block_plan(len(X), 5, 6, 8)
@@ -201,9 +202,9 @@ def test_a_step_plans_its_blocks_once_and_a_given_plan_is_followed(
     calls = []
     original = _blocked.block_plan
     monkeypatch.setattr(_blocked, "block_plan", lambda *a: calls.append(a) or original(*a))
-    config = _online_em.EMConfig(5, covariance_type=covariance_type)
-    new, info = _online_em.em_step(state, X, w, config=config, temperature=1.0 / 0.7,
-                                   forgetting_rate=0.0, rng=np.random.RandomState(0), xp=np,
-                                   fast=True)
+    config = core.EMConfig(5, covariance_type=covariance_type)
+    new, info = core.em_step(state, X, w, config=config, temperature=1.0 / 0.7,
+                             forgetting_rate=0.0, rng=np.random.RandomState(0),
+                             backend=core.select_backend(X))
     assert len(calls) == 1
     assert info.loglik == want.loglik and info.weight == want.weight

@@ -145,7 +145,7 @@ def test_a_model_that_no_longer_unpickles_fails_with_a_clear_message(tmp_path):
 def test_a_state_missing_fields_fails_with_a_clear_message(tmp_path):
     import io
 
-    from online_gmm._stats import MixtureState
+    from online_gmm.core import MixtureState
 
     model, _ = _fitted()
     old = model._state

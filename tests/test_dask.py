@@ -160,6 +160,8 @@ def _reference_fit(model, blocks):
     its row shuffle replaced by a shuffle of whole row groups."""
     from sklearn.utils import check_random_state
 
+    from online_gmm.core import select_backend
+
     model._validate_hyperparameters()
     model.n_features_in_ = blocks[0].shape[1]
     model._reset(blocks[0], np)
@@ -170,7 +172,7 @@ def _reference_fit(model, blocks):
         ll = weight = 0.0
         for g in model._rng.permutation(len(blocks)):
             B = blocks[int(g)]
-            info = model._step(B, np.ones(len(B)), np, True)
+            info = model._step(B, np.ones(len(B)), select_backend(B))
             ll += info.loglik
             weight += info.weight
         model.lower_bound_ = ll / weight

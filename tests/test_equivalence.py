@@ -10,9 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from online_gmm import OnlineGaussianMixture
-from online_gmm._array_api import get_namespace
-from online_gmm._estep import batch_statistics, prepare
-from online_gmm._stats import merge_stats
+from online_gmm.core import merge_stats, select_backend, state_prepared
 
 from ._data import assert_same_state, blobs, state_snapshot
 
@@ -61,14 +59,14 @@ def test_split_batch_statistics_merge_to_the_whole(covariance_type):
     X, _, _ = blobs(n=500, K=3, D=4, seed=2)
     model = OnlineGaussianMixture(3, covariance_type=covariance_type, random_state=0)
     model.partial_fit(X[:200])
-    s = model._state
-    xp, fast = get_namespace(X)
-    p = prepare(s.weights, s.means, s.precisions_cholesky, covariance_type, X.dtype, xp)
+    backend = select_backend(X)
+    xp = backend.xp
+    p = state_prepared(model._state, covariance_type, X.dtype, xp)
     w = np.random.default_rng(0).uniform(0, 2, len(X))
-    whole = batch_statistics(X, w, p, 0.5, xp, fast)
+    whole = backend.batch_statistics(X, w, p, 0.5)
     cuts = [0, 37, 38, 260, 500]
     parts = [
-        batch_statistics(X[a:b], w[a:b], p, 0.5, xp, fast)
+        backend.batch_statistics(X[a:b], w[a:b], p, 0.5)
         for a, b in zip(cuts[:-1], cuts[1:], strict=True)
     ]
     merged = parts[0]

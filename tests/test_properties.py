@@ -27,17 +27,21 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import online_gmm._block_kernels as block_kernels_mod
 import online_gmm._blocked as blocked_mod
+import online_gmm._covariance._common as cov_common_mod
+import online_gmm._covariance.full as cov_full_mod
 import online_gmm._estep as estep_mod
 import online_gmm._estimator as estimator_mod
-import online_gmm._gaussian as gaussian_mod
 import online_gmm._kernels as kernels_mod
+import online_gmm._mstep as mstep_mod
 import online_gmm._mstep_kernels as mstep_kernels_mod
+import online_gmm._numba_backend as numba_backend_mod
 import online_gmm._online_em as online_em_mod
 import online_gmm._seeding as seeding_mod
 import online_gmm._stats as stats_mod
 from online_gmm import OnlineGaussianMixture, PowerDecay
+from online_gmm._numba_backend import NumbaBackend
+from online_gmm._reference import ReferenceBackend
 
 from ._data import assert_same_state, blobs, state_snapshot
 
@@ -367,12 +371,14 @@ class InjectedFault(RuntimeError):
 # Every function an update calls, named where the caller looks it up (so a monkeypatch
 # reaches the call). ``_kernels.*`` are looked up on the module at each call.
 TARGETS: list[tuple[object, str]] = [
-    (estimator_mod, "user_initialised_state"),
-    (estimator_mod, "temperature_at"),
-    (estimator_mod, "forgetting_rate_at"),
-    (estimator_mod, "em_step"),
-    (estimator_mod, "_check_finite_state"),
-    (estimator_mod, "all_finite"),
+    (estimator_mod, "advance"),
+    (estimator_mod, "check_initial_parameters"),
+    (online_em_mod, "user_initialised_state"),
+    (online_em_mod, "temperature_at"),
+    (online_em_mod, "forgetting_rate_at"),
+    (online_em_mod, "needs_seeding"),
+    (online_em_mod, "em_step"),
+    (online_em_mod, "check_finite_state"),
     (online_em_mod, "_seed_and_reseed"),
     (online_em_mod, "initial_means"),
     (online_em_mod, "residual_variance"),
@@ -380,37 +386,42 @@ TARGETS: list[tuple[object, str]] = [
     (online_em_mod, "kmeans_plusplus_indices"),
     (online_em_mod, "pooled_variance"),
     (online_em_mod, "seed_components"),
-    (online_em_mod, "covariances_from_precisions"),
-    (online_em_mod, "precision_cholesky"),
-    (online_em_mod, "prepare"),
-    (online_em_mod, "batch_statistics"),
-    (online_em_mod, "m_step"),
     (online_em_mod, "to_numpy"),
-    (estep_mod, "log_det_cholesky"),
+    (NumbaBackend, "step_plan"),
+    (NumbaBackend, "state_statistics"),
+    (NumbaBackend, "m_step"),
+    (NumbaBackend, "spd_upper_factor"),
+    (NumbaBackend, "all_finite"),
+    (ReferenceBackend, "precision_cholesky"),
+    (ReferenceBackend, "state_statistics"),
+    (ReferenceBackend, "m_step"),
+    (estep_mod, "covariance"),
     (estep_mod, "empty_stats"),
-    (estep_mod, "_quadratic_pieces"),
-    (estep_mod, "_finish"),
-    (estep_mod, "_chunk_statistics"),
+    (estep_mod, "quadratic_pieces"),
+    (estep_mod, "chunk_statistics"),
     (estep_mod, "merge_stats"),
-    (blocked_mod, "batch_statistics"),
-    (block_kernels_mod, "block_statistics"),
+    (blocked_mod, "state_prepared"),
+    (blocked_mod, "kernel_kind"),
+    (kernels_mod, "block_statistics"),
     (kernels_mod, "tempered_posterior"),
-    (stats_mod, "forgetting_factors"),
-    (stats_mod, "_m_step_kernel"),
+    (numba_backend_mod, "forgetting_factors"),
+    (numba_backend_mod, "_m_step_kernel"),
+    (numba_backend_mod, "chunked_statistics"),
     (mstep_kernels_mod, "forgetting_m_step"),
-    (stats_mod, "_outer_term"),
-    (stats_mod, "covariances_from_moments"),
-    (stats_mod, "precision_cholesky"),
+    (mstep_mod, "forgetting_factors"),
+    (mstep_mod, "covariance"),
+    (stats_mod, "covariance"),
     (seeding_mod, "_sq_dist_to_nearest"),
     (seeding_mod, "_pairwise_sq"),
     (seeding_mod, "scatter_rows"),
-    (seeding_mod, "precision_cholesky"),
     (seeding_mod, "to_numpy"),
-    (gaussian_mod, "_precision_cholesky_numpy"),
-    (gaussian_mod, "_add_to_diagonal"),
+    (seeding_mod, "covariance"),
+    (cov_full_mod, "regularised_scatter"),
+    (cov_common_mod, "add_to_diagonal"),
+    (cov_common_mod, "scatter_rows"),
 ]
-# Called after the new state is committed (publishing the fitted attributes).
-POST_COMMIT_TARGETS: list[tuple[object, str]] = [(estimator_mod, "precisions_from_cholesky")]
+# Publishing the fitted attributes (the precisions), after the new state is made.
+POST_COMMIT_TARGETS: list[tuple[object, str]] = [(estimator_mod, "covariance")]
 
 
 def _target_id(t) -> str:
@@ -554,7 +565,8 @@ def test_a_fault_in_the_first_update_leaves_the_model_unfitted(covariance_type):
     X, _, _ = blobs(n=100, K=3, D=3, seed=4)
     model = OnlineGaussianMixture(3, covariance_type=covariance_type, random_state=0)
     before = state_snapshot(model)
-    with _patched(online_em_mod, "m_step", fail_at=1), pytest.raises(InjectedFault):
+    with _patched(online_em_mod, "check_finite_state", fail_at=1), \
+            pytest.raises(InjectedFault):
         model.partial_fit(X)
     assert_same_state(before, state_snapshot(model))
 
@@ -571,16 +583,13 @@ def test_a_fault_while_publishing_the_new_parameters_leaves_the_model_alone(targ
 
 @pytest.mark.parametrize("covariance_type", ["diag", "full"])
 def test_a_fault_inside_the_generic_array_api_path_leaves_the_model_alone(
-    covariance_type, monkeypatch
+    covariance_type, reference_backend
 ):
     """The array-API code (used for torch / cupy input) with NumPy arrays: same guarantee."""
-    import online_gmm._array_api as array_api
-
-    monkeypatch.setattr(array_api, "FAST_PATH_ENABLED", False)
-    targets = [(estep_mod, "logsumexp"), (estep_mod, "_finish"), (online_em_mod, "m_step"),
+    targets = [(estep_mod, "logsumexp"), (estep_mod, "finish"), (mstep_mod, "covariance"),
                (seeding_mod, "scatter_rows")]
     if covariance_type == "full":
-        targets.append((gaussian_mod, "_add_to_diagonal"))
+        targets += [(cov_common_mod, "add_to_diagonal"), (ReferenceBackend, "spd_upper_factor")]
     for target in targets:
         params, warm, bad, later = _scenario("seeding", covariance_type)
         model, twin = _good_run(params, warm), _good_run(params, warm)

@@ -8,7 +8,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.stats import spearmanr
 from sklearn.mixture import GaussianMixture
 
-from online_gmm import OnlineGaussianMixture, _block_kernels
+from online_gmm import OnlineGaussianMixture, _kernels
 
 from ._data import mixture
 
@@ -106,7 +106,7 @@ def test_uniform_forgetting_fades_a_silent_component():
 
 def test_annealing_posterior_entropy_follows_the_temperature(monkeypatch):
     entropies = []
-    original = _block_kernels.block_statistics
+    original = _kernels.block_statistics
     g_at = list(inspect.signature(original.py_func).parameters).index("G")
 
     def recording(*args):  # the step's kernel: its G buffer ends as the responsibilities
@@ -116,7 +116,7 @@ def test_annealing_posterior_entropy_follows_the_temperature(monkeypatch):
         rc = np.clip(G[0], 1e-300, 1)
         entropies.append(float(-(rc * np.log(rc)).sum(axis=1).mean()))
 
-    monkeypatch.setattr(_block_kernels, "block_statistics", recording)
+    monkeypatch.setattr(_kernels, "block_statistics", recording)
     rng = np.random.default_rng(0)
     means = rng.normal(0, 8, (6, 3))
     X, _ = mixture(6000, means, np.ones(6), seed=1)

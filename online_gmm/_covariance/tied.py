@@ -1,0 +1,150 @@
+"""``tied``: one (D, D) covariance shared by every component.
+
+The moment is the (D, D) pooled within-component scatter, with its own mass ``tied_mass``
+(the sum of the components' masses, forgotten by time); the precision factor ``U`` is upper
+triangular with ``precision = U @ U.T``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._array_api import device
+from ._common import check_spd, chunk_mean, regularised_scatter, safe
+from ._common import matrix_covariances_from_precisions as covariances_from_precisions
+from ._common import matrix_has_spread as has_spread
+from ._common import matrix_regularised as regularised
+from ._common import matrix_unregularised as unregularised
+from ._common import matrix_weighted_variance as weighted_variance
+from ._common import upper_factor as precision_cholesky
+
+#: The numba kernels' code for ``tied`` (see ``online_gmm._kernels``).
+KERNEL_KIND = 2
+
+__all__ = [
+    "covariances_from_precisions", "has_spread", "precision_cholesky", "regularised",
+    "unregularised", "weighted_variance",
+]
+
+
+def shape(n_components: int, n_features: int) -> tuple:
+    return (n_features, n_features)
+
+
+def identity(n_components: int, n_features: int, xp: Any, dev: Any) -> Any:
+    return xp.asarray(xp.eye(n_features, dtype=xp.float64, device=dev), copy=True)
+
+
+def expand(value: Any, n_components: int, n_features: int, xp: Any) -> Any:
+    """One matrix is every component's already."""
+    return value
+
+
+def n_parameters(n_components: int, n_features: int) -> float:
+    return n_features * (n_features + 1) / 2.0
+
+
+# ---------------------------------------------------------------------- precision factors
+def precisions_from_cholesky(prec_chol: Any, xp: Any) -> Any:
+    return prec_chol @ prec_chol.T
+
+
+def log_det_cholesky(prec_chol: Any, n_features: int, xp: Any) -> Any:
+    """``log|U|``, a scalar broadcast over the components."""
+    return xp.sum(xp.log(xp.linalg.diagonal(prec_chol)))
+
+
+def check_precisions(precisions: np.ndarray) -> None:
+    check_spd(precisions[None], "tied")
+
+
+# ---------------------------------------------------------------------- the E-step
+def layout(mu_c64: Any, prec_chol: Any, dtype: Any, xp: Any) -> tuple:
+    """Whitened means ``mu U``: ``q = |x U|^2 - 2 (x U) (mu U)^T + |mu U|^2``."""
+    chol_mu64 = mu_c64 @ prec_chol
+    rhs = xp.astype(-2.0 * chol_mu64, dtype).T
+    b = xp.astype(xp.sum(chol_mu64 * chol_mu64, axis=1), dtype)
+    ones = xp.ones(mu_c64.shape[0], dtype=dtype, device=device(mu_c64))
+    return rhs, b, ones, xp.astype(chol_mu64, dtype)
+
+
+def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
+    Z = Xc @ p.prec_chol
+    return Z @ p.rhs, xp.sum(Z * Z, axis=1)
+
+
+# ---------------------------------------------------------------------- statistics
+def chunk_moments(Xc: Any, w: Any, wX: Any, R: Any, m: Any, s: Any, xp: Any) -> tuple:
+    """``(means, pooled scatter)``: the D x D scatter in float64 (a float32 sum of outer
+    products of a rank-deficient batch is not positive semi-definite; O(n D^2), cheap next
+    to the E-step)."""
+    f64 = xp.float64
+    xbc = chunk_mean(R, wX, s, xp)
+    Xc64 = xp.astype(Xc, f64)
+    T2 = (Xc64 * xp.astype(w, f64)[:, None]).T @ Xc64
+    Mb = T2 - (xbc * m[:, None]).T @ xbc
+    return xbc, 0.5 * (Mb + Mb.T)
+
+
+def outer_term(d: Any, coef: Any, xp: Any) -> Any:
+    """``sum_k coef_k d_k d_k^T``: pooled over the components."""
+    return (d * coef[:, None]).T @ d
+
+
+def scale_moment(moment: Any, rho: Any, rho_time: float) -> Any:
+    """The pooled scatter is forgotten by time, as its mass."""
+    return rho_time * moment
+
+
+def fold_tied_mass(tied_mass: Any, rho_time: float, mass: Any, xp: Any) -> Any:
+    return rho_time * tied_mass + xp.sum(mass)
+
+
+def covariances_from_moments(moment: Any, mass: Any, tied_mass: Any, reg_covar: float,
+                             xp: Any) -> Any:
+    return regularised_scatter(moment / safe(tied_mass, xp)[0], reg_covar, xp)
+
+
+def keep_where_empty(new: Any, old: Any, has_mass: Any, tied_mass: Any, xp: Any) -> Any:
+    """Without pooled mass the previous covariance stays."""
+    return new if float(tied_mass[0]) > 0 else old
+
+
+# ---------------------------------------------------------------------- seeding
+
+
+
+
+
+
+
+
+def pooled_variance(state: Any, reg_covar: float, xp: Any) -> Any:
+    """None: a reseeded component shares the tied covariance already."""
+    return None
+
+
+def seed(state: Any, comp_idx: np.ndarray, variance: Any, *, seed_mass: float,
+         reg_covar: float, first: bool, xp: Any) -> tuple:
+    """The first seeding sets the pooled scatter (``seed_mass`` per seeded component);
+    later seeds share the existing covariance."""
+    if not first:
+        return state.moment, state.covariances, state.tied_mass
+    n_new = len(comp_idx)
+    dev = device(state.means)
+    tied_mass = xp.asarray([seed_mass * n_new], dtype=xp.float64, device=dev)
+    return seed_mass * n_new * variance, regularised(variance, reg_covar, xp), tied_mass
+
+
+def initial_moment(var: Any, n_components: int, seed_mass: float, tied_mass: Any,
+                   xp: Any) -> tuple:
+    dev = device(var)
+    return (seed_mass * n_components * var,
+            xp.asarray([seed_mass * n_components], dtype=xp.float64, device=dev))
+
+
+def moment_from_covariances(covariances: np.ndarray, mass: np.ndarray,
+                            reg_covar: float) -> np.ndarray:
+    return mass.sum() * unregularised(covariances, reg_covar)

@@ -1,0 +1,60 @@
+"""Input checks of the estimator's hot path: a batch, and its sample weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _array_api
+from ._array_api import to_numpy
+from ._kernels import all_finite
+
+
+def check_sample_weight(sample_weight: Any, X: Any, xp: Any) -> Any:
+    """``sample_weight`` as an (n,) array in ``X``'s dtype and namespace (ones for None);
+    a clear ``ValueError`` for a wrong shape, non-real, NaN/inf or negative weights."""
+    n = X.shape[0]
+    if sample_weight is None:
+        return xp.ones(n, dtype=X.dtype, device=_array_api.device(X))
+    sw = sample_weight
+    if not hasattr(sw, "__array_namespace__") and not isinstance(sw, np.ndarray):
+        sw = np.asarray(sw)
+    sw_np = to_numpy(sw)
+    if sw_np.ndim == 0:
+        sw_np = np.full(n, float(sw_np))
+    if sw_np.ndim != 1 or sw_np.shape[0] != n:
+        raise ValueError(
+            f"sample_weight must have shape ({n},), got {tuple(sw_np.shape)}."
+        )
+    if not np.issubdtype(sw_np.dtype, np.number) or np.iscomplexobj(sw_np):
+        raise ValueError("sample_weight must be real numbers.")
+    sw_np = sw_np.astype(np.float64)
+    if not np.all(np.isfinite(sw_np)):
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if np.any(sw_np < 0):
+        raise ValueError("sample_weight must be non-negative.")
+    return _array_api.asarray_like(sw_np, X, xp, dtype=X.dtype)
+
+
+def is_plain_valid_batch(X: Any, model: Any) -> bool:
+    """Whether ``X`` needs none of ``validate_data``'s conversions or checks (a hot-path
+    shortcut for the common case of a fitted model fed float NumPy batches; anything else,
+    and any doubt about finiteness, goes through ``validate_data`` and its messages)."""
+    if type(X) is not np.ndarray or X.ndim != 2 or X.dtype not in _FLOAT_DTYPES:
+        return False
+    if X.shape[0] < 1 or X.shape[1] != getattr(model, "n_features_in_", -1):
+        return False
+    if hasattr(model, "feature_names_in_"):
+        return False  # validate_data warns about the missing names
+    from sklearn import get_config
+
+    config = get_config()
+    if config["array_api_dispatch"]:
+        return False
+    if config["assume_finite"]:
+        return True
+    return all_finite(X)  # NaN or inf: validate_data raises its message
+
+
+_FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))

@@ -1,0 +1,108 @@
+"""Conversions between :class:`~online_gmm.OnlineGaussianMixture` and scikit-learn's
+:class:`sklearn.mixture.GaussianMixture` (the bodies of ``to_sklearn`` and
+``from_sklearn``)."""
+
+from __future__ import annotations
+
+from numbers import Real
+from typing import Any
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted, check_scalar
+
+from ._array_api import to_numpy
+from ._covariance import covariance
+from ._stats import MixtureState
+
+
+def to_sklearn(model: Any, *, allow_unseeded: bool = False) -> Any:
+    """An equivalent fitted :class:`sklearn.mixture.GaussianMixture` of ``model``."""
+    from sklearn.mixture import GaussianMixture
+
+    check_is_fitted(model)
+    s = model._state
+    seeded = to_numpy(s.seeded).astype(bool)
+    if not seeded.all() and not allow_unseeded:
+        raise ValueError(
+            f"{int((~seeded).sum())} of {model.n_components} components have not been "
+            "seeded yet (the model has seen fewer samples than n_components); feed more "
+            "data before converting."
+        )
+    gm = GaussianMixture(
+        n_components=model.n_components,
+        covariance_type=model.covariance_type,
+        tol=model.tol,
+        reg_covar=model.reg_covar,
+        max_iter=model.max_iter,
+        n_init=model.n_init,
+        init_params=model.init_params,
+        random_state=model.random_state,
+        warm_start=model.warm_start,
+        verbose=model.verbose,
+        verbose_interval=model.verbose_interval,
+    )
+    gm.weights_ = to_numpy(s.weights).astype(np.float64)
+    gm.means_ = to_numpy(s.means).astype(np.float64)
+    gm.covariances_ = to_numpy(s.covariances).astype(np.float64)
+    gm.precisions_cholesky_ = to_numpy(s.precisions_cholesky).astype(np.float64)
+    gm.precisions_ = to_numpy(model.precisions_).astype(np.float64)
+    gm.converged_ = bool(model.converged_)
+    gm.n_iter_ = int(model.n_iter_)
+    gm.lower_bound_ = float(model.lower_bound_)
+    gm.n_features_in_ = model.n_features_in_
+    if hasattr(model, "feature_names_in_"):
+        gm.feature_names_in_ = model.feature_names_in_
+    return gm
+
+
+def from_sklearn(cls: type, gmm: Any, *, n_samples_seen: float | None = None,
+                 **params: Any) -> Any:
+    """A fitted ``cls`` (an :class:`~online_gmm.OnlineGaussianMixture`) started from the
+    fitted ``gmm``; see :meth:`OnlineGaussianMixture.from_sklearn`."""
+    check_is_fitted(gmm)
+    base = dict(
+        n_components=gmm.n_components,
+        covariance_type=gmm.covariance_type,
+        reg_covar=gmm.reg_covar,
+        tol=gmm.tol,
+        max_iter=gmm.max_iter,
+    )
+    base.update(params)
+    model = cls(**base)
+    model._validate_hyperparameters()
+    if model.n_components != gmm.n_components or (
+        model.covariance_type != gmm.covariance_type
+    ):
+        raise ValueError("n_components and covariance_type must match the fitted model.")
+    means = np.asarray(gmm.means_, dtype=np.float64)
+    weights = np.asarray(gmm.weights_, dtype=np.float64)
+    if n_samples_seen is None:
+        mass = np.full(model.n_components, float(model.seed_mass))
+    else:
+        check_scalar(n_samples_seen, "n_samples_seen", Real, min_val=0.0)
+        mass = weights * float(n_samples_seen)
+    cov = np.asarray(gmm.covariances_, dtype=np.float64)
+    moment = covariance(model.covariance_type).moment_from_covariances(
+        cov, mass, float(model.reg_covar)
+    )
+    model._state = MixtureState(
+        weights=weights,
+        means=means,
+        covariances=cov,
+        precisions_cholesky=np.asarray(gmm.precisions_cholesky_, dtype=np.float64),
+        mass=mass,
+        nu=weights * mass.sum() if mass.sum() > 0 else weights.copy(),
+        moment=moment,
+        tied_mass=np.asarray([mass.sum()]),
+        seeded=np.ones(model.n_components, dtype=bool),
+    )
+    model._user_init_pending = False
+    model._reset_bookkeeping()
+    model.n_features_in_ = means.shape[1]
+    if hasattr(gmm, "feature_names_in_"):
+        model.feature_names_in_ = gmm.feature_names_in_
+    model.converged_ = bool(getattr(gmm, "converged_", False))
+    model.n_iter_ = int(getattr(gmm, "n_iter_", 0))
+    model.lower_bound_ = float(getattr(gmm, "lower_bound_", -np.inf))
+    model._publish()
+    return model

@@ -1,0 +1,182 @@
+"""The parameter table: every hyper-parameter of the mixture, defined once.
+
+Each entry holds the parameter's constraints in scikit-learn's ``_parameter_constraints``
+vocabulary, its default, a one-line help and, for the command line, its flags. The
+estimator's ``_parameter_constraints``, the bridge's checks and the CLI's estimator options
+are all built from :data:`PARAMETERS`; :func:`validate` checks values against it with
+scikit-learn's own validator (and its messages: "The 'n_components' parameter of
+OnlineGaussianMixture must be an int in the range [1, inf). Got 0 instead.").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any
+
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+
+from ._covariance import COVARIANCE_TYPES
+from ._schedules import ANNEAL_SCHEDULES
+from ._seeding import INIT_PARAMS
+
+FORGETTING = ("responsibility", "uniform")
+_INF = float("inf")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One hyper-parameter: constraints, default, help, command-line flags."""
+
+    constraints: tuple
+    default: Any
+    help: str
+    flags: tuple[str, ...] = ()  # () for no command-line option
+    choices: tuple[str, ...] | None = None  # the string options, in their documented order
+    cli_type: type | None = None  # the command line's parser (int, float) where not choices
+
+
+def _choice(options: tuple[str, ...], *more: Any) -> tuple:
+    return (StrOptions(set(options)), *more)
+
+
+def _count(low: int) -> tuple:
+    return (Interval(Integral, low, None, closed="left"),)
+
+
+def _nonnegative_finite() -> tuple:
+    return (Interval(Real, 0, _INF, closed="left"),)
+
+
+def _positive_finite() -> tuple:
+    return (Interval(Real, 0, _INF, closed="neither"),)
+
+
+#: The table, in the command line's order (then the parameters it has no option for).
+PARAMETERS: dict[str, Parameter] = {
+    "n_components": Parameter(_count(1), 1, "number of mixture components",
+                              ("-k", "--n-components"), cli_type=int),
+    "covariance_type": Parameter(_choice(COVARIANCE_TYPES), "diag", "covariance shape",
+                                 ("--covariance-type",), COVARIANCE_TYPES),
+    "batch_size": Parameter(_count(1), 1024, "rows per online-EM step (mini-batch)",
+                            ("--batch-size",), cli_type=int),
+    "forgetting": Parameter(_choice(FORGETTING), "responsibility",
+                            "how old evidence is discounted", ("--forgetting",), FORGETTING),
+    "forgetting_rate": Parameter((Interval(Real, 0, 1, closed="left"), callable), 0.0,
+                                 "eta in [0, 1); 0 never forgets", ("--forgetting-rate",),
+                                 cli_type=float),
+    "temperature_init": Parameter(_positive_finite(), 1.0, "E-step temperature at step 0",
+                                  ("--temperature-init",), cli_type=float),
+    "temperature_final": Parameter(_positive_finite(), 1.0, "temperature after annealing",
+                                   ("--temperature-final",), cli_type=float),
+    "anneal_steps": Parameter(_count(0), 0, "steps from initial to final temperature",
+                              ("--anneal-steps",), cli_type=int),
+    "anneal_schedule": Parameter(_choice(ANNEAL_SCHEDULES, callable), "exponential",
+                                 "temperature path", ("--anneal-schedule",), ANNEAL_SCHEDULES),
+    "init_params": Parameter(_choice(INIT_PARAMS), "k-means++",
+                             "how the first batch seeds components", ("--init-params",),
+                             INIT_PARAMS),
+    "reg_covar": Parameter(_nonnegative_finite(), 1e-6, "added to every covariance's diagonal",
+                           ("--reg-covar",), cli_type=float),
+    "seed_mass": Parameter(_nonnegative_finite(), 1.0,
+                           "evidence a freshly seeded component starts with", ("--seed-mass",),
+                           cli_type=float),
+    "dead_threshold": Parameter((Interval(Real, 0, 1, closed="both"),), 1e-3,
+                                "reseed below this weight * K", ("--dead-threshold",),
+                                cli_type=float),
+    "max_reseed": Parameter((*_count(0), None), None,
+                            "dead components reseeded per step at most", ("--max-reseed",),
+                            cli_type=int),
+    "random_state": Parameter(("random_state",), None, "seed, for reproducible runs",
+                              ("--random-state",), cli_type=int),
+    "tol": Parameter(_nonnegative_finite(), 1e-3,
+                     "--converge: stop when the epoch log-lik changes less", ("--tol",),
+                     cli_type=float),
+    "max_iter": Parameter(_count(1), 100, "--converge: most epochs", ("--max-iter",),
+                          cli_type=int),
+    "n_init": Parameter(_count(1), 1, "--converge: restarts, the best is kept", ("--n-init",),
+                        cli_type=int),
+    "init_size": Parameter((*_count(1), None), None, "--converge: rows drawn to seed from",
+                           ("--init-size",), cli_type=int),
+    "weights_init": Parameter(("array-like", None), None, "initial weights"),
+    "means_init": Parameter(("array-like", None), None, "initial means"),
+    "precisions_init": Parameter(("array-like", None), None, "initial precisions"),
+    "warm_start": Parameter(("boolean",), False, "fit continues from the current model"),
+    "verbose": Parameter(("verbose",), 0, "progress output of fit"),
+    "verbose_interval": Parameter(_count(1), 10, "epochs between progress lines"),
+}
+
+#: The parameters the bridge shares with the estimator.
+SHARED_WITH_BRIDGE = (
+    "covariance_type", "forgetting", "forgetting_rate", "temperature_init",
+    "temperature_final", "anneal_steps", "anneal_schedule", "seed_mass", "dead_threshold",
+    "max_reseed", "reg_covar", "init_params",
+)
+
+
+def constraints(names: Iterable[str] | None = None) -> dict[str, list]:
+    """``{name: [constraint, ...]}`` in scikit-learn's vocabulary, for ``names`` (all)."""
+    names = PARAMETERS if names is None else names
+    return {name: list(PARAMETERS[name].constraints) for name in names}
+
+
+def defaults(names: Iterable[str] | None = None) -> dict[str, Any]:
+    names = PARAMETERS if names is None else names
+    return {name: PARAMETERS[name].default for name in names}
+
+
+def validate(values: Mapping[str, Any], caller: str,
+             extra: Mapping[str, list] | None = None) -> None:
+    """Check ``values`` against the table (and ``extra`` constraints for names the table
+    has not); raises scikit-learn's ``InvalidParameterError`` (a ``ValueError`` and a
+    ``TypeError``) naming the parameter and ``caller``.
+
+    Examples
+    --------
+    >>> from online_gmm._parameters import validate
+    >>> validate({"n_components": 0}, "Model")
+    Traceback (most recent call last):
+    ...
+    sklearn.utils._param_validation.InvalidParameterError: The 'n_components' parameter of \
+Model must be an int in the range [1, inf). Got 0 instead.
+    """
+    table = {}
+    for name in values:
+        table[name] = (extra or {}).get(name) or list(PARAMETERS[name].constraints)
+    validate_parameter_constraints(table, dict(values), caller_name=caller)
+
+
+def check_initial_parameters(n_components: int, covariance_type: str, n_features: int,
+                             weights_init: Any, means_init: Any, precisions_init: Any) -> None:
+    """Shapes and values of user-given initial parameters (as scikit-learn checks them)."""
+    import numpy as np
+
+    from ._covariance import covariance
+
+    K, ct = n_components, covariance_type
+    if weights_init is not None:
+        w = np.asarray(weights_init, dtype=np.float64)
+        if w.shape != (K,):
+            raise ValueError(f"weights_init must have shape ({K},), got {w.shape}.")
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or np.any(w > 1):
+            raise ValueError("weights_init must be finite and lie in [0, 1].")
+        if not np.isclose(w.sum(), 1.0, atol=1e-8):
+            raise ValueError(f"weights_init must sum to 1, got {w.sum()!r}.")
+    if means_init is not None:
+        m = np.asarray(means_init, dtype=np.float64)
+        if m.shape != (K, n_features):
+            raise ValueError(f"means_init must have shape ({K}, {n_features}), got {m.shape}.")
+        if not np.all(np.isfinite(m)):
+            raise ValueError("means_init must be finite.")
+    if precisions_init is not None:
+        p = np.asarray(precisions_init, dtype=np.float64)
+        shape = covariance(ct).shape(K, n_features)
+        if p.shape != shape:
+            raise ValueError(
+                f"precisions_init for covariance_type={ct!r} must have shape {shape}, "
+                f"got {p.shape}."
+            )
+        if not np.all(np.isfinite(p)):
+            raise ValueError("precisions_init must be finite.")
+        covariance(ct).check_precisions(p)
