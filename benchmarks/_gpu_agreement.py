@@ -159,7 +159,7 @@ def run(device: str, smoke: bool, budget: Budget, reserve: float = 0.0,
                 skipped.append(f"{ct}/{dt}" + ("/autocast" if ac else ""))
                 continue
             rows.append(compare(ct, dt, sizes(smoke)[ct], device, seed=seed, autocast=ac))
-    side = ("the generic array-API path on CPU tensors (smoke: both sides on CPU)"
+    side = ("the generic array-API path on CPU tensors (both sides on CPU)"
             if device == "cpu" else f"GMMPrototypes on {device} (the array-API path)")
     met = [r["met"] for r in rows if r["met"] is not None]
     return {

@@ -6,6 +6,7 @@ Usage::
     python -m benchmarks.gpu                              # one CUDA device, under 5 minutes
     python -m benchmarks.gpu --K 16384 --B 2048           # other sizes of the timed step
     python -m benchmarks.gpu --device cpu --smoke --out /tmp/gpu   # tiny, on CPU (the test)
+    python -m benchmarks.gpu --device cpu --only agreement --out /tmp/gpu   # CPU vs CPU, full
 
 Sections:
 
@@ -46,6 +47,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 CUDA_TESTS = ["tests/", "-k", "cuda"]  # every test whose id names CUDA (a device, a skip)
 SMOKE = dict(K=64, D=16, B=128, repeats=2, warmup=1)
 FULL = dict(K=65_536, D=256, B=4_096, repeats=10, warmup=2)
+SECTIONS = ("cuda_tests", "agreement", "timing", "syncs")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,10 +66,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget", type=float, default=240.0,
                         help="seconds for the whole run (default 240)")
     parser.add_argument("--skip-tests", action="store_true", help="leave out section 1")
+    parser.add_argument("--only", action="append", metavar="SECTION",
+                        help=f"run only this section (repeatable, or comma-separated): "
+                             f"{', '.join(SECTIONS)}")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="directory for gpu.json and gpu.md")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    names = [n.strip() for item in args.only or [] for n in item.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
+    args.only = [n for n in SECTIONS if n in names] if names else list(SECTIONS)
     defaults = SMOKE if args.smoke else FULL
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -156,7 +166,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "device": device_info(args.device),
         "params": {**sizes, "repeats": args.repeats, "warmup": args.warmup,
                    "covariance_type": args.covariance_type, "budget_s": args.budget,
-                   "seed": args.seed},
+                   "seed": args.seed, "sections": args.only},
         "complete": False,
         "sections": {},
     }
@@ -172,7 +182,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             covariance_type=args.covariance_type, seed=args.seed),
         "syncs": lambda: _gpu_syncs.run(**sizes, device=args.device, seed=args.seed),
     }
-    for name, section in sections.items():
+    for name in args.only:
+        section = sections[name]
         print(f"[benchmarks.gpu] {name} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:

@@ -121,3 +121,12 @@ def test_cpu_device_needs_no_gpu_and_cuda_without_one_is_refused(tmp_path):
 
     with pytest.raises(SystemExit, match="no CUDA device"):
         main(["--device", "cuda", "--out", str(tmp_path)])
+
+
+def test_only_selects_sections_and_refuses_unknown_ones():
+    from benchmarks.gpu import parse_args
+
+    assert parse_args(["--only", "syncs,agreement"]).only == ["agreement", "syncs"]
+    assert parse_args(["--smoke"]).only == ["cuda_tests", "agreement", "timing", "syncs"]
+    with pytest.raises(SystemExit):
+        parse_args(["--only", "nope"])
