@@ -79,6 +79,10 @@ def _agreement(lines: list[str], s: dict) -> None:
     ]
     for r in s["rows"]:
         emb = r["dtype"] + (" under bf16 autocast" if r["autocast_bf16"] else "")
+        if r.get("error"):
+            lines.append(f"| {r['covariance_type']} | {emb} | **error**: "
+                         f"{r['error'].splitlines()[0][:200]} |" + " |" * 12)
+            continue
         lines.append(
             f"| {r['covariance_type']} | {emb} | {r['K']} | {r['D']} | {r['B']} | "
             f"{r['n_batches']} | {_num(r['means_rel'])} | {_num(r['weights_rel'])} | "
@@ -110,6 +114,10 @@ def _timing(lines: list[str], s: dict) -> None:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in s["rows"]:
+        if r.get("error"):
+            lines.append(f"| {r['precision']} | **error**: {r['error'].splitlines()[0][:200]} |"
+                         + " |" * 10)
+            continue
         med, mem = r["median_s"], r["memory"]
         lines.append(
             f"| {r['precision']} | {_ms(med['matmul'])} | {_ms(med['decoupled'])} | "
@@ -149,9 +157,11 @@ def _syncs(lines: list[str], s: dict) -> None:
             code = site["code"].replace("|", "\\|")
             lines.append(f"| {call} | `{site['site']}` | `{code}` | {site['kind']} | "
                          f"{site['count']} | {'yes' if site['nonfinite_policy'] else ''} |")
-    prof = s.get("profiler", {}).get("update", {})
-    lines += ["", "Profiler events of one `update` (less an empty region's): "
-              + (", ".join(f"{k} {v}" for k, v in prof.items()) or "none"), ""]
+    prof = s.get("profiler", {})
+    counts = ", ".join(f"{k} {v}" for k, v in prof.get("update", {}).items()) or "none"
+    if prof.get("error"):
+        counts = f"profiler failed ({prof['error'].splitlines()[0][:200]})"
+    lines += ["", f"Profiler events of one `update` (less an empty region's): {counts}", ""]
 
 
 def to_markdown(results: dict[str, Any]) -> str:

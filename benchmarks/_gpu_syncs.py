@@ -195,9 +195,10 @@ def run(*, K: int, D: int, B: int, device: str, seed: int = 0) -> dict[str, Any]
             with mode:
                 call()
             out[name] = _report(mode, on_cpu)
-        out["profiler"] = {
-            "update": _profile_counts(lambda: head.update(probe), device),
-        }
+        try:
+            out["profiler"] = {"update": _profile_counts(lambda: head.update(probe), device)}
+        except Exception as exc:  # no CUPTI, say: the host reads above still stand
+            out["profiler"] = {"update": {}, "error": f"{type(exc).__name__}: {exc}"[:500]}
         out["seeded_all"] = bool(head.seeded.all())
     out["target"] = "update: no host-device sync beyond the non-finite policy's"
     out["met"] = out["update"]["host_reads_beyond_policy"] == 0

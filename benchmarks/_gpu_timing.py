@@ -216,6 +216,7 @@ def time_precision(precision: str, *, K: int, D: int, B: int, device: str, repea
             }
             fns[name] = fn
         times: dict[str, list[float]] = {name: [] for name in fns}
+        first_timed = len(logs["decoupled"].get("reseeded", []))
         for rnd in range(repeats):
             if rnd >= 1 and budget.expired(reserve):
                 break
@@ -225,13 +226,13 @@ def time_precision(precision: str, *, K: int, D: int, B: int, device: str, repea
                 fn()
                 synchronize(device)
                 times[name].append(time.perf_counter() - t0)
+        reseeded = logs["decoupled"].get("reseeded", [])[first_timed:]
         phases: dict[str, list[float]] = {}
         for _ in range(min(3, repeats)):
             if budget.expired(reserve):
                 break
             fns["decoupled"](phases)
     med = {name: _median(ts) for name, ts in times.items()}
-    reseeded = logs["decoupled"].get("reseeded", [])
     out = {
         "precision": precision,
         "median_s": med,
@@ -242,7 +243,7 @@ def time_precision(precision: str, *, K: int, D: int, B: int, device: str, repea
         "decoupled_in_matmuls": med["decoupled"] / med["matmul"],
         "learnable_in_matmuls": med["learnable"] / med["matmul"],
         "seeding_updates": logs["decoupled"].get("seeding_updates"),
-        "reseeded_per_step": float(np.mean(reseeded)) if reseeded else 0.0,
+        "reseeded_per_step": float(np.mean(reseeded)) if reseeded else 0.0,  # timed steps
         "repeats_done": min(len(ts) for ts in times.values()),
     }
     out["met"] = bool(math.isfinite(out["ratio_decoupled_over_learnable"])
@@ -256,16 +257,25 @@ def time_precision(precision: str, *, K: int, D: int, B: int, device: str, repea
 
 def run(*, K: int, D: int, B: int, device: str, repeats: int, warmup: int, budget: Budget,
         reserve: float, covariance_type: str, seed: int = 0) -> dict[str, Any]:
+    import torch
+
     n_pool = -(-K // B) + 2 + 3 * (warmup + 2 + repeats + 3)
     pool = teacher_pool(K, D, B, min(n_pool, 64), device, seed)
     rows = []
     for precision in ("f32", "bf16"):
         if rows and budget.expired(reserve):
             break
-        rows.append(time_precision(
-            precision, K=K, D=D, B=B, device=device, repeats=repeats, warmup=warmup,
-            budget=budget, reserve=reserve, covariance_type=covariance_type, pool=pool,
-        ))
+        try:
+            rows.append(time_precision(
+                precision, K=K, D=D, B=B, device=device, repeats=repeats, warmup=warmup,
+                budget=budget, reserve=reserve, covariance_type=covariance_type, pool=pool,
+            ))
+        except Exception as exc:  # keep the other precision's row
+            rows.append({"precision": precision, "met": False,
+                         "error": f"{type(exc).__name__}: {exc}"[:500]})
+            gc.collect()
+            if torch.device(device).type == "cuda":
+                torch.cuda.empty_cache()
     return {
         "K": K, "D": D, "B": B,
         "covariance_type": covariance_type,

@@ -123,9 +123,3 @@ def device_info(device: str) -> dict[str, Any]:
         out["name"] = f"CPU: {out['cpu']}"
     return out
 
-
-def finite_or_none(x: Any) -> Any:
-    """Floats for JSON: NaN and inf become None (JSON has neither)."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x

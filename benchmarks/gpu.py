@@ -155,7 +155,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         raise SystemExit(f"--device {args.device}: torch sees no CUDA device "
                          f"(torch {torch.__version__}, CUDA {torch.version.cuda}); "
                          "use --device cpu --smoke")
-    if args.device != "cpu":
+    if ":" in args.device:
         torch.cuda.set_device(torch.device(args.device))
     sizes = dict(K=args.K, D=args.D, B=args.B)
     results: dict[str, Any] = {

@@ -56,7 +56,7 @@ def test_every_section_is_written(smoke):
         assert title in md
 
 
-def test_cuda_tests_are_skipped_on_cpu(smoke):
+def test_device_tests_are_skipped_on_cpu(smoke):
     tests = smoke[0]["sections"]["cuda_tests"]
     assert tests["ran"] is False and "cpu" in tests["note"]
     assert "-k cuda" in tests["command"]
@@ -78,6 +78,7 @@ def test_generic_path_agrees_with_the_numba_path(smoke):
         assert r["n_reseeded_cpu"] == r["n_reseeded_device"]
         assert r["seeding_rows_differ"] == 0
     assert agreement["met"] is True and not agreement["skipped_for_budget"]
+    assert agreement["errors"] == 0
     autocast = [r for r in agreement["rows"] if r["autocast_bf16"]]
     assert len(autocast) == 4  # reported, no target: the E-step ran in bfloat16
     for r in autocast:
@@ -113,10 +114,10 @@ def test_sync_sites_are_counted(smoke):
     assert all(isinstance(v, int) for v in syncs["profiler"]["update"].values())
 
 
-def test_cpu_device_needs_no_gpu_and_cuda_without_one_is_refused(tmp_path):
+def test_a_missing_gpu_is_refused(tmp_path):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
-        pytest.skip("a CUDA device is present")
+        pytest.skip("a GPU is present")
     from benchmarks.gpu import main
 
     with pytest.raises(SystemExit, match="no CUDA device"):
@@ -130,3 +131,19 @@ def test_only_selects_sections_and_refuses_unknown_ones():
     assert parse_args(["--smoke"]).only == ["cuda_tests", "agreement", "timing", "syncs"]
     with pytest.raises(SystemExit):
         parse_args(["--only", "nope"])
+
+
+def test_failed_cases_are_rows_of_the_report(smoke):
+    import copy
+
+    from benchmarks._gpu_report import to_markdown
+
+    results = copy.deepcopy(smoke[0])
+    secs = results["sections"]
+    secs["agreement"]["rows"][0] = {"covariance_type": "full", "dtype": "float32",
+                                    "autocast_bf16": True, "error": "ValueError: not PD"}
+    secs["timing"]["rows"][1] = {"precision": "bf16", "met": False, "error": "OOM"}
+    secs["syncs"]["profiler"] = {"update": {}, "error": "RuntimeError: no CUPTI"}
+    md = to_markdown(results)
+    assert "**error**: ValueError: not PD" in md and "| bf16 | **error**: OOM" in md
+    assert "profiler failed (RuntimeError: no CUPTI)" in md
