@@ -44,21 +44,12 @@ def synchronize(device: Any) -> None:
 
 @contextlib.contextmanager
 def generic_path() -> Iterator[None]:
-    """Run CPU tensors through the generic array-API code (the code CUDA runs) rather than
-    the numba fast path: the one switch the smoke mode's "device" side uses.
+    """Run CPU tensors through the reference (array-API) backend, the code CUDA runs,
+    rather than the numba backend: the one switch the smoke mode's "device" side uses."""
+    from online_gmm.core import use_backend
 
-    ``online_gmm`` has no public backend selector; the bridge reads the module flag
-    ``online_gmm._array_api.FAST_PATH_ENABLED`` at every call (as the tests monkeypatch
-    it). Change this one function if a documented selector appears.
-    """
-    from online_gmm import _array_api
-
-    saved = _array_api.FAST_PATH_ENABLED
-    _array_api.FAST_PATH_ENABLED = False
-    try:
+    with use_backend("reference"):
         yield
-    finally:
-        _array_api.FAST_PATH_ENABLED = saved
 
 
 @contextlib.contextmanager
