@@ -32,6 +32,7 @@ from sklearn.utils.validation import assert_all_finite
 from ._backend import select_backend
 from ._epochs import fit_restarts, run_epochs
 from ._estep import Prepared
+from ._locks import update_lock
 from ._online_em import Hooks, StepInfo, advance
 from ._stats import BatchStats, empty_stats, merge_stats
 
@@ -310,7 +311,7 @@ def partial_fit(
     model._validate_hyperparameters()
     X = _check_X(X)
     first = not model.__sklearn_is_fitted__()
-    with _rollback_on_error(model):
+    with update_lock(model), _rollback_on_error(model):
         _check_features(model, X, reset=first)
         w = _check_sample_weight(model, sample_weight, X)
         meta = np.empty((0, X.shape[1]), dtype=X.dtype)
@@ -387,7 +388,7 @@ def fit(
     model._validate_hyperparameters()
     X = _check_X(X)
     continuing = model.warm_start and model.__sklearn_is_fitted__()
-    with _rollback_on_error(model):
+    with update_lock(model), _rollback_on_error(model):
         _check_features(model, X, reset=not continuing)
         if model.means_init is not None or model.weights_init is not None:
             model._validate_initial_parameters(X.shape[1])

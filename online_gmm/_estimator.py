@@ -28,6 +28,7 @@ from ._covariance import covariance
 from ._epochs import fit_restarts, run_epochs
 from ._estep import posterior, state_prepared, weighted_log_density
 from ._input import check_sample_weight, is_plain_valid_batch
+from ._locks import update_lock
 from ._online_em import (
     EMConfig,
     InitialParameters,
@@ -399,6 +400,10 @@ default="exponential"
         -------
         self : OnlineGaussianMixture
         """
+        with update_lock(self):  # concurrent updates of one model serialise
+            return self._partial_fit(X, sample_weight)
+
+    def _partial_fit(self, X, sample_weight):
         if _dask.is_dask_array(X):
             return _dask.partial_fit(self, X, sample_weight)
         self._validate_hyperparameters()
@@ -444,6 +449,10 @@ default="exponential"
         -------
         self : OnlineGaussianMixture
         """
+        with update_lock(self):
+            return self._fit(X)
+
+    def _fit(self, X):
         if _dask.is_dask_array(X):
             return _dask.fit(self, X)
         self._validate_hyperparameters()

@@ -227,7 +227,9 @@ class GMMPrototypes(nn.Module):
         -------
         info : dict
             ``loglik`` (mean log-likelihood of the batch before the step), ``temperature``,
-            ``forgetting_rate``, ``n_seeded``, ``n_reseeded``, ``n_skipped``.
+            ``forgetting_rate``, ``n_seeded``, ``n_reseeded``, ``n_skipped``, ``updated``
+            (False for an empty batch, or one whose every row was skipped: a no-op, the
+            step counter included).
         """
         if not isinstance(teacher_embeddings, Tensor):
             raise TypeError(
@@ -255,6 +257,8 @@ class GMMPrototypes(nn.Module):
                 stacklevel=2,
             )
             x = x[~bad]
+        if x.ndim == 2 and x.shape[0] == 0 and not dist_on:
+            return self._no_update(n_bad)
         x = self._prepare_input(x, "teacher_embeddings")
         X = core.host_view(x)
         backend = core.select_backend(X)
@@ -284,7 +288,44 @@ class GMMPrototypes(nn.Module):
             "n_seeded": info.n_seeded,
             "n_reseeded": info.n_reseeded,
             "n_skipped": n_bad,
+            "updated": True,
         }
+
+    def _no_update(self, n_skipped: int) -> dict[str, Any]:
+        """The answer to an empty (or all-skipped) batch: nothing changes, and it says so."""
+        step = int(self.step)
+        return {
+            "loglik": float("nan"),
+            "temperature": self.schedules.temperature_at(step),
+            "forgetting_rate": self.schedules.forgetting_rate_at(step),
+            "n_seeded": 0,
+            "n_reseeded": 0,
+            "n_skipped": n_skipped,
+            "updated": False,
+        }
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        """All or nothing: every buffer of the checkpoint is checked against this module's
+        (shape, the float64 state) before any is copied, so a refused checkpoint (another K,
+        D or covariance type) leaves the module exactly as it was."""
+        problems = []
+        for name, own in self._buffers.items():
+            key = prefix + name
+            if own is None or key not in state_dict:
+                continue
+            value = state_dict[key]
+            if not isinstance(value, Tensor) or tuple(value.shape) != tuple(own.shape):
+                shape = tuple(value.shape) if isinstance(value, Tensor) else type(value)
+                problems.append(f"{key}: {shape} in the checkpoint, {tuple(own.shape)} here")
+        if problems:
+            error_msgs.append(
+                "GMMPrototypes was not changed: the checkpoint does not fit (another "
+                "n_prototypes, dim or covariance_type?): " + "; ".join(problems)
+            )
+            return
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys, error_msgs)
 
     @torch.no_grad()
     def targets(self, teacher_embeddings: Tensor, temperature: float = 1.0) -> Tensor:
