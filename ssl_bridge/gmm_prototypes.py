@@ -213,8 +213,19 @@ class GMMPrototypes(nn.Module):
         return F.normalize(x, dim=1) if self.normalize else x
 
     # ------------------------------------------------------------------ the three verbs
+    def _full_precision(self):
+        """Autocast off on the module's device: the mixture's own arithmetic (``update``,
+        ``targets``, ``logits(kind="gaussian")``) runs in float32 at least, whatever
+        precision the surrounding training step autocasts to (bfloat16 log-densities of
+        hundreds lose every digit of the posterior)."""
+        return torch.autocast(device_type=self.device.type, enabled=False)
+
     @torch.no_grad()
     def update(self, teacher_embeddings: Tensor) -> dict[str, Any]:
+        with self._full_precision():
+            return self._update(teacher_embeddings)
+
+    def _update(self, teacher_embeddings: Tensor) -> dict[str, Any]:
         """One online-EM step on a batch of teacher embeddings (no gradient).
 
         Parameters
@@ -342,7 +353,8 @@ class GMMPrototypes(nn.Module):
         Returns
         -------
         targets : Tensor of shape (B, K)
-            Rows sum to 1; float32 (float64 for float64 input); no gradient.
+            Rows sum to 1; float32 (float64 for float64 input), under ``torch.autocast``
+            too; no gradient.
         """
         if not (np.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
@@ -350,10 +362,12 @@ class GMMPrototypes(nn.Module):
         x = self._prepare_input(teacher_embeddings, "teacher_embeddings").detach()
         X = core.host_view(x)
         backend = core.select_backend(X)
-        p = core.state_prepared(self._state(), self.config.covariance_type, X.dtype, backend.xp)
-        logp = core.weighted_log_density(X, p, backend)
-        logp = torch.from_numpy(logp) if isinstance(logp, np.ndarray) else logp
-        return torch.softmax(logp / temperature, dim=1)
+        with self._full_precision():
+            p = core.state_prepared(self._state(), self.config.covariance_type, X.dtype,
+                                    backend.xp)
+            logp = core.weighted_log_density(X, p, backend)
+            logp = torch.from_numpy(logp) if isinstance(logp, np.ndarray) else logp
+            return torch.softmax(logp / temperature, dim=1)
 
     def logits(self, student_embeddings: Tensor, kind: str = "cosine") -> Tensor:
         """The student's scores against the fixed prototypes; gradients reach the student only.
@@ -368,7 +382,9 @@ class GMMPrototypes(nn.Module):
         Returns
         -------
         logits : Tensor of shape (B, K)
-            In the student's dtype (float32 for float16/bfloat16).
+            In the student's dtype (float32 for float16/bfloat16). Under ``torch.autocast``
+            the ``cosine`` product follows the autocast dtype, as a linear layer's would;
+            ``gaussian`` logits are computed with autocast off (float32 at least).
         """
         if kind not in ("cosine", "gaussian"):
             raise ValueError(f"kind must be one of ['cosine', 'gaussian'], got {kind!r}.")
@@ -380,8 +396,9 @@ class GMMPrototypes(nn.Module):
         # the reference backend on the tensors themselves, so gradients reach the student
         backend = core.select_backend(z)
         state = core.MixtureState(**{n: getattr(self, n) for n in _STATE_FIELDS})
-        p = core.state_prepared(state, self.config.covariance_type, z.dtype, backend.xp)
-        return core.weighted_log_density(z, p, backend)
+        with self._full_precision():
+            p = core.state_prepared(state, self.config.covariance_type, z.dtype, backend.xp)
+            return core.weighted_log_density(z, p, backend)
 
     def _require_seeded(self) -> None:
         if not bool(self.seeded.any()):

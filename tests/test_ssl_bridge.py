@@ -326,3 +326,25 @@ def test_an_update_that_would_make_the_state_non_finite_is_refused():
         assert torch.equal(value, before[name]), name
     head.update(torch.randn(64, 8))  # and the stream goes on
     assert int(head.step) == 2
+
+
+@pytest.mark.parametrize("covariance_type", ["spherical", "diag"])
+def test_autocast_does_not_reach_the_mixture(covariance_type):
+    """Under bfloat16 autocast the update, the targets and the gaussian logits are those of
+    full precision (the mixture's arithmetic runs with autocast off)."""
+    batches = _stream()
+    plain = GMMPrototypes(5, 8, covariance_type=covariance_type)
+    cast = GMMPrototypes(5, 8, covariance_type=covariance_type)
+    with core.use_backend("reference"):  # the torch code CUDA runs, here on the CPU
+        for b in batches:
+            plain.update(b)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                cast.update(b)
+        _assert_same_buffers(plain, cast, exact=True)
+        x = batches[0]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            q = cast.targets(x)
+            g = cast.logits(x, kind="gaussian")
+        assert q.dtype == g.dtype == torch.float32
+        assert torch.equal(q, plain.targets(x))
+        assert torch.equal(g, plain.logits(x, kind="gaussian"))
