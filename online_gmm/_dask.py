@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from sklearn.utils.validation import assert_all_finite
 
-from ._backend import select_backend
+from ._backend import select_backend, use_backend
 from ._epochs import fit_restarts, run_epochs
 from ._estep import Prepared
 from ._locks import update_lock
-from ._online_em import Hooks, StepInfo, advance
+from ._online_em import Hooks, StepInfo
 from ._stats import BatchStats, empty_stats, merge_stats
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,6 +70,7 @@ def _block_statistics(
     weight: np.ndarray | None,
     prepared: Prepared,
     inv_temp: float,
+    backend: str,
 ) -> BatchStats:
     """Statistics of one row-chunk (runs on a worker). Validates the chunk first."""
     block = np.asarray(block)
@@ -82,7 +83,8 @@ def _block_statistics(
     if block.shape[0] == 0:
         K, D = prepared.mu_c.shape
         return empty_stats(K, D, prepared.covariance_type, np, "cpu")
-    return select_backend(block).batch_statistics(block, weight, prepared, inv_temp)
+    with use_backend(backend):  # the client's choice, in the worker's process too
+        return select_backend(block).batch_statistics(block, weight, prepared, inv_temp)
 
 
 def _merge(a: BatchStats, b: BatchStats, covariance_type: str) -> BatchStats:
@@ -200,7 +202,8 @@ def _tree_reduce(parts: list, covariance_type: str) -> Any:
     return parts[0]
 
 
-def statistics(X: Any, w: Any, prepared: Prepared, inv_temp: float) -> BatchStats:
+def statistics(X: Any, w: Any, prepared: Prepared, inv_temp: float,
+               backend: str = "numba") -> BatchStats:
     """The batch statistics of a whole Dask array, computed chunk by chunk on the workers.
 
     Parameters
@@ -213,6 +216,8 @@ def statistics(X: Any, w: Any, prepared: Prepared, inv_temp: float) -> BatchStat
         The parameters, laid out by :func:`online_gmm._estep.prepare`.
     inv_temp : float
         ``1 / T`` of the E-step.
+    backend : {"numba", "reference"}, default="numba"
+        The backend the workers run (:func:`online_gmm.core.use_backend`).
 
     Returns
     -------
@@ -227,7 +232,7 @@ def statistics(X: Any, w: Any, prepared: Prepared, inv_temp: float) -> BatchStat
     weights = [None] * len(blocks) if w is None else list(w.to_delayed().ravel())
     p = delayed(prepared, pure=True)  # one key: shipped once per worker, not once per task
     task = delayed(_block_statistics, pure=True)
-    parts = [task(b, wb, p, inv_temp) for b, wb in zip(blocks, weights, strict=True)]
+    parts = [task(b, wb, p, inv_temp, backend) for b, wb in zip(blocks, weights, strict=True)]
     (stats,) = dask.compute(_tree_reduce(parts, prepared.covariance_type))
     return stats
 
@@ -243,18 +248,9 @@ def _step(model: OnlineGaussianMixture, X: Any, w: Any, seed_from: str, backend:
             sample.append(_seeding_sample(X, w, seed_from))
         return sample[0]
 
-    initial = model._initial()
-    if initial is not None:
-        model._validate_initial_parameters(X.shape[1])
-    _, info, changes = advance(
-        model._state, X, w, config=model._config(), schedules=model._schedules(),
-        step=model.n_steps_, rng=model._rng, backend=backend, initial=initial,
-        hooks=Hooks(gather=gather,
-                    statistics=lambda p, inv_temp: statistics(X, w, p, inv_temp)),
-        publish=lambda new, info: model._step_changes(new, info, model._precisions(new)),
-    )
-    model.__dict__.update(changes)  # the commit: whole or not at all
-    return info
+    hooks = Hooks(gather=gather,
+                  statistics=lambda p, inv_temp: statistics(X, w, p, inv_temp, backend.name))
+    return model._step(X, w, backend, hooks)
 
 
 def _rollback_on_error(model: OnlineGaussianMixture):

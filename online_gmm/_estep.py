@@ -35,7 +35,6 @@ class Prepared:
     rhs: Any  # right-hand side of the one big matmul (or None for full)
     b: Any  # (K,)
     s: Any  # (K,)
-    chol_mu: Any  # tied: mu_c @ U
 
 
 def prepare(weights, means, prec_chol, covariance_type: str, dtype, xp) -> Prepared:
@@ -50,7 +49,7 @@ def prepare(weights, means, prec_chol, covariance_type: str, dtype, xp) -> Prepa
     const64 = const64 - 0.5 * n_features * LOG_2PI
     # float64 arithmetic, one rounding to the data's dtype at the end (as the numba
     # backend's layout kernels compute the same values)
-    rhs, b, s, chol_mu = cov.layout(mu_c64, prec_chol, dtype, xp)
+    rhs, b, s = cov.layout(mu_c64, prec_chol, dtype, xp)
     return Prepared(
         covariance_type,
         shift,
@@ -61,12 +60,11 @@ def prepare(weights, means, prec_chol, covariance_type: str, dtype, xp) -> Prepa
         rhs,
         b,
         s,
-        chol_mu,
     )
 
 
 def state_prepared(state, covariance_type: str, dtype, xp) -> Prepared:
-    """:func:`prepare` of a :class:`~online_gmm._state.MixtureState`."""
+    """:func:`prepare` of a :class:`~online_gmm._stats.MixtureState`."""
     return prepare(state.weights, state.means, state.precisions_cholesky, covariance_type,
                    dtype, xp)
 

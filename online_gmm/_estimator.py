@@ -30,7 +30,9 @@ from ._estep import posterior, state_prepared, weighted_log_density
 from ._input import check_sample_weight, is_plain_valid_batch
 from ._locks import update_lock
 from ._online_em import (
+    NO_HOOKS,
     EMConfig,
+    Hooks,
     InitialParameters,
     Schedules,
     advance,
@@ -48,6 +50,9 @@ _VALIDATED_PARAMS = (
     "temperature_final", "anneal_steps", "anneal_schedule", "seed_mass", "dead_threshold",
     "max_reseed", "verbose", "verbose_interval",
 )
+#: The other parameters: their key is their type and identity (an array is not hashed).
+_IDENTITY_PARAMS = ("weights_init", "means_init", "precisions_init", "random_state",
+                    "warm_start")
 #: estimator -> the key of its hyper-parameters last found valid. Kept outside the
 #: estimators, so that their ``__dict__`` (pickles, ``clone``, a failed call's "nothing
 #: changed") holds only what it held before.
@@ -231,10 +236,12 @@ default="exponential"
 
     # ------------------------------------------------------------------ validation
     def _validate_hyperparameters(self) -> None:
-        """Check every hyper-parameter (``check_scalar``'s messages); a no-op when their
-        values and types are those last found valid (a ~1 us comparison instead of ~20 us
-        of checks on every ``partial_fit``)."""
-        key = tuple([(type(v), v) for v in (getattr(self, a, None) for a in _VALIDATED_PARAMS)])
+        """Check every hyper-parameter against the table (scikit-learn's messages); a no-op
+        when their values and types are those last found valid (a ~1 us comparison instead
+        of ~20 us of checks on every ``partial_fit``)."""
+        key = tuple([(type(v), v) for v in (getattr(self, a, None) for a in _VALIDATED_PARAMS)]
+                    + [(type(v), id(v)) for v in (getattr(self, a, None)
+                                                  for a in _IDENTITY_PARAMS)])
         try:
             if key == _valid_hyperparameters.get(self):
                 return
@@ -356,14 +363,15 @@ default="exponential"
         xp = select_backend(s.means).xp
         return covariance(self.covariance_type).precisions_from_cholesky(s.precisions_cholesky, xp)
 
-    def _step(self, X, w, backend):
-        """One online-EM step; the model is untouched if anything raises."""
+    def _step(self, X, w, backend, hooks: Hooks = NO_HOOKS):
+        """One online-EM step (shared with :mod:`online_gmm._dask`, which passes its
+        hooks); the model is untouched if anything raises."""
         initial = self._initial()
         if initial is not None:
             self._validate_initial_parameters(X.shape[1])
         _, info, changes = advance(
             self._state, X, w, config=self._config(), schedules=self._schedules(),
-            step=self.n_steps_, rng=self._rng, backend=backend, initial=initial,
+            step=self.n_steps_, rng=self._rng, backend=backend, hooks=hooks, initial=initial,
             publish=lambda new, info: self._step_changes(new, info, self._precisions(new)),
         )
         self.__dict__.update(changes)  # the commit: whole or not at all

@@ -97,7 +97,7 @@ class NumbaBackend(ReferenceBackend):
     def m_step(self, state: MixtureState, stats: BatchStats, *, eta: float, forgetting: str,
                covariance_type: str, reg_covar: float) -> MixtureState:
         kind = covariance(covariance_type).KERNEL_KIND
-        if kind not in MSTEP_KINDS:
+        if kind not in MSTEP_KINDS or not _float64_numpy(state, stats):
             return super().m_step(state, stats, eta=eta, forgetting=forgetting,
                                   covariance_type=covariance_type, reg_covar=reg_covar)
         return _m_step_kernel(state, stats, eta, forgetting, kind, reg_covar)
@@ -105,6 +105,18 @@ class NumbaBackend(ReferenceBackend):
     # ------------------------------------------------------------------ checks
     def all_finite(self, a: np.ndarray) -> bool:
         return _kernels.all_finite(a)
+
+
+_STATE_ARRAYS = ("weights", "means", "covariances", "mass", "nu", "moment")
+
+
+def _float64_numpy(state: MixtureState, stats: BatchStats) -> bool:
+    """Whether every array the M-step kernel reads is a float64 NumPy array."""
+    f64 = np.float64
+    for a in (stats.mass, stats.mean, stats.moment, *(getattr(state, n) for n in _STATE_ARRAYS)):
+        if type(a) is not np.ndarray or a.dtype != f64:
+            return False
+    return True
 
 
 def _m_step_kernel(state: MixtureState, stats: BatchStats, eta: float, forgetting: str,

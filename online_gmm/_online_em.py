@@ -1,7 +1,7 @@
 """One online-EM step on a batch, and :func:`advance`, the one step every caller takes.
 
 :func:`em_step` is the math of a step (seed, reseed, E-step at temperature T, forgetting
-M-step) over a :class:`~online_gmm._state.MixtureState`. :func:`advance` wraps it with what
+M-step) over a :class:`~online_gmm._stats.MixtureState`. :func:`advance` wraps it with what
 every caller needs around it: the schedules of the step, the user's initial parameters, the
 finiteness check of the new state and the restore of the RNG when anything fails. The
 estimator, its Dask path and the PyTorch bridge all call :func:`advance` and then only

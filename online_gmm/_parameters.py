@@ -37,8 +37,20 @@ class Parameter:
     cli_type: type | None = None  # the command line's parser (int, float) where not choices
 
 
+class _Choices(StrOptions):
+    """``StrOptions`` whose messages list the options in their documented order (a set's
+    order changes with ``PYTHONHASHSEED``)."""
+
+    def __init__(self, options: tuple[str, ...]) -> None:
+        super().__init__(set(options))
+        self.ordered = tuple(options)
+
+    def __str__(self) -> str:
+        return f"a str among {{{', '.join(repr(o) for o in self.ordered)}}}"
+
+
 def _choice(options: tuple[str, ...], *more: Any) -> tuple:
-    return (StrOptions(set(options)), *more)
+    return (_Choices(options), *more)
 
 
 def _count(low: int) -> tuple:
@@ -142,8 +154,11 @@ def validate(values: Mapping[str, Any], caller: str,
 Model must be an int in the range [1, inf). Got 0 instead.
     """
     table = {}
-    for name in values:
-        table[name] = (extra or {}).get(name) or list(PARAMETERS[name].constraints)
+    for name in values:  # names neither has (a subclass's own parameters) are not checked
+        if extra and name in extra:
+            table[name] = extra[name]
+        elif name in PARAMETERS:
+            table[name] = list(PARAMETERS[name].constraints)
     validate_parameter_constraints(table, dict(values), caller_name=caller)
 
 

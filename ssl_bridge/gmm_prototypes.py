@@ -127,17 +127,10 @@ class GMMPrototypes(nn.Module):
         random_state: int = 0,
     ) -> None:
         super().__init__()
-        shared = dict(
-            covariance_type=covariance_type, forgetting=forgetting,
-            forgetting_rate=forgetting_rate, temperature_init=temperature_init,
-            temperature_final=temperature_final, anneal_steps=anneal_steps,
-            anneal_schedule=anneal_schedule, seed_mass=seed_mass,
-            dead_threshold=dead_threshold, max_reseed=max_reseed, reg_covar=reg_covar,
-            init_params=init_params,
-        )
-        own = dict(n_prototypes=n_prototypes, dim=dim, normalize=normalize,
-                   nonfinite=nonfinite, distributed=distributed, random_state=random_state)
-        core.validate({**shared, **own}, type(self).__name__, extra=_OWN_CONSTRAINTS)
+        given = locals()  # every argument, checked against the core's table and our own
+        core.validate({name: given[name] for name in (*core.SHARED_WITH_BRIDGE,
+                                                      *_OWN_CONSTRAINTS)},
+                      type(self).__name__, extra=_OWN_CONSTRAINTS)
         self.n_prototypes, self.dim = int(n_prototypes), int(dim)
         self.config = core.EMConfig(
             n_components=self.n_prototypes,
@@ -150,10 +143,9 @@ class GMMPrototypes(nn.Module):
             init_params=init_params,
         )
         self.forgetting_rate = forgetting_rate
-        self.schedules = core.Schedules(
-            anneal_schedule=anneal_schedule, temperature_init=float(temperature_init),
+        self.schedule = dict(
+            schedule=anneal_schedule, temperature_init=float(temperature_init),
             temperature_final=float(temperature_final), anneal_steps=int(anneal_steps),
-            forgetting_rate=forgetting_rate,
         )
         self.normalize = bool(normalize)
         self.nonfinite = nonfinite
@@ -178,6 +170,16 @@ class GMMPrototypes(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.means.device
+
+    def _schedules(self) -> core.Schedules:
+        """The step-dependent parameters, read at every step (``forgetting_rate`` and
+        ``schedule`` may be changed between steps)."""
+        s = self.schedule
+        return core.Schedules(
+            anneal_schedule=s["schedule"], temperature_init=s["temperature_init"],
+            temperature_final=s["temperature_final"], anneal_steps=s["anneal_steps"],
+            forgetting_rate=self.forgetting_rate,
+        )
 
     def _use_distributed(self) -> bool:
         return _distributed.is_active() if self.distributed is None else bool(self.distributed)
@@ -241,6 +243,14 @@ class GMMPrototypes(nn.Module):
             ``forgetting_rate``, ``n_seeded``, ``n_reseeded``, ``n_skipped``, ``updated``
             (False for an empty batch, or one whose every row was skipped: a no-op, the
             step counter included).
+
+        Raises
+        ------
+        ValueError
+            NaN or inf rows under ``nonfinite="raise"``; a bad shape, dtype or device.
+        FloatingPointError
+            The step would make the state non-finite (data whose scale overflows float
+            arithmetic): nothing was changed.
         """
         if not isinstance(teacher_embeddings, Tensor):
             raise TypeError(
@@ -284,7 +294,7 @@ class GMMPrototypes(nn.Module):
                 reduce=lambda s: _distributed.reduce_stats(s, ct, xp),
             )
         new_state, info, _ = core.advance(
-            self._state(), X, w, config=self.config, schedules=self.schedules,
+            self._state(), X, w, config=self.config, schedules=self._schedules(),
             step=int(self.step), rng=rng, backend=backend, hooks=hooks,
         )
         self._commit(new_state)
@@ -307,8 +317,8 @@ class GMMPrototypes(nn.Module):
         step = int(self.step)
         return {
             "loglik": float("nan"),
-            "temperature": self.schedules.temperature_at(step),
-            "forgetting_rate": self.schedules.forgetting_rate_at(step),
+            "temperature": self._schedules().temperature_at(step),
+            "forgetting_rate": self._schedules().forgetting_rate_at(step),
             "n_seeded": 0,
             "n_reseeded": 0,
             "n_skipped": n_skipped,

@@ -51,3 +51,43 @@ def test_the_command_line_options_are_the_tables():
     assert set(options) == flagged
     assert options["covariance_type"][1] == core.COVARIANCE_TYPES
     assert options["n_components"] == (("-k", "--n-components"), int)
+
+
+def test_a_subclass_with_a_parameter_of_its_own_is_checked_for_the_tables():
+    class WithExtra(OnlineGaussianMixture):
+        def __init__(self, n_components=1, *, extra=3, covariance_type="diag"):
+            super().__init__(n_components, covariance_type=covariance_type)
+            self.extra = extra
+
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    WithExtra(2).partial_fit(X)
+    with pytest.raises(InvalidParameterError, match="covariance_type"):
+        WithExtra(2, covariance_type="x").partial_fit(X)
+
+
+def test_parameters_outside_the_cache_key_are_checked_after_a_change():
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    model = OnlineGaussianMixture(2).partial_fit(X)
+    for name, value in dict(warm_start=1, random_state="x", means_init=object()).items():
+        good = getattr(model, name)
+        setattr(model, name, value)
+        with pytest.raises(InvalidParameterError, match=name):
+            model.partial_fit(X)
+        setattr(model, name, good)
+    model.partial_fit(X)
+
+
+def test_messages_list_the_choices_in_their_documented_order():
+    with pytest.raises(InvalidParameterError,
+                       match=r"among \{'full', 'tied', 'diag', 'spherical'\}"):
+        OnlineGaussianMixture(covariance_type="x").fit(np.ones((4, 2)))
+
+
+def test_the_bridge_reads_its_forgetting_rate_at_every_step():
+    torch = pytest.importorskip("torch", reason="torch is the torch extra")
+    from ssl_bridge import GMMPrototypes
+
+    head = GMMPrototypes(4, 3, forgetting_rate=0.01)
+    assert head.update(torch.randn(16, 3))["forgetting_rate"] == 0.01
+    head.forgetting_rate = 0.2
+    assert head.update(torch.randn(16, 3))["forgetting_rate"] == 0.2

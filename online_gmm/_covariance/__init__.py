@@ -9,7 +9,8 @@ the type's name; they ask :func:`covariance` for the module and call its functio
 - shapes and identities: ``shape``, ``identity``, ``expand``, ``n_parameters``;
 - precision factors: ``precision_cholesky``, ``precisions_from_cholesky``,
   ``covariances_from_precisions``, ``log_det_cholesky``, ``check_precisions``;
-- the E-step: ``layout`` (the per-batch right-hand side of the one big product) and
+- the E-step: ``layout`` (``(rhs, b, s)``: the per-batch right-hand side of the one big
+  product, the distances' offsets and scales) and
   ``quadratic_pieces`` (the squared Mahalanobis distances' pieces);
 - statistics and the M-step: ``chunk_moments``, ``outer_term``, ``scale_moment``,
   ``fold_tied_mass``, ``covariances_from_moments``, ``keep_where_empty``;

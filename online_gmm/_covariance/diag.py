@@ -66,7 +66,7 @@ def layout(mu_c64: Any, prec_chol: Any, dtype: Any, xp: Any) -> tuple:
     prec = prec_chol * prec_chol
     rhs = xp.astype(xp.concat([prec, -2.0 * mu_c64 * prec], axis=1), dtype).T  # (2D, K)
     b = xp.astype(xp.sum(mu_c64 * mu_c64 * prec, axis=1), dtype)
-    return rhs, b, xp.ones(mu_c64.shape[0], dtype=dtype, device=device(mu_c64)), None
+    return rhs, b, xp.ones(mu_c64.shape[0], dtype=dtype, device=device(mu_c64))
 
 
 def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:

@@ -14,6 +14,7 @@ from .._array_api import device
 from ._common import (
     as_float64,
     check_spd,
+    chunk_mean,
     eye,
     live_weights,
     per_component,
@@ -73,9 +74,9 @@ def check_precisions(precisions: np.ndarray) -> None:
 
 # ---------------------------------------------------------------------- the E-step
 def layout(mu_c64: Any, prec_chol: Any, dtype: Any, xp: Any) -> tuple:
-    """``(rhs, b, s, chol_mu)``: no one-product layout (one product per component)."""
+    """``(rhs, b, s)``: no one-product layout (one product per component)."""
     ones = xp.ones(mu_c64.shape[0], dtype=dtype, device=device(mu_c64))
-    return None, xp.zeros_like(ones), ones, None
+    return None, xp.zeros_like(ones), ones
 
 
 def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
@@ -92,7 +93,7 @@ def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
 def chunk_moments(Xc: Any, w: Any, wX: Any, R: Any, m: Any, s: Any, xp: Any) -> tuple:
     """``(means, scatters)`` of a chunk about its shift; the scatters in float64."""
     f64 = xp.float64
-    xbc = xp.astype(R.T @ wX, f64) / s[:, None]
+    xbc = chunk_mean(R, wX, s, xp)
     Xc64 = xp.astype(Xc, f64)
     wR = xp.astype(w, f64)[:, None] * xp.astype(R, f64)
     mats = []

@@ -66,7 +66,7 @@ def layout(mu_c64: Any, prec_chol: Any, dtype: Any, xp: Any) -> tuple:
     """``q = s (|x|^2 - 2 x mu^T + |mu|^2)`` with ``s = 1 / variance`` per component."""
     rhs = xp.astype(-2.0 * mu_c64, dtype).T
     b = xp.astype(xp.sum(mu_c64 * mu_c64, axis=1), dtype)
-    return rhs, b, xp.astype(prec_chol * prec_chol, dtype), None
+    return rhs, b, xp.astype(prec_chol * prec_chol, dtype)
 
 
 def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:

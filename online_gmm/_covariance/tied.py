@@ -66,8 +66,7 @@ def layout(mu_c64: Any, prec_chol: Any, dtype: Any, xp: Any) -> tuple:
     chol_mu64 = mu_c64 @ prec_chol
     rhs = xp.astype(-2.0 * chol_mu64, dtype).T
     b = xp.astype(xp.sum(chol_mu64 * chol_mu64, axis=1), dtype)
-    ones = xp.ones(mu_c64.shape[0], dtype=dtype, device=device(mu_c64))
-    return rhs, b, ones, xp.astype(chol_mu64, dtype)
+    return rhs, b, xp.ones(mu_c64.shape[0], dtype=dtype, device=device(mu_c64))
 
 
 def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
