@@ -200,6 +200,7 @@ def _run_shapes(kind, n_blocks, rows, K, d, n_cols, dt, unit) -> dict[str, tuple
         "loglik": ((n_blocks,), f64), "a0": ((rows,), dt),
         "B": ((n_blocks, rows, n_cols) if not unit else (1, 1, 1), dt),
         "Z": ((n_blocks, rows, d) if tied else (1, 1, 1), dt),
+        "S64": ((n_blocks, K, n_cols) if tied and dt == np.float32 else (1, 1, 1), f64),
         "x64": ((n_blocks, rows, d) if tied else (1, 1, 1), f64),
         "T2": ((n_blocks, d, d) if tied else (1, 1, 1), f64),
     }
@@ -234,7 +235,8 @@ def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const, plan=None) ->
             _kernels.block_statistics(
                 X if whole else X[lo:hi], w if whole else w[lo:hi], unit, kind, shift_dt, rhs,
                 U, buf["a0"], b, s, const, float(inv_temp), floor, buf["A"], buf["B"],
-                buf["Z"], buf["G"], buf["ll"], buf["S"], buf["x64"], buf["T2"], buf["loglik"],
+                buf["Z"], buf["G"], buf["ll"], buf["S"], buf["S64"], buf["x64"], buf["T2"],
+                buf["loglik"],
             )
             used = -(-(hi - lo) // rows)  # blocks that held data this round
             ll = buf["loglik"]
@@ -259,7 +261,9 @@ def _round_stats(buf, used: int, kind: int, shift) -> tuple:
         )
         return mass, mean, moment if kind == DIAG else moment[:, 0]
     d = shift.shape[0]
-    S = buf["S"][:used].sum(axis=0, dtype=np.float64)
+    # float32 data: the sums made in float64 (consistent with T2, see _kernels)
+    S = (buf["S64"] if buf["S"].dtype == np.float32 else buf["S"])[:used].sum(
+        axis=0, dtype=np.float64)
     T2 = buf["T2"][:used].sum(axis=0)
     m = S[:, -1]
     safe = np.where(m > 0, m, 1.0)

@@ -349,13 +349,14 @@ def _fill(X, lo, hi, shift, kind, A):  # pragma: no cover - compiled
 
 @numba.njit(parallel=True, fastmath=_FASTMATH, **_JIT)
 def block_statistics(X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
-                     A, B, Z, G, ll, S, x64, T2, loglik):  # pragma: no cover - compiled
+                     A, B, Z, G, ll, S, S64, x64, T2, loglik):  # pragma: no cover - compiled
     """Fill the per-block sums: ``S[blk] = R^T @ (w * A)``, ``loglik[blk] = sum w log p``,
     and for ``tied`` (``kind == 2``) the float64 scatter ``T2[blk] = sum w x x^T``.
 
     ``a0``/``b`` are the kernel's row and column offsets (zeros where ``rhs`` folds them in);
     ``B`` is used only when not ``unit`` (weights not all one); ``U``, ``Z``, ``x64``,
-    ``T2`` only for ``tied``.
+    ``T2`` only for ``tied``, ``S64`` only for ``tied`` with float32 data (the sums of
+    ``S`` in float64: :func:`_tied_float64_sums`).
     """
     n_blocks = A.shape[0]
     # the parallel loop holds one call, so numba's parfor passes see a few lines, not the
@@ -363,12 +364,12 @@ def block_statistics(X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp,
     # _one_block a second time (each compile ~2.4 s of a cold start)
     for blk in numba.prange(n_blocks):
         _one_block(np.int64(blk), X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
-                   A, B, Z, G, ll, S, x64, T2, loglik)
+                   A, B, Z, G, ll, S, S64, x64, T2, loglik)
 
 
 @numba.njit(fastmath=_FASTMATH, **_JIT)
 def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
-               A, B, Z, G, ll, S, x64, T2, loglik):  # pragma: no cover - compiled
+               A, B, Z, G, ll, S, S64, x64, T2, loglik):  # pragma: no cover - compiled
     """Row block ``blk`` of :func:`block_statistics`."""
     n = X.shape[0]
     rows = A.shape[1]
@@ -410,11 +411,42 @@ def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, 
         np.dot(Gb.T, Bb, S[blk])
     if kind == 2:
         xb = x64[blk]
-        for i in range(rows):
-            sw = np.sqrt(np.float64(w[lo + i])) if lo + i < hi else 0.0
-            for j in range(d):
-                xb[i, j] = sw * np.float64(Ab[i, j])
+        if Gb.itemsize == 4:
+            _tied_float64_sums(Gb, Ab, w, lo, hi, xb, S64[blk])
+        else:
+            for i in range(rows):
+                sw = np.sqrt(np.float64(w[lo + i])) if lo + i < hi else 0.0
+                for j in range(d):
+                    xb[i, j] = sw * np.float64(Ab[i, j])
         np.dot(xb.T, xb, T2[blk])
+
+
+@numba.njit(fastmath=_FASTMATH, **_JIT)
+def _tied_float64_sums(Gb, Ab, w, lo, hi, xb, S64b):  # pragma: no cover - compiled
+    """``tied`` with float32 data: the pieces of the pooled scatter, consistently in float64
+    from the float32 responsibilities: ``S64b = (w r)^T [x, 1]`` (first moments and masses)
+    and ``xb = sqrt(w sum_k r) x``, so that ``T2 - sum_k S1_k S1_k^T / m_k`` is a sum of
+    per-component scatters (positive semi-definite up to float64 rounding). From the
+    float32 sums the difference of two large terms is indefinite by float32 rounding (a
+    first batch of 32 rows at D = 64, std 3, failed)."""
+    rows, K = Gb.shape
+    n_cols = Ab.shape[1]
+    d = xb.shape[1]
+    r64 = np.empty((rows, K))
+    a64 = np.empty((rows, n_cols))
+    for i in range(rows):
+        wi = np.float64(w[lo + i]) if lo + i < hi else 0.0
+        tot = 0.0
+        for k in range(K):
+            r = np.float64(Gb[i, k])
+            r64[i, k] = wi * r
+            tot += r
+        for j in range(n_cols):
+            a64[i, j] = np.float64(Ab[i, j])
+        sw = np.sqrt(wi * tot)
+        for j in range(d):
+            xb[i, j] = sw * a64[i, j]
+    np.dot(r64.T, a64, S64b)
 
 
 @numba.njit(**_JIT)

@@ -39,6 +39,16 @@ _OWN_CONSTRAINTS = {
 _RNG_WORDS = 624 + 3  # MT19937 key, position, has_gauss, cached gaussian (as int64 bits)
 
 
+def _unit_rows(x: Tensor) -> Tensor:
+    """Rows scaled to unit L2 norm without overflow: each row is first divided by its
+    largest magnitude (exact up to rounding, and the direction is scale-free), so a float32
+    row of 1e30 keeps its direction instead of becoming a zero vector (its norm, taken
+    directly, overflows to inf). All-zero rows stay zero."""
+    scale = x.detach().abs().amax(dim=1, keepdim=True)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return F.normalize(x / scale, dim=1)
+
+
 def _rng_to_tensor(rng: np.random.RandomState) -> Tensor:
     _, key, pos, has_gauss, gauss = rng.get_state(legacy=True)
     tail = np.array([pos, has_gauss, np.float64(gauss).view(np.int64)], dtype=np.int64)
@@ -212,7 +222,7 @@ class GMMPrototypes(nn.Module):
             )
         if x.dtype in (torch.float16, torch.bfloat16):
             x = x.float()  # the mixture's arithmetic needs float32 at least
-        return F.normalize(x, dim=1) if self.normalize else x
+        return _unit_rows(x) if self.normalize else x
 
     # ------------------------------------------------------------------ the three verbs
     def _full_precision(self):

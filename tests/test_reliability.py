@@ -85,3 +85,46 @@ def test_an_all_skipped_or_empty_batch_is_a_no_op_that_says_so(covariance_type):
     for name, value in _snapshot(head).items():
         assert torch.equal(value, before[name]), name
     assert head.update(torch.randn(8, 3))["updated"] is True
+
+
+def test_normalize_keeps_the_direction_of_huge_float32_rows():
+    from ssl_bridge import GMMPrototypes
+
+    head = GMMPrototypes(4, 3)
+    x = torch.randn(16, 3)
+    x[0] = torch.tensor([1e30, -2e30, 5e29])  # its norm overflows float32
+    x[1] = 0.0
+    unit = head._prepare_input(x, "x")
+    torch.testing.assert_close(unit[0], torch.tensor([2.0, -4.0, 1.0]) / 21**0.5)
+    assert torch.equal(unit[1], torch.zeros(3))
+    torch.testing.assert_close(unit[2:].norm(dim=1), torch.ones(14))
+    head.update(x)
+    assert torch.isfinite(head.means).all()
+
+
+@pytest.mark.parametrize("covariance_type", ["spherical", "diag", "full", "tied"])
+@pytest.mark.parametrize("kind", ["cauchy", "outliers", "subnormal"])
+def test_heavy_tails_huge_outliers_and_subnormals_keep_the_model_finite(covariance_type,
+                                                                        kind):
+    """Attacks that held (issue 14, "keep them as tests")."""
+    rng = np.random.default_rng(3)
+    model = OnlineGaussianMixture(4, covariance_type=covariance_type, random_state=0)
+    for i in range(6):
+        if kind == "cauchy":
+            X = rng.standard_cauchy((200, 5))
+        elif kind == "outliers":
+            X = rng.normal(size=(200, 5))
+            X[rng.integers(0, 200, 3)] = 1e30
+        else:
+            X = rng.normal(size=(200, 5)) * 1e-310
+        model.partial_fit(X)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert np.isfinite(getattr(model, name)).all(), name
+    assert np.isfinite(model.score_samples(X)).all()
+
+
+@pytest.mark.parametrize("D", [1, 2048])
+def test_extreme_dimensions(D):
+    X = np.random.default_rng(0).normal(size=(300, D)).astype(np.float32)
+    model = OnlineGaussianMixture(3, random_state=0).partial_fit(X[:150]).partial_fit(X[150:])
+    assert np.isfinite(model.score_samples(X)).all()

@@ -133,7 +133,11 @@ def matrix_has_spread(var: Any, xp: Any) -> bool:
 
 
 def matrix_regularised(var: Any, reg_covar: float, xp: Any) -> Any:
-    return var + reg_covar * eye(var.shape[-1], var, xp)
+    """A seed's covariance from a (possibly rank-deficient) variance: regularised as every
+    M-step's covariance is (``reg_covar`` and the rounding floor, relative to the data's
+    own scale), so a first batch of fewer rows than features at any scale is positive
+    definite."""
+    return regularised_scatter(var, reg_covar, xp)
 
 
 def matrix_unregularised(covariances: np.ndarray, reg_covar: float) -> np.ndarray:

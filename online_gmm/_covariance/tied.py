@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._array_api import device
-from ._common import check_spd, chunk_mean, regularised_scatter, safe
+from ._common import check_spd, regularised_scatter, safe
 from ._common import matrix_covariances_from_precisions as covariances_from_precisions
 from ._common import matrix_has_spread as has_spread
 from ._common import matrix_regularised as regularised
@@ -76,14 +76,18 @@ def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
 
 # ---------------------------------------------------------------------- statistics
 def chunk_moments(Xc: Any, w: Any, wX: Any, R: Any, m: Any, s: Any, xp: Any) -> tuple:
-    """``(means, pooled scatter)``: the D x D scatter in float64 (a float32 sum of outer
-    products of a rank-deficient batch is not positive semi-definite; O(n D^2), cheap next
-    to the E-step)."""
+    """``(means, pooled scatter)``, every piece in float64 from the responsibilities as
+    they are: ``T2 - sum_k S1_k S1_k^T / m_k`` with ``T2 = sum_n w_n (sum_k r_nk) x x^T``
+    is then a sum of per-component scatters, positive semi-definite up to float64 rounding
+    (from float32 sums the difference of two large terms is indefinite by float32
+    rounding). O(n K D + n D^2), cheap next to the E-step."""
     f64 = xp.float64
-    xbc = chunk_mean(R, wX, s, xp)
     Xc64 = xp.astype(Xc, f64)
-    T2 = (Xc64 * xp.astype(w, f64)[:, None]).T @ Xc64
-    Mb = T2 - (xbc * m[:, None]).T @ xbc
+    wR = xp.astype(w, f64)[:, None] * xp.astype(R, f64)
+    m64 = xp.sum(wR, axis=0)
+    xbc = (wR.T @ Xc64) / safe(m64, xp)[:, None]
+    T2 = (Xc64 * xp.sum(wR, axis=1)[:, None]).T @ Xc64
+    Mb = T2 - (xbc * m64[:, None]).T @ xbc
     return xbc, 0.5 * (Mb + Mb.T)
 
 
