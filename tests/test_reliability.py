@@ -109,7 +109,7 @@ def test_heavy_tails_huge_outliers_and_subnormals_keep_the_model_finite(covarian
     """Attacks that held (issue 14, "keep them as tests")."""
     rng = np.random.default_rng(3)
     model = OnlineGaussianMixture(4, covariance_type=covariance_type, random_state=0)
-    for i in range(6):
+    for _ in range(6):
         if kind == "cauchy":
             X = rng.standard_cauchy((200, 5))
         elif kind == "outliers":
