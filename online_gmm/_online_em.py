@@ -26,6 +26,7 @@ from ._seeding import (
     initial_means,
     kmeans_plusplus_indices,
     pooled_variance,
+    redundant_components,
     residual_variance,
     seed_components,
 )
@@ -152,13 +153,29 @@ def user_initialised_state(state: MixtureState, X, w, *, config: EMConfig,
     )
 
 
-def needs_seeding(state: MixtureState, config: EMConfig) -> bool:
-    """Whether a step would seed or reseed any component (unseeded or dead ones exist)."""
+def needs_seeding(state: MixtureState, config: EMConfig, xp=None,
+                  redundancy: bool = False) -> bool:
+    """Whether a step would seed or reseed any component: unseeded or dead ones exist, or
+    (``redundancy``, with the namespace ``xp``) redundant ones
+    (:func:`~online_gmm._seeding.redundant_components`)."""
     if not to_numpy(state.seeded).all():
         return True
     if config.max_reseed == 0:
         return False
-    return bool(to_numpy(state.weights).min() < config.dead_threshold / config.n_components)
+    if to_numpy(state.weights).min() < config.dead_threshold / config.n_components:
+        return True
+    return redundancy and bool(redundant_components(state, config.covariance_type, xp).any())
+
+
+#: Up to this many mean entries (K x D) redundancy is checked at every step; above, every
+#: REDUNDANCY_EVERY-th step (the check costs a (K, D) product and a sort of K values).
+REDUNDANCY_EVERY_STEP = 2**20
+REDUNDANCY_EVERY = 32
+
+
+def redundancy_due(step: int, n_components: int, n_features: int) -> bool:
+    """Whether step ``step`` checks for redundant components."""
+    return n_components * n_features <= REDUNDANCY_EVERY_STEP or step % REDUNDANCY_EVERY == 0
 
 
 def seed_from_sample(state: MixtureState, X, w, *, config: EMConfig,
@@ -194,6 +211,8 @@ def _seed_and_reseed(state, X, w, w_host, config: EMConfig, rng, backend):
         return state, len(comp), 0
     weights = to_numpy(state.weights)
     dead = seeded & (weights < config.dead_threshold / K)
+    if config.max_reseed != 0:  # duplicates of another component are reseeded as dead ones
+        dead |= redundant_components(state, ct, xp)
     unseeded = np.flatnonzero(~seeded)
     dead_idx = np.flatnonzero(dead)
     cap = n_pos if config.max_reseed is None else min(config.max_reseed, n_pos)
@@ -338,7 +357,8 @@ def advance(
         What ``publish`` returned (None without it).
     """
     # only seeding draws from the RNG (a snapshot costs ~40 us: not on every step)
-    seeding = initial is not None or needs_seeding(state, config)
+    redundancy = redundancy_due(step, config.n_components, X.shape[1])
+    seeding = initial is not None or needs_seeding(state, config, backend.xp, redundancy)
     rng_state = rng.get_state() if seeding else None
     try:
         if initial is not None:

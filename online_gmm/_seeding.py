@@ -9,6 +9,7 @@ the likeliest new seeds. Randomness comes from one NumPy ``RandomState`` on the 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -219,3 +220,55 @@ def seed_components(
         tied_mass=tied_mass,
         seeded=seeded,
     )
+
+
+#: Components whose means lie within this many standard deviations of each other are
+#: redundant (the same component twice: far below any separation EM can resolve, far above
+#: float64 rounding).
+REDUNDANT_TOL = 1e-6
+_DIRECTION_SEED = 20251201
+
+
+@functools.lru_cache(maxsize=8)
+def _direction(n_features: int) -> np.ndarray:
+    """A fixed unit vector (the same in every process: resumes and workers agree)."""
+    v = np.random.RandomState(_DIRECTION_SEED).standard_normal(n_features)
+    v /= np.linalg.norm(v)
+    v.setflags(write=False)
+    return v
+
+
+def redundant_components(state: MixtureState, covariance_type: str, xp) -> np.ndarray:
+    """(K,) bool: seeded components that duplicate another (same mean within
+    :data:`REDUNDANT_TOL` of the smaller scale), all but the heaviest of each group.
+
+    A batch of identical rows seeds identical components, and identical components get
+    identical responsibilities for ever: they never separate unless one is reseeded. Only
+    (K,)-vectors cross to the host: the means projected on one fixed direction are sorted,
+    and neighbours closer than the tolerance there are compared in full."""
+    K, D = state.means.shape
+    seeded = to_numpy(state.seeded).astype(bool)
+    out = np.zeros(K, dtype=bool)
+    if seeded.sum() < 2:
+        return out
+    proj = to_numpy(state.means @ asarray_like(_direction(D), state.means, xp))
+    proj = proj.astype(np.float64)
+    var = covariance(covariance_type).mean_variance(state.covariances, K, xp)
+    tol = REDUNDANT_TOL * np.sqrt(np.maximum(to_numpy(var).astype(np.float64), 0.0))
+    idx = np.flatnonzero(seeded)
+    order = idx[np.argsort(proj[idx], kind="stable")]
+    a, b = order[:-1], order[1:]
+    close = np.abs(proj[b] - proj[a]) <= np.minimum(tol[a], tol[b])
+    if not close.any():
+        return out
+    a, b = a[close], b[close]
+    means_a = to_numpy(xp.take(state.means, take_index(a, state.means, xp), axis=0))
+    means_b = to_numpy(xp.take(state.means, take_index(b, state.means, xp), axis=0))
+    same = np.linalg.norm(means_a - means_b, axis=1) <= np.minimum(tol[a], tol[b])
+    weights = to_numpy(state.weights)
+    for i, j in zip(a[same], b[same], strict=True):
+        # the lighter of each close pair goes (ties: the later index); the heaviest of a
+        # group is the lighter of no pair, so one of each group stays
+        out[j if (weights[j], -j) < (weights[i], -i) else i] = True
+    return out
+

@@ -57,3 +57,34 @@ def test_pairwise_distances_reuse_the_centred_batch_exactly():
     np.testing.assert_array_equal(reused, _seeding._pairwise_sq(X, idx, np))
     np.testing.assert_allclose(reused, _brute_sq(X[idx], X), rtol=1e-9, atol=1e-9)
     assert np.all(reused[np.arange(4), idx] < 1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "full", "tied"])
+def test_a_batch_of_identical_rows_cannot_collapse_the_model_for_good(covariance_type):
+    """``partial_fit(np.zeros((32, 2)))`` seeds both components at the origin; identical
+    components get identical responsibilities for ever, so one is reseeded (and counted)."""
+    from online_gmm import OnlineGaussianMixture
+
+    rng = np.random.default_rng(0)
+    model = OnlineGaussianMixture(2, covariance_type=covariance_type, random_state=0)
+    model.partial_fit(np.zeros((32, 2)))
+    X = np.concatenate([rng.normal(-5, 1, (4000, 2)), rng.normal(5, 1, (4000, 2))])
+    for batch in np.array_split(rng.permutation(X), 8):
+        model.partial_fit(batch)
+    np.testing.assert_allclose(np.sort(model.means_[:, 0]), [-5, 5], atol=0.2)
+    assert model.n_reseeded_ >= 1
+
+
+def test_redundant_components_keep_one_of_each_group():
+    from online_gmm.core import empty_state, select_backend
+
+    means = np.array([[0.0, 0], [1, 1], [0, 0], [0, 1e-12], [3, 3], [1, 1]])
+    backend = select_backend(means)
+    state = empty_state(6, 2, "diag", backend.xp, "cpu").replace(
+        means=means, seeded=np.ones(6, dtype=bool),
+        weights=np.array([0.1, 0.2, 0.3, 0.1, 0.2, 0.1]))
+    got = _seeding.redundant_components(state, "diag", backend.xp)
+    # {0, 2, 3}: 2 is heaviest and stays; {1, 5}: 1 stays; 4 is alone
+    assert got.tolist() == [True, False, False, True, False, True]
+    far = state.replace(means=means + np.arange(6)[:, None] * 1e-3)  # 1e-3 std apart: kept
+    assert not _seeding.redundant_components(far, "diag", backend.xp).any()

@@ -6,7 +6,8 @@ module (as scikit-learn's per-type ``_estimate_gaussian_covariances_*`` function
 size): :mod:`.full`, :mod:`.tied`, :mod:`.diag`, :mod:`.spherical`. Callers never branch on
 the type's name; they ask :func:`covariance` for the module and call its functions:
 
-- shapes and identities: ``shape``, ``identity``, ``expand``, ``n_parameters``;
+- shapes and identities: ``shape``, ``identity``, ``expand``, ``n_parameters``,
+  ``mean_variance`` (each component's scale);
 - precision factors: ``precision_cholesky``, ``precisions_from_cholesky``,
   ``covariances_from_precisions``, ``log_det_cholesky``, ``check_precisions``;
 - the E-step: ``layout`` (``(rhs, b, s)``: the per-batch right-hand side of the one big

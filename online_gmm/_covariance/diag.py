@@ -52,6 +52,11 @@ def n_parameters(n_components: int, n_features: int) -> int:
     return n_components * n_features
 
 
+def mean_variance(covariances: Any, n_components: int, xp: Any) -> Any:
+    """(K,) each component's variance averaged over the features (its scale)."""
+    return xp.mean(covariances, axis=1)
+
+
 def log_det_cholesky(prec_chol: Any, n_features: int, xp: Any) -> Any:
     return xp.sum(xp.log(prec_chol), axis=1)
 

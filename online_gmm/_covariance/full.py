@@ -63,6 +63,11 @@ def precisions_from_cholesky(prec_chol: Any, xp: Any) -> Any:
     return prec_chol @ xp.permute_dims(prec_chol, (0, 2, 1))
 
 
+def mean_variance(covariances: Any, n_components: int, xp: Any) -> Any:
+    """(K,) each component's variance averaged over the features (its scale)."""
+    return xp.mean(xp.linalg.diagonal(covariances), axis=-1)
+
+
 def log_det_cholesky(prec_chol: Any, n_features: int, xp: Any) -> Any:
     """``log|U_k|`` per component."""
     return xp.sum(xp.log(xp.linalg.diagonal(prec_chol)), axis=-1)

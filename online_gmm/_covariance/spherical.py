@@ -53,6 +53,11 @@ def n_parameters(n_components: int, n_features: int) -> int:
     return n_components
 
 
+def mean_variance(covariances: Any, n_components: int, xp: Any) -> Any:
+    """(K,) each component's variance (its scale)."""
+    return covariances
+
+
 def log_det_cholesky(prec_chol: Any, n_features: int, xp: Any) -> Any:
     return n_features * xp.log(prec_chol)
 

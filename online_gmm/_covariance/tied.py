@@ -51,6 +51,13 @@ def precisions_from_cholesky(prec_chol: Any, xp: Any) -> Any:
     return prec_chol @ prec_chol.T
 
 
+def mean_variance(covariances: Any, n_components: int, xp: Any) -> Any:
+    """(K,) the shared covariance's variance averaged over the features, for every one."""
+    v = xp.mean(xp.linalg.diagonal(covariances))
+    return xp.full((n_components,), float(v), dtype=covariances.dtype,
+                   device=device(covariances))
+
+
 def log_det_cholesky(prec_chol: Any, n_features: int, xp: Any) -> Any:
     """``log|U|``, a scalar broadcast over the components."""
     return xp.sum(xp.log(xp.linalg.diagonal(prec_chol)))
