@@ -21,7 +21,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, check_scalar, validate_data
 
-from . import _array_api, _dask, _interop
+from . import _array_api, _dask, _interop, _warmup
 from ._array_api import device, take_index, to_numpy
 from ._backend import select_backend
 from ._covariance import covariance
@@ -36,9 +36,9 @@ from ._online_em import (
     InitialParameters,
     Schedules,
     advance,
-    seed_from_sample,
 )
 from ._parameters import check_initial_parameters, constraints, validate
+from ._seeding import seed_from_sample
 from ._stats import MixtureState, empty_state
 from ._version import __version__
 
@@ -48,7 +48,7 @@ _VALIDATED_PARAMS = (
     "n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init", "batch_size",
     "init_params", "init_size", "forgetting", "forgetting_rate", "temperature_init",
     "temperature_final", "anneal_steps", "anneal_schedule", "seed_mass", "dead_threshold",
-    "max_reseed", "verbose", "verbose_interval",
+    "max_reseed", "verbose", "verbose_interval", "warmup_size", "warmup_restarts",
 )
 #: The other parameters: their key is their type and identity (an array is not hashed).
 _IDENTITY_PARAMS = ("weights_init", "means_init", "precisions_init", "random_state",
@@ -99,7 +99,18 @@ class OnlineGaussianMixture(
         ``max(3 * batch_size, 3 * n_components)``; at most ``n_samples``. With
         ``init_params="kmeans"``, a larger sample (a few hundred rows per component) gives
         seeds close to scikit-learn's full-data k-means, at the cost of Lloyd iterations
-        over it.
+        over it. With a warm-up, None is the warm-up's size.
+    warmup_size : int, default=32768
+        The start of a stream gets the care batch EM gives it: while components are seeded
+        from data (no ``means_init``), the first ``warmup_size`` weighted rows are
+        buffered (at most 512 MiB of them), and on the full buffer ``warmup_restarts``
+        restarts (k-means++ seeds, a few Lloyd and EM iterations) replace the provisional
+        model of the first steps; the stream goes on from the best restart's statistics,
+        no row counted twice. :meth:`fit` runs the same restarts on its seeding sample.
+        0 turns the warm-up off (the first batch seeds, as before 0.3). See
+        ``docs/algorithm.md``, "Warm-up".
+    warmup_restarts : int, default=3
+        Restarts of the warm-up; the one of highest buffer log-likelihood is kept.
     weights_init, means_init, precisions_init : array-like, default=None
         User-provided initial parameters (shapes as in scikit-learn).
     forgetting : {"responsibility", "uniform"}, default="responsibility"
@@ -191,6 +202,8 @@ default="exponential"
         batch_size: int = 1024,
         init_params: str = "k-means++",
         init_size: int | None = None,
+        warmup_size: int = 32768,
+        warmup_restarts: int = 3,
         weights_init: Any = None,
         means_init: Any = None,
         precisions_init: Any = None,
@@ -217,6 +230,8 @@ default="exponential"
         self.batch_size = batch_size
         self.init_params = init_params
         self.init_size = init_size
+        self.warmup_size = warmup_size
+        self.warmup_restarts = warmup_restarts
         self.weights_init = weights_init
         self.means_init = means_init
         self.precisions_init = precisions_init
@@ -277,7 +292,10 @@ default="exponential"
 
     def __setstate__(self, state):
         saved = state.pop("_online_gmm_version", "0.1.0")  # 0.1.0 files did not record it
-        state.setdefault("init_size", None)  # a parameter added after 0.1.0
+        state.setdefault("init_size", None)  # parameters added after 0.1.0
+        state.setdefault("warmup_size", 0)  # (a model saved before the warm-up had none)
+        state.setdefault("warmup_restarts", 3)
+        state.setdefault("_warmup", None)
         if saved != __version__:
             warnings.warn(
                 f"Trying to unpickle {type(self).__name__} from online-gmm version {saved} "
@@ -318,6 +336,9 @@ default="exponential"
             self.n_components, X.shape[1], self.covariance_type, xp, device(X)
         )
         self._user_init_pending = self.means_init is not None
+        self._warmup = None if self._user_init_pending else _warmup.start(
+            self.warmup_size, self.warmup_restarts, X.shape[1], xp.finfo(X.dtype).bits // 8
+        )
         self._reset_bookkeeping()
 
     def _reset_bookkeeping(self) -> None:
@@ -372,6 +393,7 @@ default="exponential"
         _, info, changes = advance(
             self._state, X, w, config=self._config(), schedules=self._schedules(),
             step=self.n_steps_, rng=self._rng, backend=backend, hooks=hooks, initial=initial,
+            warmup=self._warmup,
             publish=lambda new, info: self._step_changes(new, info, self._precisions(new)),
         )
         self.__dict__.update(changes)  # the commit: whole or not at all
@@ -384,6 +406,7 @@ default="exponential"
         return {
             "_state": new_state,
             "_user_init_pending": False,
+            "_warmup": info.warmup,
             "n_steps_": self.n_steps_ + 1,
             "n_samples_seen_": self.n_samples_seen_ + info.n_samples,
             "n_reseeded_": self.n_reseeded_ + info.n_reseeded,
@@ -499,24 +522,33 @@ default="exponential"
         run_epochs(self, epoch_steps)
 
     def _seed_for_fit(self, X, w, backend) -> None:
-        """Seed every component from ``init_size`` random rows of ``X`` (the first step's
-        seeding, on a larger sample than one mini-batch; no statistics are added)."""
+        """Seed every component from ``init_size`` random rows of ``X``: the warm-up's
+        restarts on them (their statistics are the evidence the epochs start from), or
+        without a warm-up the first step's seeding alone (no statistics added)."""
         n = X.shape[0]
         size = self.init_size
+        warm = self._warmup is not None
         if size is None:
-            size = max(3 * self.batch_size, 3 * self.n_components)
+            size = self._warmup.size if warm else max(3 * self.batch_size,
+                                                      3 * self.n_components)
         if size < n:
             xp = backend.xp
             idx = take_index(np.sort(self._rng.choice(n, size=size, replace=False)), X, xp)
             X, w = xp.take(X, idx, axis=0), xp.take(w, idx, axis=0)
-        self._state = seed_from_sample(
-            self._state, X, w, config=self._config(), rng=self._rng, backend=backend
-        )
+        if warm:
+            self._state = _warmup.warm_state(X, w, config=self._config(),
+                                             restarts=self._warmup.restarts, rng=self._rng,
+                                             backend=backend)
+            self._warmup = None
+        else:
+            self._state = seed_from_sample(
+                self._state, X, w, config=self._config(), rng=self._rng, backend=backend
+            )
         self._publish()
 
     _SNAPSHOT = (
-        "_state", "_rng", "_user_init_pending", "n_steps_", "n_samples_seen_", "n_reseeded_",
-        "n_iter_", "converged_", "lower_bound_", "temperature_",
+        "_state", "_rng", "_user_init_pending", "_warmup", "n_steps_", "n_samples_seen_",
+        "n_reseeded_", "n_iter_", "converged_", "lower_bound_", "temperature_",
     )
 
     def _snapshot(self) -> dict:

@@ -97,6 +97,7 @@ def from_sklearn(cls: type, gmm: Any, *, n_samples_seen: float | None = None,
         seeded=np.ones(model.n_components, dtype=bool),
     )
     model._user_init_pending = False
+    model._warmup = None
     model._reset_bookkeeping()
     model.n_features_in_ = means.shape[1]
     if hasattr(gmm, "feature_names_in_"):

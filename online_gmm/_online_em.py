@@ -11,26 +11,26 @@ untouched, so an exception anywhere inside leaves the caller's model exactly as 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._array_api import device, take_index, to_numpy
+from . import _warmup
+from ._array_api import device, to_numpy
 from ._covariance import covariance
 from ._estep import state_prepared
 from ._schedules import forgetting_rate_at, temperature_at
 from ._seeding import (
+    _seed_and_reseed,
     batch_variance,
-    initial_means,
-    kmeans_plusplus_indices,
-    pooled_variance,
-    redundant_components,
-    residual_variance,
-    seed_components,
+    needs_seeding,
+    redundancy_due,
 )
 from ._stats import STATE_FIELDS, MixtureState
+from ._warmup import Warmup
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,7 @@ class StepInfo:
     n_reseeded: int
     temperature: float
     forgetting_rate: float
+    warmup: Any = None  # the warm-up's buffer after the step (None: off, or done)
 
 
 def user_initialised_state(state: MixtureState, X, w, *, config: EMConfig,
@@ -151,91 +152,6 @@ def user_initialised_state(state: MixtureState, X, w, *, config: EMConfig,
         tied_mass=tied_mass,
         seeded=xp.ones(K, dtype=xp.bool, device=dev),
     )
-
-
-def needs_seeding(state: MixtureState, config: EMConfig, xp=None,
-                  redundancy: bool = False) -> bool:
-    """Whether a step would seed or reseed any component: unseeded or dead ones exist, or
-    (``redundancy``, with the namespace ``xp``) redundant ones
-    (:func:`~online_gmm._seeding.redundant_components`)."""
-    if not to_numpy(state.seeded).all():
-        return True
-    if config.max_reseed == 0:
-        return False
-    if to_numpy(state.weights).min() < config.dead_threshold / config.n_components:
-        return True
-    return redundancy and bool(redundant_components(state, config.covariance_type, xp).any())
-
-
-#: Up to this many mean entries (K x D) redundancy is checked at every step; above, every
-#: REDUNDANCY_EVERY-th step (the check costs a (K, D) product and a sort of K values).
-REDUNDANCY_EVERY_STEP = 2**20
-REDUNDANCY_EVERY = 32
-
-
-def redundancy_due(step: int, n_components: int, n_features: int) -> bool:
-    """Whether step ``step`` checks for redundant components."""
-    return n_components * n_features <= REDUNDANCY_EVERY_STEP or step % REDUNDANCY_EVERY == 0
-
-
-def seed_from_sample(state: MixtureState, X, w, *, config: EMConfig,
-                     rng: np.random.RandomState, backend) -> MixtureState:
-    """Seed an unseeded ``state`` from the sample ``X`` (n, D) with weights ``w`` (n,): the
-    seeding of a first step, alone (:meth:`OnlineGaussianMixture.fit` seeds from a random
-    sample of its data, larger than one mini-batch). No statistics are added."""
-    w_host = to_numpy(w).astype(np.float64)
-    state, _, _ = _seed_and_reseed(state, X, w, w_host, config, rng, backend)
-    return state
-
-
-def _seed_and_reseed(state, X, w, w_host, config: EMConfig, rng, backend):
-    """Seed unseeded components and reseed dead ones from this batch."""
-    xp = backend.xp
-    K = config.n_components
-    ct = config.covariance_type
-    seeded = to_numpy(state.seeded).astype(bool)
-    n_pos = int((w_host > 0).sum())
-    if n_pos == 0:
-        return state, 0, 0
-    if not seeded.any():
-        n_new = min(K, n_pos)
-        means = initial_means(X, w_host, n_new, config.init_params, rng, xp)
-        var = residual_variance(X, w, means, ct, xp)
-        if var is None:
-            var = batch_variance(X, w, ct, xp)
-        comp = np.arange(means.shape[0])
-        state = seed_components(
-            state, comp, means, var, seed_mass=config.seed_mass, covariance_type=ct,
-            reg_covar=config.reg_covar, backend=backend, first=True,
-        )
-        return state, len(comp), 0
-    weights = to_numpy(state.weights)
-    dead = seeded & (weights < config.dead_threshold / K)
-    if config.max_reseed != 0:  # duplicates of another component are reseeded as dead ones
-        dead |= redundant_components(state, ct, xp)
-    unseeded = np.flatnonzero(~seeded)
-    dead_idx = np.flatnonzero(dead)
-    cap = n_pos if config.max_reseed is None else min(config.max_reseed, n_pos)
-    dead_idx = dead_idx[:cap]
-    targets = np.concatenate([unseeded[: max(n_pos - len(dead_idx), 0)], dead_idx])
-    if targets.size == 0:
-        return state, 0, 0
-    live = seeded & ~dead
-    live_means = xp.take(state.means, take_index(np.flatnonzero(live), state.means, xp), axis=0)
-    idx = kmeans_plusplus_indices(X, w_host, live_means, targets.size, rng, xp)
-    targets = targets[: idx.size]
-    if idx.size == 0:
-        return state, 0, 0
-    var = pooled_variance(state, ct, config.reg_covar, xp)
-    if var is None:
-        var = batch_variance(X, w, ct, xp)
-    new_means = xp.astype(xp.take(X, take_index(idx, X, xp), axis=0), xp.float64)
-    state = seed_components(
-        state, targets, new_means, var, seed_mass=config.seed_mass, covariance_type=ct,
-        reg_covar=config.reg_covar, backend=backend, first=False,
-    )
-    n_reseeded = int(np.isin(targets, dead_idx).sum())
-    return state, int(targets.size) - n_reseeded, n_reseeded
 
 
 def em_step(
@@ -299,6 +215,23 @@ def _em_step(state, X, w, config, temperature, forgetting_rate, rng, backend, ho
     return new, info
 
 
+def _warm_up(provisional, X, w, warmup, config, temperature, eta, rng, backend, hooks):
+    """``(state, warmup)`` after buffering the batch: the provisional state while the
+    buffer fills; on the full buffer the warm state (then a step on the rows past it; under
+    a ``gather`` hook those rows are other workers' too, and are not stepped on)."""
+    X_new, w_new = (X, w) if hooks.gather is None else hooks.gather(X, w)
+    warmup, X_rest, w_rest = _warmup.buffer(warmup, X_new, w_new, backend.xp)
+    if not _warmup.is_full(warmup):
+        return provisional, warmup
+    n = warmup.n_rows
+    state = _warmup.warm_state(warmup.X[:n, ...], warmup.w[:n], config=config,
+                               restarts=warmup.restarts, rng=rng, backend=backend)
+    if hooks.gather is None and X_rest.shape[0] > 0:
+        state, _ = em_step(state, X_rest, w_rest, config=config, temperature=temperature,
+                           forgetting_rate=eta, rng=rng, backend=backend)
+    return state, None
+
+
 def check_finite_state(state: MixtureState, backend) -> None:
     """Refuse a state with NaN or inf (it would poison every later step)."""
     for name in STATE_FIELDS[:-1]:  # every float array (``seeded`` is boolean)
@@ -322,15 +255,19 @@ def advance(
     backend,
     hooks: Hooks = NO_HOOKS,
     initial: InitialParameters | None = None,
+    warmup: Warmup | None = None,
     publish: Callable[[MixtureState, StepInfo], Any] | None = None,
 ) -> tuple[MixtureState, StepInfo, Any]:
     """The step every caller takes: batch number ``step`` (0-based) of a stream.
 
     The temperature and forgetting rate of ``step`` come from ``schedules``; ``initial``
     (user-given parameters) seeds every component first; :func:`em_step` runs with
-    ``hooks``; the new state is checked finite; ``publish(new_state, info)`` (optional)
-    gathers what the caller will commit. If anything raises, ``rng`` is restored to its
-    state before the call and nothing else was changed, so the caller's model is as it was.
+    ``hooks``; while ``warmup`` buffers the start of the stream, the step is provisional
+    and a full buffer replaces the state by :func:`online_gmm._warmup.warm_state` (the
+    rows past the buffer then step on it); the new state is checked finite;
+    ``publish(new_state, info)`` (optional) gathers what the caller will commit. If
+    anything raises, ``rng`` is restored to its state before the call and nothing else was
+    changed, so the caller's model is as it was.
 
     Parameters
     ----------
@@ -347,6 +284,8 @@ def advance(
         From :func:`online_gmm.core.select_backend`.
     hooks : Hooks, optional
     initial : InitialParameters or None
+    warmup : Warmup or None
+        The warm-up's buffer (:mod:`online_gmm._warmup`); its successor is ``info.warmup``.
     publish : callable or None
 
     Returns
@@ -358,7 +297,8 @@ def advance(
     """
     # only seeding draws from the RNG (a snapshot costs ~40 us: not on every step)
     redundancy = redundancy_due(step, config.n_components, X.shape[1])
-    seeding = initial is not None or needs_seeding(state, config, backend.xp, redundancy)
+    seeding = (initial is not None or warmup is not None
+               or needs_seeding(state, config, backend.xp, redundancy))
     rng_state = rng.get_state() if seeding else None
     try:
         if initial is not None:
@@ -373,6 +313,10 @@ def advance(
             # the user's initial state is another state: em_step asks again
             seeding=None if initial is not None else seeding,
         )
+        if warmup is not None:
+            new_state, warmup = _warm_up(new_state, X, w, warmup, config, temperature, eta,
+                                         rng, backend, hooks)
+            info = dataclasses.replace(info, warmup=warmup)
         check_finite_state(new_state, backend)
         published = None if publish is None else publish(new_state, info)
     except BaseException:

@@ -272,3 +272,88 @@ def redundant_components(state: MixtureState, covariance_type: str, xp) -> np.nd
         out[j if (weights[j], -j) < (weights[i], -i) else i] = True
     return out
 
+
+# ---------------------------------------------------------------------- the step's seeding
+def needs_seeding(state: MixtureState, config, xp=None,
+                  redundancy: bool = False) -> bool:
+    """Whether a step would seed or reseed any component: unseeded or dead ones exist, or
+    (``redundancy``, with the namespace ``xp``) redundant ones
+    (:func:`~online_gmm._seeding.redundant_components`)."""
+    if not to_numpy(state.seeded).all():
+        return True
+    if config.max_reseed == 0:
+        return False
+    if to_numpy(state.weights).min() < config.dead_threshold / config.n_components:
+        return True
+    return redundancy and bool(redundant_components(state, config.covariance_type, xp).any())
+
+
+#: Up to this many mean entries (K x D) redundancy is checked at every step; above, every
+#: REDUNDANCY_EVERY-th step (the check costs a (K, D) product and a sort of K values).
+REDUNDANCY_EVERY_STEP = 2**20
+REDUNDANCY_EVERY = 32
+
+
+def redundancy_due(step: int, n_components: int, n_features: int) -> bool:
+    """Whether step ``step`` checks for redundant components."""
+    return n_components * n_features <= REDUNDANCY_EVERY_STEP or step % REDUNDANCY_EVERY == 0
+
+
+def seed_from_sample(state: MixtureState, X, w, *, config,
+                     rng: np.random.RandomState, backend) -> MixtureState:
+    """Seed an unseeded ``state`` from the sample ``X`` (n, D) with weights ``w`` (n,): the
+    seeding of a first step, alone (:meth:`OnlineGaussianMixture.fit` seeds from a random
+    sample of its data, larger than one mini-batch). No statistics are added."""
+    w_host = to_numpy(w).astype(np.float64)
+    state, _, _ = _seed_and_reseed(state, X, w, w_host, config, rng, backend)
+    return state
+
+
+def _seed_and_reseed(state, X, w, w_host, config, rng, backend):
+    """Seed unseeded components and reseed dead ones from this batch."""
+    xp = backend.xp
+    K = config.n_components
+    ct = config.covariance_type
+    seeded = to_numpy(state.seeded).astype(bool)
+    n_pos = int((w_host > 0).sum())
+    if n_pos == 0:
+        return state, 0, 0
+    if not seeded.any():
+        n_new = min(K, n_pos)
+        means = initial_means(X, w_host, n_new, config.init_params, rng, xp)
+        var = residual_variance(X, w, means, ct, xp)
+        if var is None:
+            var = batch_variance(X, w, ct, xp)
+        comp = np.arange(means.shape[0])
+        state = seed_components(
+            state, comp, means, var, seed_mass=config.seed_mass, covariance_type=ct,
+            reg_covar=config.reg_covar, backend=backend, first=True,
+        )
+        return state, len(comp), 0
+    weights = to_numpy(state.weights)
+    dead = seeded & (weights < config.dead_threshold / K)
+    if config.max_reseed != 0:  # duplicates of another component are reseeded as dead ones
+        dead |= redundant_components(state, ct, xp)
+    unseeded = np.flatnonzero(~seeded)
+    dead_idx = np.flatnonzero(dead)
+    cap = n_pos if config.max_reseed is None else min(config.max_reseed, n_pos)
+    dead_idx = dead_idx[:cap]
+    targets = np.concatenate([unseeded[: max(n_pos - len(dead_idx), 0)], dead_idx])
+    if targets.size == 0:
+        return state, 0, 0
+    live = seeded & ~dead
+    live_means = xp.take(state.means, take_index(np.flatnonzero(live), state.means, xp), axis=0)
+    idx = kmeans_plusplus_indices(X, w_host, live_means, targets.size, rng, xp)
+    targets = targets[: idx.size]
+    if idx.size == 0:
+        return state, 0, 0
+    var = pooled_variance(state, ct, config.reg_covar, xp)
+    if var is None:
+        var = batch_variance(X, w, ct, xp)
+    new_means = xp.astype(xp.take(X, take_index(idx, X, xp), axis=0), xp.float64)
+    state = seed_components(
+        state, targets, new_means, var, seed_mass=config.seed_mass, covariance_type=ct,
+        reg_covar=config.reg_covar, backend=backend, first=False,
+    )
+    n_reseeded = int(np.isin(targets, dead_idx).sum())
+    return state, int(targets.size) - n_reseeded, n_reseeded

@@ -47,8 +47,6 @@ from ._online_em import (
     advance,
     check_finite_state,
     em_step,
-    needs_seeding,
-    seed_from_sample,
     user_initialised_state,
 )
 from ._parameters import (
@@ -61,7 +59,7 @@ from ._parameters import (
     validate,
 )
 from ._schedules import ANNEAL_SCHEDULES
-from ._seeding import INIT_PARAMS
+from ._seeding import INIT_PARAMS, needs_seeding, seed_from_sample
 from ._stats import (
     STATE_FIELDS,
     BatchStats,

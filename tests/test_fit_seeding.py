@@ -1,5 +1,7 @@
 """``fit`` seeds from ``init_size`` random rows of ``X`` (seeding only), not from its first
-mini-batch; ``partial_fit`` still seeds from its first batch (docs/algorithm.md, Seeding)."""
+mini-batch; ``partial_fit`` still seeds from its first batch (docs/algorithm.md, Seeding).
+These are the paths without a warm-up (``warmup_size=0``); with one, ``fit`` runs the
+warm-up's restarts on that sample (``tests/test_warmup.py``)."""
 
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ def test_fit_finds_every_cluster_that_its_first_batch_cannot_seed():
     # every blob gets its own.
     X, centres = _eight_blobs()
     model = _fit(
-        OnlineGaussianMixture(8, batch_size=8, init_params="kmeans", init_size=800,
+        OnlineGaussianMixture(8, warmup_size=0, batch_size=8, init_params="kmeans", init_size=800,
                               max_iter=2, random_state=0),
         X,
     )
@@ -73,7 +75,8 @@ def test_fit_finds_every_cluster_that_its_first_batch_cannot_seed():
 )
 def test_fit_seeds_from_init_size_rows_of_X(seeding_calls, n, batch_size, init_size, expected):
     X = np.random.default_rng(0).standard_normal((n, 3))
-    _fit(OnlineGaussianMixture(20, batch_size=batch_size, init_size=init_size, max_iter=1,
+    _fit(OnlineGaussianMixture(20, warmup_size=0, batch_size=batch_size, init_size=init_size,
+                               max_iter=1,
                                random_state=0), X)
     assert len(seeding_calls) == 1
     sample, w = seeding_calls[0]
@@ -88,7 +91,7 @@ def test_fit_seeds_from_init_size_rows_of_X(seeding_calls, n, batch_size, init_s
 
 def test_fit_seeding_adds_no_statistics():
     X, _ = _eight_blobs(n=400)
-    model = _fit(OnlineGaussianMixture(8, batch_size=50, init_size=200, max_iter=1,
+    model = _fit(OnlineGaussianMixture(8, warmup_size=0, batch_size=50, init_size=200, max_iter=1,
                                        random_state=0), X)
     assert model.n_samples_seen_ == len(X)  # one epoch: the seed sample is not counted
     assert model.n_steps_ == 8
@@ -96,9 +99,11 @@ def test_fit_seeding_adds_no_statistics():
 
 def test_fit_seeding_is_reproducible():
     X, _ = _eight_blobs(n=600)
-    a = _fit(OnlineGaussianMixture(8, init_size=300, init_params="kmeans", batch_size=100,
+    a = _fit(OnlineGaussianMixture(8, warmup_size=0, init_size=300, init_params="kmeans",
+                                   batch_size=100,
                                    max_iter=2, random_state=3), X)
-    b = _fit(OnlineGaussianMixture(8, init_size=300, init_params="kmeans", batch_size=100,
+    b = _fit(OnlineGaussianMixture(8, warmup_size=0, init_size=300, init_params="kmeans",
+                                   batch_size=100,
                                    max_iter=2, random_state=3), X)
     assert_same_state(state_snapshot(a), state_snapshot(b))
 
@@ -108,7 +113,8 @@ def test_user_means_and_warm_start_are_not_reseeded(seeding_calls):
     model = OnlineGaussianMixture(8, means_init=centres, max_iter=1, random_state=0)
     _fit(model, X)
     assert seeding_calls == []  # means_init seeds instead
-    model = _fit(OnlineGaussianMixture(8, max_iter=1, warm_start=True, random_state=0), X)
+    model = _fit(OnlineGaussianMixture(8, warmup_size=0, max_iter=1, warm_start=True,
+                                       random_state=0), X)
     assert len(seeding_calls) == 1
     means = model.means_.copy()
     _fit(model, X)  # continues: no new seeding

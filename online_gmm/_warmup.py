@@ -1,0 +1,184 @@
+"""The warm-up: the start of a stream, given the care batch EM gives it (the contract's
+"Warm-up").
+
+While the model is seeded from data, the first ``warmup_size`` weighted rows are buffered
+(:class:`Warmup`). Until the buffer is full the ordinary step runs on a *provisional* state,
+so that the model can already predict; on the full buffer :func:`warm_state` runs
+``restarts`` restarts of k-means++ seeds, a few Lloyd iterations (scikit-learn's
+``KMeans``, started from the seeds) and a few EM iterations at T = 1 whose statistics are
+recomputed from scratch (no seed prior), and keeps the restart of highest buffer
+log-likelihood. The stream goes on from that restart's statistics (``n_k = nu_k =`` its
+masses, summing to the buffer's weight); the provisional state is discarded, so no row is
+counted twice. Plain functions over the backend, as the step itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from ._array_api import asarray_like, device, take_index, to_numpy
+from ._seeding import seed_components, seed_from_sample
+from ._stats import MixtureState, empty_state
+
+#: Lloyd iterations and EM iterations of each restart.
+LLOYD_ITERATIONS = 5
+EM_ITERATIONS = 5
+#: The buffer holds at most this many bytes (rows x features x the data's itemsize).
+MAX_BUFFER_BYTES = 512 * 2**20
+
+
+@dataclass(frozen=True, eq=False)
+class Warmup:
+    """The warm-up's buffer: the first ``n_rows`` rows of ``X`` and ``w`` (positive weights
+    only, in the data's namespace) are the rows seen so far, until ``size`` rows are held;
+    then :func:`warm_state`. ``X`` and ``w`` are allocated once, at the buffer's size: a
+    step writes only past ``n_rows``, so the rows of an earlier (committed) buffer never
+    change, whatever happens to the step that extends it."""
+
+    size: int
+    restarts: int = 3
+    X: Any = None
+    w: Any = None
+    n_rows: int = 0
+
+    def replace(self, **changes) -> Warmup:
+        return replace(self, **changes)
+
+    def __eq__(self, other: object) -> bool:
+        """The same buffer: the same size, restarts and rows held (the free space aside)."""
+        if not isinstance(other, Warmup):
+            return NotImplemented
+        if (self.size, self.restarts, self.n_rows) != (other.size, other.restarts,
+                                                        other.n_rows):
+            return False
+        if self.n_rows == 0:
+            return True
+        n = self.n_rows
+        return bool(np.array_equal(to_numpy(self.X[:n, ...]), to_numpy(other.X[:n, ...]))
+                    and np.array_equal(to_numpy(self.w[:n]), to_numpy(other.w[:n])))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __getstate__(self) -> dict:  # only the rows held, not the free space
+        state = dict(self.__dict__)
+        if self.X is not None:
+            state["X"], state["w"] = self.X[: self.n_rows, ...], self.w[: self.n_rows]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
+def start(warmup_size: int, restarts: int, n_features: int, itemsize: int) -> Warmup | None:
+    """The warm-up of a new stream (None when ``warmup_size`` is 0): its buffer capped at
+    :data:`MAX_BUFFER_BYTES`."""
+    if warmup_size <= 0:
+        return None
+    cap = max(1, MAX_BUFFER_BYTES // max(1, n_features * itemsize))
+    return Warmup(size=int(min(warmup_size, cap)), restarts=int(restarts))
+
+
+def buffer(warmup: Warmup, X: Any, w: Any, xp: Any) -> tuple[Warmup, Any, Any]:
+    """``(warmup, X_rest, w_rest)``: the batch's positive-weight rows added to the buffer up
+    to its size; the rows past it (to be stepped on the warm state) come back."""
+    w_host = to_numpy(w)
+    keep = np.flatnonzero(w_host > 0)
+    n = warmup.n_rows
+    take, rest = keep[: warmup.size - n], keep[warmup.size - n:]
+    BX, Bw = warmup.X, warmup.w
+    if BX is None or BX.shape[0] < warmup.size or BX.dtype != X.dtype:
+        # (first rows, or a buffer unpickled without its free space): allocated once
+        dev = device(X)
+        new_X = xp.zeros((warmup.size, X.shape[1]), dtype=X.dtype, device=dev)
+        new_w = xp.zeros((warmup.size,), dtype=w.dtype, device=dev)
+        if n:
+            new_X[:n, ...] = xp.astype(BX[:n, ...], X.dtype)
+            new_w[:n] = xp.astype(Bw[:n], w.dtype)
+        BX, Bw = new_X, new_w
+    if take.size:
+        BX[n : n + take.size, ...] = xp.take(X, take_index(take, X, xp), axis=0)
+        Bw[n : n + take.size] = xp.take(w, take_index(take, w, xp), axis=0)
+    new = warmup.replace(X=BX, w=Bw, n_rows=n + int(take.size))
+    X_rest = xp.take(X, take_index(rest, X, xp), axis=0)
+    w_rest = xp.take(w, take_index(rest, w, xp), axis=0)
+    return new, X_rest, w_rest
+
+
+def is_full(warmup: Warmup) -> bool:
+    return warmup.n_rows >= warmup.size
+
+
+def warm_state(Xb: Any, wb: Any, *, config: Any, restarts: int, rng: np.random.RandomState,
+               backend: Any) -> MixtureState:
+    """The best of ``restarts`` restarts on the buffer ``Xb`` (n, D) with weights ``wb``: a
+    state whose evidence is the buffer's statistics under its parameters."""
+    best = None
+    for _ in range(max(1, restarts)):
+        state, loglik = _restart(Xb, wb, config, rng, backend)
+        if best is None or loglik > best[1]:
+            best = (state, loglik)
+    return best[0]
+
+
+def _restart(Xb, wb, config, rng, backend) -> tuple[MixtureState, float]:
+    xp = backend.xp
+    K, D = config.n_components, Xb.shape[1]
+    ct = config.covariance_type
+    state = empty_state(K, D, ct, xp, device(Xb))
+    state = seed_from_sample(state, Xb, wb, config=config, rng=rng, backend=backend)
+    seeded = np.flatnonzero(to_numpy(state.seeded))
+    if seeded.size == K and K > 1:
+        means = _lloyd(Xb, wb, state.means, LLOYD_ITERATIONS, xp)
+        state = _reseeded_at(state, means, Xb, wb, config, backend)
+    loglik = -np.inf
+    for _ in range(EM_ITERATIONS):
+        stats = backend.state_statistics(state, ct, Xb, wb, 1.0)
+        loglik = stats.loglik / stats.weight if stats.weight > 0 else -np.inf
+        state = backend.m_step(_no_evidence(state, xp), stats, eta=0.0,
+                               forgetting=config.forgetting, covariance_type=ct,
+                               reg_covar=config.reg_covar)
+    return state, loglik
+
+
+def _lloyd(Xb, wb, means, n_iter: int, xp):
+    """``n_iter`` Lloyd iterations from ``means`` (scikit-learn's ``KMeans``, on the host)."""
+    import warnings
+
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
+    X_host = np.asarray(to_numpy(Xb), dtype=np.float64)
+    init = np.asarray(to_numpy(means), dtype=np.float64)
+    km = KMeans(n_clusters=init.shape[0], init=init, n_init=1, max_iter=n_iter,
+                algorithm="lloyd")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        km.fit(X_host, sample_weight=np.asarray(to_numpy(wb), dtype=np.float64))
+    return asarray_like(km.cluster_centers_, means, xp, dtype=xp.float64)
+
+
+def _reseeded_at(state: MixtureState, means, Xb, wb, config, backend) -> MixtureState:
+    """The seeds moved to Lloyd's centres, with the residual variance they imply."""
+    from ._seeding import batch_variance, residual_variance
+
+    xp = backend.xp
+    ct = config.covariance_type
+    var = residual_variance(Xb, wb, means, ct, xp)
+    if var is None:
+        var = batch_variance(Xb, wb, ct, xp)
+    K = means.shape[0]
+    fresh = empty_state(K, means.shape[1], ct, xp, device(means))
+    return seed_components(fresh, np.arange(K), means, var, seed_mass=config.seed_mass,
+                           covariance_type=ct, reg_covar=config.reg_covar, backend=backend,
+                           first=True)
+
+
+def _no_evidence(state: MixtureState, xp) -> MixtureState:
+    """The same parameters with no evidence behind them: an M-step from here is the batch
+    M-step of the statistics alone."""
+    return state.replace(mass=xp.zeros_like(state.mass), nu=xp.zeros_like(state.nu),
+                         moment=xp.zeros_like(state.moment),
+                         tied_mass=xp.zeros_like(state.tied_mass))
