@@ -67,7 +67,7 @@ def blobs(smoke: bool) -> Dataset:
     if smoke:
         n, k, d, batch = 3_000, 8, 8, 256
     else:
-        n, k, d, batch = 50_000, 64, 64, 1024
+        n, k, d, batch = 30_000, 64, 64, 1024
     X, y = labelled_clusters(n, k, d, seed=0)
     return Dataset("blobs", "workload 1's blobs", X, y, k, "diag", batch,
                    info={"generator": f"overlapping_clusters({k}, {d}, seed=0)"})

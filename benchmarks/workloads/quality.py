@@ -1,5 +1,5 @@
 """Workload 7, quality: :mod:`benchmarks.quality` inside the suite. On workload 1's blobs
-(50,000 x 64, K = 64), digits PCA-16 (K = 10) and a real text-embedding stream (10,000
+(30,000 x 64, K = 64), digits PCA-16 (K = 10) and a real text-embedding stream (10,000
 Debian package synopses, all-MiniLM-L6-v2, PCA-32, K = 32), all ``diag``: one
 ``partial_fit`` pass and ``fit`` against scikit-learn ``GaussianMixture(n_init=3)``, held-out
 mean log-likelihood (gap in %) and NMI against the true labels, means over 5 seeds x 3
