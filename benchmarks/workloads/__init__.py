@@ -5,10 +5,21 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import embedding, full_cov, memory, startup, threads, throughput, time_to_quality
+from . import (
+    embedding,
+    full_cov,
+    memory,
+    quality,
+    startup,
+    threads,
+    throughput,
+    time_to_quality,
+)
 
 #: In the order the suite runs them.
 WORKLOADS: dict[str, ModuleType] = {
     m.NAME: m
-    for m in (throughput, time_to_quality, embedding, full_cov, memory, startup, threads)
+    for m in (
+        throughput, time_to_quality, embedding, full_cov, memory, startup, threads, quality
+    )
 }

@@ -1,0 +1,402 @@
+"""Quality benchmark: one ``partial_fit`` pass, and ``fit``, of ``OnlineGaussianMixture``
+against batch EM (scikit-learn ``GaussianMixture(n_init=3)``, same K and covariance type)
+and ``MiniBatchKMeans`` (NMI only), on labelled datasets (issue 13, deliverable 4).
+
+Per dataset and seed: the held-out 20 % and any PCA are fixed by the seed
+(:mod:`benchmarks._quality_data`); batch EM, ``MiniBatchKMeans.fit`` and our ``fit``
+(default parameters) run once on the training split; one ``partial_fit`` pass (batches of
+the dataset's batch size) runs on each of ``--orders`` shuffled stream orders, and once on
+the training rows sorted by label (reported, no target). Every model is seeded with the seed.
+
+Figures, on the held-out rows: the mean log-likelihood's gap to the same seed's batch EM,
+``100 * (ll_batch - ll_ours) / |ll_batch|`` (%, lower is better), and the NMI against the
+true labels; mean, std and min/max over seeds x orders. Targets (issue 13): one pass within
+1 % of batch EM and NMI >= batch EM's - 0.01 (means); ``fit`` within 0.5 %.
+
+    python -m benchmarks.quality                  # 3 datasets x 5 seeds x 3 orders (minutes)
+    python -m benchmarks.quality --smoke          # tiny: 1 seed, 1 order, small subsets
+    python -m benchmarks.quality --only text --seeds 2 --set warmup_size=4096
+    python -m benchmarks.quality --out /tmp/q     # writes quality.json and quality.md there
+
+"Ours" takes its parameters from :data:`OURS_PARAMS` (one dict per dataset; ``--set``
+adds to every dataset's). Where ``OnlineGaussianMixture`` has a ``warmup_size`` parameter,
+the variant with ``warmup_size=0`` is also run (an ablation); otherwise it is left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime as _dt
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._common import batches, silence_warnings
+from ._machine import describe, load_average, machine_note
+from ._quality_data import LOADERS, TEST_FRACTION, Dataset, split
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+#: ``OnlineGaussianMixture``'s parameters for "ours" on each dataset, on top of the
+#: dataset's ``n_components`` and ``covariance_type`` (which every method shares) and
+#: ``random_state`` (the seed). Empty: the estimator's defaults. Used by the stream and
+#: by ``fit`` alike.
+OURS_PARAMS: dict[str, dict[str, Any]] = {
+    "blobs": {},
+    "digits": {},
+    "text": {},
+}
+
+#: Targets (issue 13), on the means over seeds x orders.
+PASS_GAP_TARGET = 1.0  # % of |batch EM's held-out mean log-likelihood|
+PASS_NMI_MARGIN = 0.01  # one pass's NMI >= batch EM's - this
+FIT_GAP_TARGET = 0.5  # %
+
+#: What each kind of run is, in the tables' order.
+KINDS = {
+    "batch_em": "GaussianMixture(n_init=3), batch EM (the reference)",
+    "pass": "one partial_fit pass, shuffled stream",
+    "fit": "fit (default parameters)",
+    "pass_sorted": "one partial_fit pass, label-sorted stream (no target)",
+    "mbk_fit": "MiniBatchKMeans.fit (NMI only)",
+    "mbk_pass": "MiniBatchKMeans, one partial_fit pass, shuffled stream (NMI only)",
+}
+
+
+def variants() -> dict[str, dict[str, Any]]:
+    """The versions of "ours" to run: the default and, where the estimator has a
+    ``warmup_size`` parameter, the ablation ``warmup_size=0``."""
+    from online_gmm import OnlineGaussianMixture
+
+    out: dict[str, dict[str, Any]] = {"": {}}
+    if "warmup_size" in OnlineGaussianMixture().get_params():
+        out["warmup_size=0"] = {"warmup_size": 0}
+    return out
+
+
+def _nmi(y: np.ndarray, labels: np.ndarray) -> float:
+    from sklearn.metrics import normalized_mutual_info_score
+
+    return float(normalized_mutual_info_score(y, labels))
+
+
+def _record(kind: str, variant: str, seed: int, order: Any, ll: float | None, nmi: float,
+            seconds: float, **extra: Any) -> dict[str, Any]:
+    return {"kind": kind, "variant": variant, "seed": seed, "order": order,
+            "ll": None if ll is None else float(ll), "nmi": float(nmi),
+            "seconds": round(seconds, 4), **extra}
+
+
+def _ours_extra(model: Any) -> dict[str, Any]:
+    out = {}
+    for attr in ("n_iter_", "n_reseeded_", "converged_"):
+        value = getattr(model, attr, None)
+        if value is not None:
+            out[attr] = value.item() if hasattr(value, "item") else value
+    return out
+
+
+def run_seed(ds: Dataset, seed: int, n_orders: int, params: dict[str, Any],
+             versions: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every run of one seed on one dataset (gaps are filled in by :func:`summarise`)."""
+    from sklearn.cluster import MiniBatchKMeans
+    from sklearn.mixture import GaussianMixture
+
+    from online_gmm import OnlineGaussianMixture
+
+    sp = split(ds, seed)
+    Xtr, ytr, Xte, yte = sp.X_train, sp.y_train, sp.X_test, sp.y_test
+    k, ct = ds.n_components, ds.covariance_type
+    runs = []
+
+    t0 = time.perf_counter()
+    ref = GaussianMixture(k, covariance_type=ct, n_init=3, random_state=seed).fit(Xtr)
+    runs.append(_record("batch_em", "", seed, None, ref.score(Xte), _nmi(yte, ref.predict(Xte)),
+                        time.perf_counter() - t0, n_iter_=int(ref.n_iter_),
+                        converged_=bool(ref.converged_)))
+
+    t0 = time.perf_counter()
+    km = MiniBatchKMeans(k, batch_size=ds.batch, random_state=seed).fit(Xtr)
+    runs.append(_record("mbk_fit", "", seed, None, None, _nmi(yte, km.predict(Xte)),
+                        time.perf_counter() - t0))
+
+    orders: list[tuple[Any, np.ndarray]] = [
+        (o, np.random.default_rng([seed, o]).permutation(len(ytr))) for o in range(n_orders)
+    ]
+    for o, perm in orders:
+        parts = batches(Xtr[perm], ds.batch)
+        t0 = time.perf_counter()
+        km = MiniBatchKMeans(k, batch_size=ds.batch, random_state=seed)
+        for b in parts:
+            if len(b) >= k or hasattr(km, "cluster_centers_"):  # K rows at the first call
+                km.partial_fit(b)
+        runs.append(_record("mbk_pass", "", seed, o, None, _nmi(yte, km.predict(Xte)),
+                            time.perf_counter() - t0))
+
+    sorted_order = ("label-sorted", np.argsort(ytr, kind="stable"))
+    for variant, extra in versions.items():
+        kw = {"n_components": k, "covariance_type": ct, **params, **extra,
+              "random_state": seed}
+        t0 = time.perf_counter()
+        model = OnlineGaussianMixture(**kw).fit(Xtr)
+        runs.append(_record("fit", variant, seed, None, model.score(Xte),
+                            _nmi(yte, model.predict(Xte)), time.perf_counter() - t0,
+                            **_ours_extra(model)))
+        for o, perm in [*orders, sorted_order]:
+            parts = batches(Xtr[perm], ds.batch)
+            t0 = time.perf_counter()
+            model = OnlineGaussianMixture(**kw)
+            for b in parts:
+                model.partial_fit(b)
+            runs.append(_record("pass_sorted" if o == "label-sorted" else "pass", variant,
+                                seed, o, model.score(Xte), _nmi(yte, model.predict(Xte)),
+                                time.perf_counter() - t0, **_ours_extra(model)))
+    return runs
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values, dtype=float)
+    return {"mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()),
+            "max": float(a.max()), "n": int(a.size)}
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fill in each run's gap to its seed's batch EM; the statistics and targets of each
+    (kind, variant)."""
+    ref_ll = {r["seed"]: r["ll"] for r in runs if r["kind"] == "batch_em"}
+    for r in runs:
+        if r["ll"] is not None:
+            ll_b = ref_ll[r["seed"]]
+            r["gap_percent"] = 100.0 * (ll_b - r["ll"]) / abs(ll_b)
+    nmi_batch = float(np.mean([r["nmi"] for r in runs if r["kind"] == "batch_em"]))
+    groups: dict[str, Any] = {}
+    for kind in KINDS:
+        for variant in dict.fromkeys(r["variant"] for r in runs if r["kind"] == kind):
+            sel = [r for r in runs if r["kind"] == kind and r["variant"] == variant]
+            g: dict[str, Any] = {"kind": kind, "variant": variant, "what": KINDS[kind],
+                                 "runs": len(sel),
+                                 "nmi": _stats([r["nmi"] for r in sel]),
+                                 "seconds_mean": float(np.mean([r["seconds"] for r in sel]))}
+            if sel[0]["ll"] is not None:
+                g["ll"] = _stats([r["ll"] for r in sel])
+                g["gap_percent"] = _stats([r["gap_percent"] for r in sel])
+            targets = {}
+            if kind == "pass" and variant == "":
+                targets["gap_percent"] = {
+                    "target": f"<= {PASS_GAP_TARGET:g} %",
+                    "met": bool(g["gap_percent"]["mean"] <= PASS_GAP_TARGET)}
+                targets["nmi"] = {
+                    "target": f">= {nmi_batch - PASS_NMI_MARGIN:.3f} (batch EM's "
+                              f"{nmi_batch:.3f} - {PASS_NMI_MARGIN:g})",
+                    "met": bool(g["nmi"]["mean"] >= nmi_batch - PASS_NMI_MARGIN)}
+            if kind == "fit" and variant == "":
+                targets["gap_percent"] = {
+                    "target": f"<= {FIT_GAP_TARGET:g} %",
+                    "met": bool(g["gap_percent"]["mean"] <= FIT_GAP_TARGET)}
+            g["targets"] = targets
+            groups[kind + (f"[{variant}]" if variant else "")] = g
+    return {"nmi_batch_em_mean": nmi_batch, "groups": groups}
+
+
+def run_quality(
+    *,
+    smoke: bool = False,
+    seeds: list[int] | None = None,
+    n_orders: int | None = None,
+    datasets: list[str] | None = None,
+    extra_params: dict[str, Any] | None = None,
+    blas_threads: int | None = 1,
+    log: Any = sys.stderr,
+) -> dict[str, Any]:
+    """Run the benchmark; the results (settings, every run, the summaries) as a dict."""
+    from threadpoolctl import threadpool_limits
+
+    silence_warnings()
+    seeds = list(seeds if seeds is not None else ([0] if smoke else range(5)))
+    n_orders = n_orders if n_orders is not None else (1 if smoke else 3)
+    names = datasets or list(LOADERS)
+    versions = variants()
+    out: dict[str, Any] = {
+        "settings": {"smoke": smoke, "seeds": seeds, "orders": n_orders,
+                     "test_fraction": TEST_FRACTION, "blas_threads": blas_threads,
+                     "variants": list(versions)},
+        "datasets": {},
+    }
+    t_all = time.perf_counter()
+    with threadpool_limits(limits=blas_threads, user_api="blas"):
+        for name in names:
+            ds = LOADERS[name](smoke)
+            params = {**OURS_PARAMS.get(name, {}), **(extra_params or {})}
+            t0 = time.perf_counter()
+            runs: list[dict[str, Any]] = []
+            for seed in seeds:
+                runs += run_seed(ds, seed, n_orders, params, versions)
+                print(f"[quality] {name} seed {seed}: {time.perf_counter() - t0:.0f} s",
+                      file=log, flush=True)
+            out["datasets"][name] = {
+                "description": ds.describe(),
+                "params": {"n_rows": int(ds.X.shape[0]), "n_features": int(ds.X.shape[1]),
+                           "n_classes": int(len(np.unique(ds.y))),
+                           "n_components": ds.n_components,
+                           "covariance_type": ds.covariance_type, "batch": ds.batch,
+                           "pca": ds.pca, "ours_params": params},
+                "info": ds.info,
+                "summary": summarise(runs),
+                "runs": runs,
+                "wall_s": round(time.perf_counter() - t0, 1),
+            }
+    out["wall_s"] = round(time.perf_counter() - t_all, 1)
+    return out
+
+
+# ----------------------------------------------------------------------------- report
+def _spread(s: dict[str, float], digits: int) -> str:
+    if s["n"] == 1:
+        return f"{s['mean']:.{digits}f}"
+    return (f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} "
+            f"[{s['min']:.{digits}f}, {s['max']:.{digits}f}]")
+
+
+def _met(t: dict[str, Any] | None) -> str:
+    if not t:
+        return "-"
+    return f"{t['target']}: " + ("yes" if t["met"] else "**no**")
+
+
+def _label(g: dict[str, Any]) -> str:
+    return g["what"] + (f" — ablation `{g['variant']}`" if g["variant"] else "")
+
+
+def to_markdown(results: dict[str, Any]) -> str:
+    """A summary table (one line per dataset) and a table per dataset."""
+    st = results["settings"]
+    ablations = [v for v in st["variants"] if v]
+    lines = [
+        "# Quality: one pass against batch EM"
+        + (" (smoke mode: tiny sizes, numbers meaningless)" if st["smoke"] else ""),
+        "",
+        f"Command: `{results['command']}`  ",
+        f"Started {results['started']}, took {results['wall_s']:.0f} s. Seeds "
+        f"{st['seeds']} x {st['orders']} stream order(s); held-out {100 * st['test_fraction']:.0f} "
+        f"% per seed; BLAS threads {st['blas_threads']}.",
+        "",
+        "Machine:",
+        "",
+        describe(results["machine"]),
+        "",
+        "Gap: `100 * (ll_batch - ll_ours) / |ll_batch|` on the held-out mean log-likelihood, "
+        "against the same seed's `GaussianMixture(n_init=3)` (lower is better); NMI against "
+        "the true labels on the held-out rows. Mean ± std [min, max] over seeds x orders.",
+        "",
+        "| dataset | one pass: gap % | target <= 1 % | one pass: NMI (batch EM) | "
+        "target >= batch EM - 0.01 | fit: gap % | target <= 0.5 % | label-sorted pass: gap % |"
+        + "".join(f" one pass, `{v}`: gap % | fit, `{v}`: gap % |" for v in ablations),
+        "| --- " * (8 + 2 * len(ablations)) + "|",
+    ]
+    yes_no = {True: "yes", False: "**no**"}
+    for name, d in results["datasets"].items():
+        g = d["summary"]["groups"]
+        p, f, s = g["pass"], g["fit"], g["pass_sorted"]
+        lines.append(
+            f"| {name} | {p['gap_percent']['mean']:+.2f} | "
+            f"{yes_no[p['targets']['gap_percent']['met']]} | {p['nmi']['mean']:.3f} "
+            f"({d['summary']['nmi_batch_em_mean']:.3f}) | {yes_no[p['targets']['nmi']['met']]} | "
+            f"{f['gap_percent']['mean']:+.2f} | {yes_no[f['targets']['gap_percent']['met']]} | "
+            f"{s['gap_percent']['mean']:+.2f} |"
+            + "".join(f" {g[f'{kind}[{v}]']['gap_percent']['mean']:+.2f} |"
+                      for v in ablations for kind in ("pass", "fit"))
+        )
+    for name, d in results["datasets"].items():
+        lines += ["", f"## {name}", "", d["description"] + ".", ""]
+        if d["params"]["ours_params"]:
+            lines += [f"Ours with {d['params']['ours_params']}.", ""]
+        lines += [
+            "| method | runs | held-out mean LL | gap % | gap target | NMI | NMI target | s/run |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for g in d["summary"]["groups"].values():
+            ll = _spread(g["ll"], 3) if "ll" in g else "-"
+            gap = _spread(g["gap_percent"], 2) if "gap_percent" in g else "-"
+            if g["kind"] == "batch_em":
+                gap = "0 (reference)"
+            t = g["targets"]
+            lines.append(
+                f"| {_label(g)} | {g['runs']} | {ll} | {gap} | {_met(t.get('gap_percent'))} | "
+                f"{_spread(g['nmi'], 3)} | {_met(t.get('nmi'))} | {g['seconds_mean']:.2f} |"
+            )
+        info = d.get("info") or {}
+        if info.get("rows_with_a_duplicate") is not None:
+            lines += ["", f"{100 * info['rows_with_a_duplicate']:.1f} % of the rows have an "
+                      f"exact duplicate; sections: {', '.join(info['sections'])}."]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write(results: dict[str, Any], out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    pj, pm = out / "quality.json", out / "quality.md"
+    pj.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    pm.write_text(to_markdown(results))
+    return pj, pm
+
+
+def _parse_set(items: list[str] | None) -> dict[str, Any]:
+    out = {}
+    for item in items or []:
+        key, _, value = item.partition("=")
+        try:
+            out[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, 1 seed, 1 order")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                    help="directory for quality.json and quality.md")
+    ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default 5)")
+    ap.add_argument("--orders", type=int, default=None, help="stream orders (default 3)")
+    ap.add_argument("--seed", type=int, default=0, help="the first seed")
+    ap.add_argument("--only", action="append", choices=list(LOADERS), metavar="DATASET",
+                    help=f"run only this dataset (repeatable): {', '.join(LOADERS)}")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="an OnlineGaussianMixture parameter for ours, on every dataset")
+    ap.add_argument("--blas-threads", type=int, default=1,
+                    help="BLAS threads (default 1: 2 shared cores; 0 for the library's)")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    raw = sys.argv[1:] if argv is None else argv
+    args = parse_args(raw)
+    n_seeds = args.seeds if args.seeds is not None else (1 if args.smoke else 5)
+    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    machine = machine_note()
+    results = run_quality(
+        smoke=args.smoke, seeds=[args.seed + i for i in range(n_seeds)],
+        n_orders=args.orders, datasets=args.only, extra_params=_parse_set(args.set),
+        blas_threads=args.blas_threads or None,
+    )
+    machine["load_average_end"] = load_average()
+    results = {"benchmark": "online-gmm quality",
+               "command": " ".join(["python -m benchmarks.quality", *raw]),
+               "started": started, "machine": machine, **results}
+    pj, pm = write(results, args.out)
+    print(pm.read_text())
+    print(f"[quality] wrote {pj} and {pm}", file=sys.stderr)
+    bad = [name for name, d in results["datasets"].items()
+           if not all(math.isfinite(r["nmi"]) for r in d["runs"])]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
