@@ -2,8 +2,9 @@
 
 The public API: :class:`OnlineGaussianMixture` (a scikit-learn estimator with
 ``partial_fit``), :class:`PowerDecay` (a decreasing forgetting-rate schedule),
-:func:`save` / :func:`load` (versioned model files) and the :mod:`online_gmm.diagnostics`
-module (prototype-collapse diagnostics).
+:func:`save` / :func:`load` (versioned model files), :func:`partial_fit_pipeline` (a
+stream through a fitted scikit-learn pipeline into ``partial_fit``) and the
+:mod:`online_gmm.diagnostics` module (prototype-collapse diagnostics).
 
 The names are imported on first use (PEP 562), so that ``import online_gmm`` and
 ``online-gmm --help`` do not pay for scikit-learn, numba and numpy until they are needed.
@@ -21,12 +22,14 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and the do
     from ._estimator import OnlineGaussianMixture
     from ._persistence import load, save
     from ._schedules import PowerDecay
+    from .pipeline import partial_fit_pipeline
 
 __all__ = [
     "OnlineGaussianMixture",
     "PowerDecay",
     "diagnostics",
     "load",
+    "partial_fit_pipeline",
     "save",
     "__version__",
 ]
@@ -37,6 +40,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "PowerDecay": ("._schedules", "PowerDecay"),
     "save": ("._persistence", "save"),
     "load": ("._persistence", "load"),
+    "partial_fit_pipeline": (".pipeline", "partial_fit_pipeline"),
     "diagnostics": (".diagnostics", None),
     "core": (".core", None),
 }
