@@ -18,8 +18,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 
 from ._cli_options import _add_hyper_options
 from ._cli_output import (
@@ -325,6 +327,31 @@ def _interrupted() -> int:
     return EXIT_INTERRUPTED
 
 
+@contextlib.contextmanager
+def _sigint_noted() -> Iterator[list]:
+    """A list that a Ctrl-C (SIGINT) during the block appends to. The KeyboardInterrupt is
+    raised as usual, but a C extension being imported under it (numpy's) turns it into an
+    ImportError: the note lets that still end as an interrupt. Only where Python's own
+    handler is installed (not when SIGINT is ignored, nor outside the main thread)."""
+    noted: list = []
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler or (
+        threading.current_thread() is not threading.main_thread()
+    ):
+        yield noted
+        return
+
+    def note(signum: int, frame: object) -> None:
+        noted.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
@@ -347,13 +374,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # while starting up: as later in the run
         return _interrupted()
     debug = getattr(args, "debug", False)
+    sigint: list = []
     try:
-        if args.command == "diagnose" and args.eps is None:
-            from .diagnostics import DEFAULT_EPS
+        with _sigint_noted() as sigint:
+            if args.command == "diagnose" and args.eps is None:
+                from .diagnostics import DEFAULT_EPS
 
-            args.eps = list(DEFAULT_EPS)
-        with _warnings_as_lines(getattr(args, "quiet", False)):
-            return args.handler(args)
+                args.eps = list(DEFAULT_EPS)
+            with _warnings_as_lines(getattr(args, "quiet", False)):
+                return args.handler(args)
     except UsageError as exc:
         if debug:
             raise
@@ -375,5 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
+        if sigint:  # a Ctrl-C that an extension module turned into another error
+            return _interrupted()
         _error(_one_line(exc))
         return EXIT_FAILURE

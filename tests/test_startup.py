@@ -154,3 +154,50 @@ def test_the_tables_choices_are_the_math_modules():
     assert _parameters.COVARIANCE_TYPES == _covariance.COVARIANCE_TYPES
     assert _parameters.INIT_PARAMS == _seeding.INIT_PARAMS
     assert _parameters.PARAMETERS["anneal_schedule"].choices == _schedules.ANNEAL_SCHEDULES
+
+
+def test_ctrl_c_while_the_command_line_module_loads_is_one_line_and_130():
+    # before main() runs: the console script's `from online_gmm.__main__ import main`
+    proc = subprocess.run([sys.executable, "-c", _INTERRUPT_ON_IMPORT, "online_gmm._cli",
+                           "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    assert proc.stderr.strip() == "online-gmm: error: interrupted", proc.stderr[-3000:]
+
+
+_SIGINT_SWALLOWED_BY_AN_EXTENSION = textwrap.dedent(
+    """
+    import os, signal, sys, time
+
+    class Swallow:
+        # a real SIGINT while module sys.argv[1] is imported, which the module turns into
+        # an ImportError (as numpy's C extension does)
+        def find_spec(self, name, path=None, target=None):
+            if name == sys.argv[1]:
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(30)
+                except KeyboardInterrupt:
+                    raise ImportError("extension failed to import") from None
+
+    sys.meta_path.insert(0, Swallow())
+    from online_gmm.__main__ import main
+    sys.exit(main(sys.argv[2:]))
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_turned_into_an_import_error_is_still_an_interrupt():
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGINT_SWALLOWED_BY_AN_EXTENSION, "online_gmm._cli_commands",
+         "demo"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    assert proc.stderr.strip() == "online-gmm: error: interrupted", proc.stderr[-3000:]
+    # without a Ctrl-C, the same ImportError is a one-line failure (exit 1)
+    code = _SIGINT_SWALLOWED_BY_AN_EXTENSION.replace("os.kill(os.getpid(), signal.SIGINT)",
+                                                     "raise KeyboardInterrupt")
+    proc = subprocess.run([sys.executable, "-c", code, "online_gmm._cli_commands", "demo"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "extension failed to import" in proc.stderr
