@@ -59,11 +59,12 @@ class OnlineGaussianMixture(
 ):
     """Gaussian mixture fitted by online EM, with annealing and responsibility-weighted forgetting.
 
-    A drop-in for :class:`sklearn.mixture.GaussianMixture` (same parameters, fitted attributes
-    and methods) that also learns from a stream: :meth:`partial_fit` folds one mini-batch into
-    the model's sufficient statistics. The E-step runs at a temperature that is annealed over
-    the first batches, and each component forgets old evidence in proportion to the
-    responsibility it absorbs. See ``docs/algorithm.md`` for the math.
+    A drop-in for :class:`sklearn.mixture.GaussianMixture` (its parameters, fitted attributes
+    and methods; two defaults differ, ``covariance_type`` and ``init_params``, see below) that
+    also learns from a stream: :meth:`partial_fit` folds one mini-batch into the model's
+    sufficient statistics. The E-step runs at a temperature that is annealed over the first
+    batches, and each component forgets old evidence in proportion to the responsibility it
+    absorbs. See ``docs/algorithm.md`` for the math.
 
     Parameters
     ----------

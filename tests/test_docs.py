@@ -68,7 +68,8 @@ def _parameters(page: str, object_id: str) -> dict[str, tuple[str, str]]:
     """``{name: (type, default)}`` of the Parameters table of the object ``object_id``."""
     start = page.index(f'id="{object_id}"')
     title = page.index('<span class="doc-section-title">Parameters:</span>', start)
-    assert f'id="{object_id}.' not in page[start:title], f"{object_id} has no Parameters"
+    next_heading = page.find('class="doc doc-heading"', page.index(">", start))
+    assert next_heading == -1 or title < next_heading, f"{object_id} has no Parameters"
     table = page[title : page.index("</table>", title)]
     rows = {}
     for row in re.findall(r'<tr class="doc-section-item">(.*?)</tr>', table, re.S):
