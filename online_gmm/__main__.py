@@ -10,7 +10,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from ._cli import main as _cli_main
+try:
+    from ._cli import main as _cli_main
+except KeyboardInterrupt:  # a Ctrl-C while the command line loads: as later in the run
+    sys.stderr.write("\nonline-gmm: error: interrupted\n")
+    raise SystemExit(130) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

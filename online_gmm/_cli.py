@@ -18,18 +18,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 
-from ._cli_commands import (
-    cmd_demo,
-    cmd_diagnose,
-    cmd_fit,
-    cmd_partial_fit,
-    cmd_predict,
-    cmd_sample,
-    cmd_score,
-)
 from ._cli_options import _add_hyper_options
 from ._cli_output import (
     EXIT_FAILURE,
@@ -50,6 +43,27 @@ __all__ = [
     "build_parser",
     "main",
 ]
+
+
+# ---------------------------------------------------------------------- commands
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    """The command ``name`` of :mod:`online_gmm._cli_commands`, imported when it runs: the
+    parser, ``--help``, ``--version`` and usage errors import no numpy, scikit-learn or
+    numba (and a Ctrl-C during those imports ends as one later in the run does)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from . import _cli_commands
+
+        return getattr(_cli_commands, name)(args)
+
+    run.__name__ = run.__qualname__ = name
+    return run
+
+
+cmd_demo, cmd_diagnose, cmd_fit, cmd_partial_fit, cmd_predict, cmd_sample, cmd_score = (
+    _command(f"cmd_{name}")
+    for name in ("demo", "diagnose", "fit", "partial_fit", "predict", "sample", "score")
+)
 
 
 # ---------------------------------------------------------------------- parser
@@ -307,6 +321,37 @@ def _exit_status(exc: SystemExit) -> int:
     return EXIT_FAILURE
 
 
+def _interrupted() -> int:
+    print(file=sys.stderr)
+    _error("interrupted")
+    return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _sigint_noted() -> Iterator[list]:
+    """A list that a Ctrl-C (SIGINT) during the block appends to. The KeyboardInterrupt is
+    raised as usual, but a C extension being imported under it (numpy's) turns it into an
+    ImportError: the note lets that still end as an interrupt. Only where Python's own
+    handler is installed (not when SIGINT is ignored, nor outside the main thread)."""
+    noted: list = []
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler or (
+        threading.current_thread() is not threading.main_thread()
+    ):
+        yield noted
+        return
+
+    def note(signum: int, frame: object) -> None:
+        noted.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
@@ -321,19 +366,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0 success, 1 runtime failure, 2 usage error, 130 interrupted,
         141 output pipe closed early.
     """
-    parser = build_parser()
     try:
+        parser = build_parser()
         args = parser.parse_args(None if argv is None else list(argv))
     except SystemExit as exc:
         return _exit_status(exc)
+    except KeyboardInterrupt:  # while starting up: as later in the run
+        return _interrupted()
     debug = getattr(args, "debug", False)
-    if args.command == "diagnose" and args.eps is None:
-        from .diagnostics import DEFAULT_EPS
-
-        args.eps = list(DEFAULT_EPS)
+    sigint: list = []
     try:
-        with _warnings_as_lines(getattr(args, "quiet", False)):
-            return args.handler(args)
+        with _sigint_noted() as sigint:
+            if args.command == "diagnose" and args.eps is None:
+                from .diagnostics import DEFAULT_EPS
+
+                args.eps = list(DEFAULT_EPS)
+            with _warnings_as_lines(getattr(args, "quiet", False)):
+                return args.handler(args)
     except UsageError as exc:
         if debug:
             raise
@@ -345,9 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        print(file=sys.stderr)
-        _error("interrupted")
-        return EXIT_INTERRUPTED
+        return _interrupted()
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): stop quietly, as a process killed by SIGPIPE.
         with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -357,5 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
+        if sigint:  # a Ctrl-C that an extension module turned into another error
+            return _interrupted()
         _error(_one_line(exc))
         return EXIT_FAILURE

@@ -7,9 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._cli_files import _read_options, _sources
 from ._cli_output import UsageError
-from ._readers import load_matrix
 
 
 def _hyper_parameters() -> list[tuple[tuple[str, ...], str, Any, str]]:
@@ -47,6 +45,8 @@ def _add_hyper_options(parser: argparse.ArgumentParser) -> None:
 
 def _estimator_from(args: argparse.Namespace) -> Any:
     from . import OnlineGaussianMixture
+    from ._cli_files import _read_options, _sources
+    from ._readers import load_matrix
 
     params = {
         param: getattr(args, param)

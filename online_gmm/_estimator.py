@@ -64,19 +64,22 @@ class OnlineGaussianMixture(
 ):
     """Gaussian mixture fitted by online EM, with annealing and responsibility-weighted forgetting.
 
-    A drop-in for :class:`sklearn.mixture.GaussianMixture` (same parameters, fitted attributes
-    and methods) that also learns from a stream: :meth:`partial_fit` folds one mini-batch into
-    the model's sufficient statistics. The E-step runs at a temperature that is annealed over
-    the first batches, and each component forgets old evidence in proportion to the
-    responsibility it absorbs. See ``docs/algorithm.md`` for the math.
+    A drop-in for :class:`sklearn.mixture.GaussianMixture` (its parameters, fitted attributes
+    and methods; two defaults differ, ``covariance_type`` and ``init_params``, see below) that
+    also learns from a stream: :meth:`partial_fit` folds one mini-batch into the model's
+    sufficient statistics. The E-step runs at a temperature that is annealed over the first
+    batches, and each component forgets old evidence in proportion to the responsibility it
+    absorbs. See ``docs/algorithm.md`` for the math.
 
     Parameters
     ----------
     n_components : int, default=1
         Number of mixture components.
-    covariance_type : {"full", "tied", "diag", "spherical"}, default="diag"
+    covariance_type : {"diag", "full", "tied", "spherical"}, default="diag"
         Covariance parametrisation, as in scikit-learn. ``diag`` is the default here (not
-        ``full`` as in scikit-learn) because streams of embeddings are high-dimensional.
+        ``full`` as in scikit-learn) because streams of embeddings are high-dimensional: a
+        full covariance is ``D x D`` per component, and factorising it costs ``D ** 3`` per
+        step.
     tol : float, default=1e-3
         :meth:`fit` stops when the per-epoch change of the mean log-likelihood is below it.
     reg_covar : float, default=1e-6
@@ -88,7 +91,9 @@ class OnlineGaussianMixture(
     batch_size : int, default=1024
         Mini-batch size of :meth:`fit`.
     init_params : {"k-means++", "kmeans", "random", "random_from_data"}, default="k-means++"
-        How components are seeded: k-means++ seeds on samples, ``kmeans`` runs
+        How components are seeded (scikit-learn's default is ``kmeans``; ``k-means++`` is
+        the default here because a stream seeds from its first batch, and k-means++ needs
+        no Lloyd iterations over it): k-means++ seeds on samples, ``kmeans`` runs
         scikit-learn's ``KMeans`` (Lloyd) and seeds on its centres, ``random`` on means of
         random responsibilities, ``random_from_data`` on random samples. :meth:`partial_fit`
         seeds from its first batch; a stream is seeded best by a first call on a larger sample
@@ -107,25 +112,32 @@ class OnlineGaussianMixture(
         restarts (k-means++ seeds, a few Lloyd and EM iterations) replace the provisional
         model of the first steps; the stream goes on from the best restart's statistics,
         no row counted twice. :meth:`fit` runs the same restarts on its seeding sample.
-        0 turns the warm-up off (the first batch seeds, as before 0.3). See
-        ``docs/algorithm.md``, "Warm-up".
+        0 turns the warm-up off (the first batch seeds). See ``docs/algorithm.md``,
+        "Warm-up".
     warmup_restarts : int, default=3
         Restarts of the warm-up; the one of highest buffer log-likelihood is kept.
-    weights_init, means_init, precisions_init : array-like, default=None
-        User-provided initial parameters (shapes as in scikit-learn).
+    weights_init : array-like of shape (n_components,), default=None
+        User-provided initial weights (as in scikit-learn).
+    means_init : array-like of shape (n_components, n_features), default=None
+        User-provided initial means (as in scikit-learn).
+    precisions_init : array-like, default=None
+        User-provided initial precisions, of the shape ``covariance_type`` gives them (as in
+        scikit-learn).
     forgetting : {"responsibility", "uniform"}, default="responsibility"
         ``responsibility``: a component keeps ``(1 - eta) ** m_k`` of its evidence after
         absorbing mass ``m_k``; ``uniform``: every component keeps ``(1 - eta) ** n``.
     forgetting_rate : float or callable, default=0.0
         eta in [0, 1), or ``step -> eta`` (e.g. :class:`online_gmm.PowerDecay`). 0 keeps exact
         cumulative statistics (a stationary stream).
-    temperature_init, temperature_final : float, default=1.0
-        E-step temperature at the first batch and after ``anneal_steps`` batches.
+    temperature_init : float, default=1.0
+        E-step temperature at the first batch.
+    temperature_final : float, default=1.0
+        E-step temperature after ``anneal_steps`` batches.
     anneal_steps : int, default=0
         Batches over which the temperature moves from init to final.
-    anneal_schedule : {"constant", "linear", "cosine", "exponential"} or callable, \
-default="exponential"
-        Path of the temperature, or ``step -> temperature``.
+    anneal_schedule : str or callable, default="exponential"
+        Path of the temperature: ``"exponential"``, ``"constant"``, ``"linear"`` or
+        ``"cosine"``, or a callable ``step -> temperature``.
     seed_mass : float, default=1.0
         Evidence (pseudo-count) a freshly seeded component starts with.
     dead_threshold : float, default=1e-3

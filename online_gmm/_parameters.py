@@ -1,68 +1,115 @@
 """The parameter table: every hyper-parameter of the mixture, defined once.
 
-Each entry holds the parameter's constraints in scikit-learn's ``_parameter_constraints``
-vocabulary, its default, a one-line help and, for the command line, its flags. The
-estimator's ``_parameter_constraints``, the bridge's checks and the CLI's estimator options
-are all built from :data:`PARAMETERS`; :func:`validate` checks values against it with
-scikit-learn's own validator (and its messages: "The 'n_components' parameter of
-OnlineGaussianMixture must be an int in the range [1, inf). Got 0 instead.").
+Each entry holds the parameter's constraints (a small spec, turned into scikit-learn's
+``_parameter_constraints`` vocabulary by :func:`constraints`), its default, a one-line help
+and, for the command line, its flags. The estimator's ``_parameter_constraints``, the
+bridge's checks and the CLI's estimator options are all built from :data:`PARAMETERS`;
+:func:`validate` checks values against it with scikit-learn's own validator (and its
+messages: "The 'n_components' parameter of OnlineGaussianMixture must be an int in the
+range [1, inf). Got 0 instead.").
+
+The table itself is plain data: importing this module imports neither scikit-learn nor
+numpy (``online-gmm --help`` builds its estimator options from it in milliseconds); the
+scikit-learn constraint objects are built on the first call of :func:`constraints` or
+:func:`validate`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
 
-from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
-
-from ._covariance import COVARIANCE_TYPES
 from ._schedules import ANNEAL_SCHEDULES
-from ._seeding import INIT_PARAMS
 
 FORGETTING = ("responsibility", "uniform")
+#: The covariance types and seedings, as :data:`online_gmm._covariance.COVARIANCE_TYPES` and
+#: :data:`online_gmm._seeding.INIT_PARAMS` (kept here so that the table imports without
+#: numpy; ``tests/test_parameters.py`` checks they are the same).
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+INIT_PARAMS = ("k-means++", "kmeans", "random", "random_from_data")
 _INF = float("inf")
 
 
 @dataclass(frozen=True)
-class Parameter:
-    """One hyper-parameter: constraints, default, help, command-line flags."""
+class IntervalSpec:
+    """The spec of a scikit-learn ``Interval`` (built by :meth:`build`)."""
 
-    constraints: tuple
+    type: type
+    left: float | None
+    right: float | None
+    closed: str
+
+    def build(self) -> Any:
+        from sklearn.utils._param_validation import Interval
+
+        return Interval(self.type, self.left, self.right, closed=self.closed)
+
+
+@dataclass(frozen=True)
+class OptionsSpec:
+    """The spec of a scikit-learn ``StrOptions`` (built by :meth:`build`)."""
+
+    options: tuple[str, ...]
+
+    def build(self) -> Any:
+        return _choices_type()(self.options)
+
+
+@functools.cache
+def _choices_type() -> type:
+    """``StrOptions`` whose messages list the options in their documented order (a set's
+    order changes with ``PYTHONHASHSEED``); made on first use (it imports scikit-learn)."""
+    from sklearn.utils._param_validation import StrOptions
+
+    class Choices(StrOptions):
+        def __init__(self, options: tuple[str, ...]) -> None:
+            super().__init__(set(options))
+            self.ordered = tuple(options)
+
+        def __str__(self) -> str:
+            return f"a str among {{{', '.join(repr(o) for o in self.ordered)}}}"
+
+    return Choices
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One hyper-parameter: constraints, default, help, command-line flags.
+
+    ``spec`` holds the constraints as plain data: :class:`IntervalSpec` and :class:`OptionsSpec`
+    specs, and scikit-learn's own string constraints (``"boolean"``, ``"array-like"``, ...),
+    ``None`` and ``callable`` as they are; :meth:`constraints` builds scikit-learn's list.
+    """
+
+    spec: tuple
     default: Any
     help: str
     flags: tuple[str, ...] = ()  # () for no command-line option
     choices: tuple[str, ...] | None = None  # the string options, in their documented order
     cli_type: type | None = None  # the command line's parser (int, float) where not choices
 
-
-class _Choices(StrOptions):
-    """``StrOptions`` whose messages list the options in their documented order (a set's
-    order changes with ``PYTHONHASHSEED``)."""
-
-    def __init__(self, options: tuple[str, ...]) -> None:
-        super().__init__(set(options))
-        self.ordered = tuple(options)
-
-    def __str__(self) -> str:
-        return f"a str among {{{', '.join(repr(o) for o in self.ordered)}}}"
+    def constraints(self) -> list:
+        """The constraints in scikit-learn's vocabulary (``Interval``, ``StrOptions``, ...)."""
+        return [c.build() if isinstance(c, IntervalSpec | OptionsSpec) else c for c in self.spec]
 
 
 def _choice(options: tuple[str, ...], *more: Any) -> tuple:
-    return (_Choices(options), *more)
+    return (OptionsSpec(options), *more)
 
 
 def _count(low: int) -> tuple:
-    return (Interval(Integral, low, None, closed="left"),)
+    return (IntervalSpec(Integral, low, None, closed="left"),)
 
 
 def _nonnegative_finite() -> tuple:
-    return (Interval(Real, 0, _INF, closed="left"),)
+    return (IntervalSpec(Real, 0, _INF, closed="left"),)
 
 
 def _positive_finite() -> tuple:
-    return (Interval(Real, 0, _INF, closed="neither"),)
+    return (IntervalSpec(Real, 0, _INF, closed="neither"),)
 
 
 #: The table, in the command line's order (then the parameters it has no option for).
@@ -75,7 +122,7 @@ PARAMETERS: dict[str, Parameter] = {
                             ("--batch-size",), cli_type=int),
     "forgetting": Parameter(_choice(FORGETTING), "responsibility",
                             "how old evidence is discounted", ("--forgetting",), FORGETTING),
-    "forgetting_rate": Parameter((Interval(Real, 0, 1, closed="left"), callable), 0.0,
+    "forgetting_rate": Parameter((IntervalSpec(Real, 0, 1, closed="left"), callable), 0.0,
                                  "eta in [0, 1); 0 never forgets", ("--forgetting-rate",),
                                  cli_type=float),
     "temperature_init": Parameter(_positive_finite(), 1.0, "E-step temperature at step 0",
@@ -99,7 +146,7 @@ PARAMETERS: dict[str, Parameter] = {
     "seed_mass": Parameter(_nonnegative_finite(), 1.0,
                            "evidence a freshly seeded component starts with", ("--seed-mass",),
                            cli_type=float),
-    "dead_threshold": Parameter((Interval(Real, 0, 1, closed="both"),), 1e-3,
+    "dead_threshold": Parameter((IntervalSpec(Real, 0, 1, closed="both"),), 1e-3,
                                 "reseed below this weight * K", ("--dead-threshold",),
                                 cli_type=float),
     "max_reseed": Parameter((*_count(0), None), None,
@@ -132,10 +179,18 @@ SHARED_WITH_BRIDGE = (
 )
 
 
+@functools.cache
+def _built(name: str) -> tuple:
+    return tuple(PARAMETERS[name].constraints())
+
+
 def constraints(names: Iterable[str] | None = None) -> dict[str, list]:
-    """``{name: [constraint, ...]}`` in scikit-learn's vocabulary, for ``names`` (all)."""
+    """``{name: [constraint, ...]}`` in scikit-learn's vocabulary, for ``names`` (all).
+
+    Built on the first call (this imports scikit-learn), then reused.
+    """
     names = PARAMETERS if names is None else names
-    return {name: list(PARAMETERS[name].constraints) for name in names}
+    return {name: list(_built(name)) for name in names}
 
 
 def defaults(names: Iterable[str] | None = None) -> dict[str, Any]:
@@ -158,12 +213,14 @@ def validate(values: Mapping[str, Any], caller: str,
     sklearn.utils._param_validation.InvalidParameterError: The 'n_components' parameter of \
 Model must be an int in the range [1, inf). Got 0 instead.
     """
+    from sklearn.utils._param_validation import validate_parameter_constraints
+
     table = {}
     for name in values:  # names neither has (a subclass's own parameters) are not checked
         if extra and name in extra:
             table[name] = extra[name]
         elif name in PARAMETERS:
-            table[name] = list(PARAMETERS[name].constraints)
+            table[name] = list(_built(name))
     validate_parameter_constraints(table, dict(values), caller_name=caller)
 
 

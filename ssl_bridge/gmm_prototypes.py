@@ -77,7 +77,10 @@ class GMMPrototypes(nn.Module):
     dim : int
         Embedding dimension D.
     covariance_type : {"spherical", "diag", "full", "tied"}, default="spherical"
+        Covariance shape of the mixture, as :class:`online_gmm.OnlineGaussianMixture`'s
+        (``spherical`` by default here: one variance per prototype).
     forgetting : {"responsibility", "uniform"}, default="responsibility"
+        How old evidence is discounted, as :class:`online_gmm.OnlineGaussianMixture`'s.
     forgetting_rate : float or callable, default=1e-4
         eta: a prototype remembers about ``1 / eta`` of its own samples, and the mixing
         weights about ``1 / eta`` samples in all. SSL embeddings drift as the encoder learns,
@@ -85,10 +88,28 @@ class GMMPrototypes(nn.Module):
         or prototypes that miss a few batches fall below ``dead_threshold`` and are reseeded
         (measured, K=1024, batches of 256: eta=1e-3 reseeds 11 prototypes per step, 1e-4
         0.3; see docs/ssl.md). Keep ``eta`` well below ``1 / K``-ish rates for large K.
-    temperature_init, temperature_final, anneal_steps, anneal_schedule
-        E-step temperature schedule, as :class:`online_gmm.OnlineGaussianMixture`.
-    seed_mass, dead_threshold, max_reseed, reg_covar, init_params
-        As :class:`online_gmm.OnlineGaussianMixture`.
+    temperature_init : float, default=1.0
+        E-step temperature at the first update, as :class:`online_gmm.OnlineGaussianMixture`'s.
+    temperature_final : float, default=1.0
+        E-step temperature after ``anneal_steps`` updates.
+    anneal_steps : int, default=0
+        Updates over which the temperature moves from ``temperature_init`` to
+        ``temperature_final``.
+    anneal_schedule : str or callable, default="exponential"
+        Path of the temperature: ``"exponential"``, ``"constant"``, ``"linear"`` or
+        ``"cosine"``, or a callable ``step -> temperature``.
+    seed_mass : float, default=1.0
+        Evidence (pseudo-count) a freshly seeded prototype starts with.
+    dead_threshold : float, default=1e-3
+        A prototype whose weight falls below ``dead_threshold / n_prototypes`` is reseeded.
+    max_reseed : int or None, default=None
+        At most this many dead prototypes are reseeded per update (None: as many as the
+        batch has rows).
+    reg_covar : float, default=1e-6
+        Added to the diagonal of every covariance.
+    init_params : {"k-means++", "kmeans", "random", "random_from_data"}, default="k-means++"
+        How the first batch seeds the prototypes, as
+        :class:`online_gmm.OnlineGaussianMixture`'s.
     normalize : bool, default=True
         L2-normalise embeddings (teacher and student) before use, as DINO-style heads do.
     nonfinite : {"raise", "skip"}, default="raise"
