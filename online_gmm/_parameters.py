@@ -62,9 +62,9 @@ class OptionsSpec:
 def _choices_type() -> type:
     """``StrOptions`` whose messages list the options in their documented order (a set's
     order changes with ``PYTHONHASHSEED``); made on first use (it imports scikit-learn)."""
-    from sklearn.utils._param_validation import StrOptions
+    from sklearn.utils import _param_validation
 
-    class Choices(StrOptions):
+    class StrOptions(_param_validation.StrOptions):
         def __init__(self, options: tuple[str, ...]) -> None:
             super().__init__(set(options))
             self.ordered = tuple(options)
@@ -72,7 +72,7 @@ def _choices_type() -> type:
         def __str__(self) -> str:
             return f"a str among {{{', '.join(repr(o) for o in self.ordered)}}}"
 
-    return Choices
+    return StrOptions
 
 
 @dataclass(frozen=True)
