@@ -19,7 +19,9 @@ from ._writers import ArrayWriter, atomic_target, output_format
 
 
 def _check_writable(path: str) -> None:
-    """Fail before any work if the output's directory does not exist."""
+    """Fail before any work if the output cannot be written: its directory does not exist,
+    it is a directory, or a file cannot be created next to it (a read-only directory or
+    file system; tried for real, with the temporary file an atomic write would use)."""
     if path == "-":
         return
     directory = os.path.dirname(os.path.abspath(path))
@@ -27,6 +29,14 @@ def _check_writable(path: str) -> None:
         raise DataError(f"{path}: cannot write there: no such directory {directory}")
     if os.path.isdir(path):
         raise DataError(f"{path}: is a directory")
+    from ._writers import _temp_in
+
+    try:
+        probe = _temp_in(path)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise DataError(f"{path}: cannot write there: {reason} (directory {directory})") from None
+    os.unlink(probe)
 
 
 def _read_options(args: argparse.Namespace, batch_size: int) -> ReadOptions:
