@@ -128,14 +128,17 @@ def _check_integer_options(args: argparse.Namespace) -> None:
 
 def cmd_partial_fit(args: argparse.Namespace) -> int:
     """``partial-fit``: continue a saved model on DATA, in place or to ``--output``."""
+    from ._cli_files import _save_format
+
     output = args.output or args.model
     _check_writable(output)
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.trusted)
+    save_format = _save_format(model, output)
     sources = _sources(args, args.data)
     batch_size = args.batch_size or int(model.batch_size)
     t0 = time.perf_counter()
     n, steps = _stream_into(model, args, sources, batch_size, args.epochs)
-    _save_model(model, output)
+    _save_model(model, output, save_format)
     _say(
         args,
         f"partial-fit {_rate(n, time.perf_counter() - t0)}, {steps} steps "
@@ -150,7 +153,7 @@ def _infer(
     writer: ArrayWriter | None,
 ) -> tuple[int, float]:
     """Run ``method(model, batch)`` over DATA, writing each result; (n, sum of results)."""
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.trusted)
     sources = _sources(args, args.data)
     batch_size = _inference_batch(args, model)
     progress = Progress(_status_enabled(args))
@@ -208,7 +211,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
             raise UsageError("--labels and the samples cannot both go to standard output")
     if args.random_state is not None and not 0 <= args.random_state <= 2**32 - 1:
         raise UsageError(f"--random-state must be in [0, {2**32 - 1}]; got {args.random_state}")
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.trusted)
     seed = args.random_state
     if seed is None and isinstance(model.random_state, (int, np.integer)):
         seed = int(model.random_state)
@@ -251,20 +254,21 @@ def _read_vector(path: str) -> np.ndarray:
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     """``diagnose``: the prototype-collapse report of a model's means or of a matrix."""
+    from ._persistence import is_model_archive
     from .diagnostics import collapse_report, format_report
 
     target = args.target
     is_matrix = (
         target == "-"
         or args.format is not None
-        or Path(target).suffix.lower() in _MATRIX_EXTENSIONS
+        or (Path(target).suffix.lower() in _MATRIX_EXTENSIONS and not is_model_archive(target))
         or Path(target).is_dir()
     )
     if is_matrix:
         C = load_matrix(_sources(args, [target]), _read_options(args, 65536))
         weights = _read_vector(args.weights) if args.weights else None
     else:
-        model = _load_model(target)
+        model = _load_model(target, args.trusted)
         C = np.asarray(model.means_)
         weights = _read_vector(args.weights) if args.weights else np.asarray(model.weights_)
     report = collapse_report(C, weights, eps=args.eps)
