@@ -494,6 +494,28 @@ def test_a_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatc
     assert_identical(old, load(target))
 
 
+@pytest.mark.parametrize("failing", ["fsync", "replace"])
+def test_a_failure_at_the_commit_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch,
+                                                                      failing):
+    """A full disk may only show when the data is flushed (``fsync``), a rename can fail:
+    the temporary file goes, the old file stays."""
+    old, _ = _fitted()
+    target = tmp_path / "model.npz"
+    save(old, target)
+    before = target.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, failing, broken)
+    with pytest.raises(OSError, match="No space left") as err:
+        save(_fitted("full")[0], target)
+    monkeypatch.undo()
+    assert err.value.filename == str(target)
+    assert target.read_bytes() == before
+    assert _no_temporaries(tmp_path)
+
+
 def test_save_names_the_target_not_its_temporary_file(tmp_path, monkeypatch):
     import tempfile
 
