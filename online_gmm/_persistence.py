@@ -79,12 +79,13 @@ import io
 import json
 import math
 import os
-import pickletools
 import signal
 import threading
-import zipfile
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported where used: ``import online_gmm`` stays quick
+    import zipfile
 
 from ._version import __version__
 
@@ -489,6 +490,8 @@ def _same_array(a: Any, b: Any) -> bool:
 def _write_npz(path: str, members: dict[str, Any], level: int) -> None:
     """The members as ``NAME.npy`` in a zip archive: :func:`numpy.savez`'s layout, with
     ``allow_pickle=False`` and a chosen deflate level."""
+    import zipfile
+
     import numpy as np
 
     compression = zipfile.ZIP_DEFLATED if level else zipfile.ZIP_STORED
@@ -524,6 +527,8 @@ def _kind(path) -> str:
 def is_model_archive(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a pickle-free model file (a zip whose first member is the
     header), as opposed to e.g. an ``.npz`` of data; reads a few bytes, never raises."""
+    import zipfile
+
     try:
         if _kind(path) != "npz":
             return False
@@ -604,6 +609,8 @@ def load(path: str | os.PathLike, *, trusted: bool = False) -> Any:
 # ---------------------------------------------------------------------- format 2
 @contextlib.contextmanager
 def _open_archive(path) -> Iterator[zipfile.ZipFile]:
+    import zipfile
+
     try:
         zf = zipfile.ZipFile(path)
     except (FileNotFoundError, PermissionError, IsADirectoryError):
@@ -1011,6 +1018,8 @@ _SIMPLE_VALUE_OPS = {
 
 
 def _parse_header_opcodes(path) -> dict:
+    import pickletools
+
     with open(path, "rb") as raw:
         stream = _Decompressed(raw)
         stack: list[Any] = []
