@@ -266,7 +266,8 @@ def _write_atomically(path: str, write) -> str:
     from ._writers import atomic_target
 
     try:
-        with _signals_clean_up(), atomic_target(path) as tmp:
+        with _signals_clean_up() as guard, atomic_target(path) as tmp:
+            guard.arm()  # from here on a signal removes the temporary file
             write(tmp)
     except OSError as exc:
         if exc.errno is None or exc.filename == path:
@@ -280,40 +281,53 @@ class _Terminated(BaseException):
     """Raised by the temporary signal handler of :func:`_signals_clean_up`."""
 
 
+class _SignalGuard:
+    """The handler :func:`_signals_clean_up` installs: it records the signal, and raises
+    :class:`_Terminated` once :meth:`arm` has been called (the temporary file exists and is
+    in the hands of ``atomic_target``, which removes it on an exception)."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.received: list[int] = []
+
+    def handler(self, signum, frame) -> None:
+        self.received.append(signum)
+        if self.armed:
+            raise _Terminated(signum)
+
+    def arm(self) -> None:
+        self.armed = True
+        if self.received:  # arrived while the temporary file was being created
+            raise _Terminated(self.received[0])
+
+
 @contextlib.contextmanager
-def _signals_clean_up() -> Iterator[None]:
+def _signals_clean_up() -> Iterator[_SignalGuard]:
     """While saving, SIGTERM (and SIGHUP) raise an exception instead of killing the process
     at once, so that the temporary file is removed; the process then dies of the signal, as
     it would have. Only where the signal's disposition is the default one (an application's
     own handler is left alone) and in the main thread (the only one Python lets install
     handlers)."""
+    guard = _SignalGuard()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield guard
         return
     signums = [
         getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
         if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is signal.SIG_DFL
     ]
-    armed = [True]
-    received: list[int] = []
-
-    def handler(signum, frame):
-        received.append(signum)
-        if armed[0]:
-            raise _Terminated(signum)
-
     for signum in signums:
-        signal.signal(signum, handler)
+        signal.signal(signum, guard.handler)
     try:
-        yield
+        yield guard
     except _Terminated:
         pass  # atomic_target has removed the temporary file
     finally:
-        armed[0] = False  # a signal from now on is only recorded ...
+        guard.armed = False  # a signal from now on is only recorded ...
         for signum in signums:
             signal.signal(signum, signal.SIG_DFL)  # (this runs pending handlers first)
-        if received:  # ... and kills the process as it would have without the handler
-            signal.raise_signal(received[0])
+        if guard.received:  # ... and kills the process as it would have without the handler
+            signal.raise_signal(guard.received[0])
 
 
 def _pickle_payload(model: Any) -> dict:

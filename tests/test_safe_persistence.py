@@ -608,6 +608,45 @@ def test_sigterm_mid_save_leaves_the_old_file_and_no_temporary(tmp_path, fmt):
     assert _no_temporaries(tmp_path)
 
 
+RACE_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    import numpy as np
+    from online_gmm import OnlineGaussianMixture, _writers, save
+
+    target = sys.argv[1]
+    model = OnlineGaussianMixture(2, random_state=0).partial_fit(np.zeros((4, 2)) + 1)
+    save(model, target)
+    real = _writers._temp_in
+
+    def temp_in(path):  # SIGTERM arrives just after the temporary file is created
+        tmp = real(path)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return tmp
+
+    _writers._temp_in = temp_in
+    save(model, target)
+    print("survived", flush=True)
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or sys.platform == "win32",
+                    reason="POSIX signals")
+def test_sigterm_while_the_temporary_file_is_created_leaves_none(tmp_path):
+    target = tmp_path / "model.npz"
+    script = tmp_path / "child.py"
+    script.write_text(RACE_CHILD)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(script), str(target)], cwd=tmp_path, env=env,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    assert b"survived" not in proc.stdout
+    assert load(target).n_steps_ == 1
+    assert _no_temporaries(tmp_path)
+
+
 # ---------------------------------------------------------------------- the CLI
 def test_the_cli_loads_a_pickle_with_trusted_and_converts_it(tmp_path, capsys):
     fixture = FIXTURES / "model_v0.1.0.joblib"
