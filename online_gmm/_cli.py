@@ -8,6 +8,9 @@ progress, messages and exit statuses in :mod:`online_gmm._cli_output`). Data are
 chunks) and written by :mod:`online_gmm._writers`; models are saved and loaded by
 :mod:`online_gmm._persistence`. See ``docs/cli.md`` for the reference and the decisions.
 
+Models are read pickle-free; a pickle-based model file (online-gmm 0.1.0's, or a bare pickle)
+is loaded only with ``--trusted``, as unpickling can run code from the file.
+
 Exit codes: 0 success, 1 runtime failure (bad data, unreadable or incompatible model, ...),
 2 usage error, 130 interrupted (Ctrl-C), 141 output pipe closed early. Errors are one line on
 standard error, ``online-gmm: error: <message>`` (``--debug`` shows the traceback instead).
@@ -170,6 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="compute in this dtype (default: auto = float32/float64 .npy as stored, else float64)",
     )
 
+    trusting = argparse.ArgumentParser(add_help=False)
+    trusting.add_argument_group("model file options").add_argument(
+        "--trusted",
+        action="store_true",
+        help="also load a pickle-based MODEL (written by online-gmm 0.1.0, by "
+        "save(..., format='pickle') or a bare joblib/pickle dump). WARNING: loading a pickle "
+        "runs whatever code the file holds; use it only for files you trust. Models saved "
+        "by this version are pickle-free and need no flag",
+    )
+
     data_help = (
         "input: .npy/.npz/.csv/.tsv/.txt file, directory of .npy shards, glob pattern, "
         "or '-' for standard input"
@@ -221,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         "partial-fit",
         "continue a saved model on more DATA",
         cmd_partial_fit,
-        parents=[common, reading],
+        parents=[common, reading, trusting],
     )
     p.add_argument("model", metavar="MODEL", help="saved model (updated in place unless -o)")
     p.add_argument("data", nargs="+", metavar="DATA", help=data_help)
@@ -241,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("predict", "predict the component of each row of DATA", cmd_predict),
         ("score", "mean log-likelihood of DATA under a saved model", cmd_score),
     ):
-        p = add(name, text, handler, parents=[common, reading])
+        p = add(name, text, handler, parents=[common, reading, trusting])
         p.add_argument("model", metavar="MODEL", help="saved model")
         p.add_argument("data", nargs="+", metavar="DATA", help=data_help)
         if name == "score":
@@ -266,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="rows processed at once (default: about 64 MiB of data, 256 to 65536)",
         )
 
-    p = add("sample", "draw samples from a saved model", cmd_sample, parents=[common])
+    p = add("sample", "draw samples from a saved model", cmd_sample, parents=[common, trusting])
     p.add_argument("model", metavar="MODEL", help="saved model")
     p.add_argument(
         "-n", "--n-samples", type=int, default=1, metavar="N", help="rows to draw (default: 1)"
@@ -284,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         "diagnose",
         "print the prototype-collapse report of a model or of a prototype matrix",
         cmd_diagnose,
-        parents=[common, reading],
+        parents=[common, reading, trusting],
     )
     p.add_argument(
         "target",

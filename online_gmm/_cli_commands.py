@@ -52,6 +52,7 @@ def _stream_into(
     if epochs > 1 and any(s.is_stdin for s in sources):
         raise UsageError("standard input can be read only once: --epochs must be 1 with '-'")
     opts = _read_options(args, batch_size)
+    n_features = getattr(model, "n_features_in_", None)  # a saved model checks every source
     enabled = _status_enabled(args)
     per_epoch = count_rows(sources, opts) if enabled else None
     progress = Progress(enabled, total=per_epoch * epochs if per_epoch else None)
@@ -59,7 +60,7 @@ def _stream_into(
     try:
         for epoch in range(1, epochs + 1):
             note = f"epoch {epoch}/{epochs}" if epochs > 1 else ""
-            for batch in iter_batches(sources, batch_size, opts):
+            for batch in iter_batches(sources, batch_size, opts, n_features):
                 model.partial_fit(batch)
                 n += batch.shape[0]
                 steps += 1
@@ -87,6 +88,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     """``fit``: a new model from DATA, saved to ``--output``."""
     if args.converge and args.epochs is not None:
         raise UsageError("--epochs applies to streaming; --converge runs until --tol/--max-iter")
+    _check_integer_options(args)
     model = _estimator_from(args)
     _check_writable(args.output)
     sources = _sources(args, args.data)
@@ -103,16 +105,40 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_integer_options(args: argparse.Namespace) -> None:
+    """Integer estimator options NumPy can use (a usage error otherwise, before any work): a
+    count is at most the largest array index (``n_components`` a count of float64 weights),
+    a seed in [0, 2**32 - 1]."""
+    from ._cli_options import _hyper_parameters
+
+    largest = int(np.iinfo(np.intp).max)
+    for flags, param, kind, _ in _hyper_parameters():
+        value = getattr(args, param, None)
+        if kind is not int or value is None:
+            continue
+        option = "/".join(flags)
+        if param == "random_state":
+            if not 0 <= value <= 2**32 - 1:
+                raise UsageError(f"{option} must be in [0, {2**32 - 1}]; got {value}")
+            continue
+        high = largest // 8 if param == "n_components" else largest
+        if value > high:
+            raise UsageError(f"{option} is too large: at most {high}; got {value}")
+
+
 def cmd_partial_fit(args: argparse.Namespace) -> int:
     """``partial-fit``: continue a saved model on DATA, in place or to ``--output``."""
+    from ._cli_files import _save_format
+
     output = args.output or args.model
     _check_writable(output)
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.trusted)
+    save_format = _save_format(model, output)
     sources = _sources(args, args.data)
     batch_size = args.batch_size or int(model.batch_size)
     t0 = time.perf_counter()
     n, steps = _stream_into(model, args, sources, batch_size, args.epochs)
-    _save_model(model, output)
+    _save_model(model, output, save_format)
     _say(
         args,
         f"partial-fit {_rate(n, time.perf_counter() - t0)}, {steps} steps "
@@ -127,13 +153,14 @@ def _infer(
     writer: ArrayWriter | None,
 ) -> tuple[int, float]:
     """Run ``method(model, batch)`` over DATA, writing each result; (n, sum of results)."""
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.trusted)
     sources = _sources(args, args.data)
     batch_size = _inference_batch(args, model)
     progress = Progress(_status_enabled(args))
     n, total = 0, 0.0
     try:
-        for batch in iter_batches(sources, batch_size, _read_options(args, batch_size)):
+        opts = _read_options(args, batch_size)
+        for batch in iter_batches(sources, batch_size, opts, _n_features(model)):
             out = np.asarray(method(model, batch))
             if writer is not None:
                 writer.write(out)
@@ -182,7 +209,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
         labels = _writer(args.labels)
         if args.labels == "-" and (args.output or "-") == "-":
             raise UsageError("--labels and the samples cannot both go to standard output")
-    model = _load_model(args.model)
+    if args.random_state is not None and not 0 <= args.random_state <= 2**32 - 1:
+        raise UsageError(f"--random-state must be in [0, {2**32 - 1}]; got {args.random_state}")
+    model = _load_model(args.model, args.trusted)
     seed = args.random_state
     if seed is None and isinstance(model.random_state, (int, np.integer)):
         seed = int(model.random_state)
@@ -209,10 +238,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def _read_vector(path: str) -> np.ndarray:
     """A 1-D weight vector from ``.npy`` or text (one value per line or row)."""
     if Path(path).suffix.lower() == ".npy":
-        w = np.load(path, allow_pickle=False)
-    else:
         try:
-            w = np.loadtxt(path, delimiter="," if path.endswith(".csv") else None, ndmin=1)
+            w = np.load(path, allow_pickle=False)
+        except (ValueError, EOFError) as exc:
+            detail = " ".join(str(exc).split()) or "the file is empty"
+            raise DataError(f"{path}: not a readable numeric .npy file ({detail})") from None
+    else:
+        delimiter = "," if path.endswith(".csv") else None
+        try:
+            w = np.loadtxt(path, delimiter=delimiter, ndmin=1, encoding="utf-8-sig")
         except ValueError as exc:
             raise DataError(f"{path}: not a list of numbers ({exc})") from None
     return np.asarray(w).reshape(-1) if np.ndim(w) == 2 and 1 in np.shape(w) else w
@@ -220,20 +254,21 @@ def _read_vector(path: str) -> np.ndarray:
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     """``diagnose``: the prototype-collapse report of a model's means or of a matrix."""
+    from ._persistence import is_model_archive
     from .diagnostics import collapse_report, format_report
 
     target = args.target
     is_matrix = (
         target == "-"
         or args.format is not None
-        or Path(target).suffix.lower() in _MATRIX_EXTENSIONS
+        or (Path(target).suffix.lower() in _MATRIX_EXTENSIONS and not is_model_archive(target))
         or Path(target).is_dir()
     )
     if is_matrix:
         C = load_matrix(_sources(args, [target]), _read_options(args, 65536))
         weights = _read_vector(args.weights) if args.weights else None
     else:
-        model = _load_model(target)
+        model = _load_model(target, args.trusted)
         C = np.asarray(model.means_)
         weights = _read_vector(args.weights) if args.weights else np.asarray(model.weights_)
     report = collapse_report(C, weights, eps=args.eps)

@@ -15,11 +15,13 @@ from typing import Any
 
 from ._cli_output import UsageError
 from ._sources import DataError, ReadOptions, Source, expand_sources
-from ._writers import ArrayWriter, atomic_target, output_format
+from ._writers import ArrayWriter, output_format
 
 
 def _check_writable(path: str) -> None:
-    """Fail before any work if the output's directory does not exist."""
+    """Fail before any work if the output cannot be written: its directory does not exist,
+    it is a directory, or a file cannot be created next to it (a read-only directory or
+    file system; tried for real, with the temporary file an atomic write would use)."""
     if path == "-":
         return
     directory = os.path.dirname(os.path.abspath(path))
@@ -27,6 +29,14 @@ def _check_writable(path: str) -> None:
         raise DataError(f"{path}: cannot write there: no such directory {directory}")
     if os.path.isdir(path):
         raise DataError(f"{path}: is a directory")
+    from ._writers import _temp_in
+
+    try:
+        probe = _temp_in(path)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise DataError(f"{path}: cannot write there: {reason} (directory {directory})") from None
+    os.unlink(probe)
 
 
 def _read_options(args: argparse.Namespace, batch_size: int) -> ReadOptions:
@@ -45,20 +55,28 @@ def _sources(args: argparse.Namespace, specs: Sequence[str]) -> list[Source]:
     return expand_sources(specs, args.format)
 
 
-def _persistence() -> tuple[Callable[[Any, Any], Any], Callable[[Any], Any]]:
+def _persistence() -> tuple[Callable[..., Any], Callable[..., Any]]:
     from ._persistence import load, save
 
     return save, load
 
 
-def _load_model(path: str) -> Any:
-    """Load a saved model and check that it is a fitted ``OnlineGaussianMixture``."""
+def _load_model(path: str, trusted: bool = False) -> Any:
+    """Load a saved model and check that it is a fitted ``OnlineGaussianMixture``; a
+    pickle-based file only with ``trusted`` (``--trusted``)."""
     from . import OnlineGaussianMixture
+    from ._persistence import UntrustedFileError
 
     if not os.path.exists(path):
         raise FileNotFoundError(2, "No such file or directory", path)
     _, load = _persistence()
-    model = load(path)
+    try:
+        model = load(path, trusted=trusted)
+    except UntrustedFileError as exc:
+        raise DataError(
+            f"{path}: {exc.detail}; loading it can run code from the file: rerun with "
+            "--trusted only if you trust where it comes from"
+        ) from None
     if not isinstance(model, OnlineGaussianMixture):
         raise DataError(f"{path}: holds a {type(model).__name__}, not an OnlineGaussianMixture")
     if not model.__sklearn_is_fitted__():
@@ -66,11 +84,33 @@ def _load_model(path: str) -> Any:
     return model
 
 
-def _save_model(model: Any, path: str) -> None:
-    """Save atomically: to a temporary file next to ``path``, then rename it over ``path``."""
+def _save_format(model: Any, path: str) -> str:
+    """The format a command saves ``model`` in: the pickle-free one, unless the model holds
+    what only a pickle can (a model loaded with --trusted from a pickle-based file: a custom
+    callable schedule); then the pickle-based one, with a warning. Decided before any work."""
+    import warnings
+
+    from ._persistence import check_savable
+
+    try:
+        check_savable(model, "npz")
+    except TypeError as exc:
+        what = getattr(exc, "what", "the model")
+        warnings.warn(
+            f"{path}: written in the pickle-based format (loading it needs --trusted), as "
+            f"{what} cannot be stored without pickle",
+            UserWarning,
+            stacklevel=2,
+        )
+        return "pickle"
+    return "npz"
+
+
+def _save_model(model: Any, path: str, format: str = "npz") -> None:  # noqa: A002
+    """Save atomically (``save`` writes a temporary file next to ``path``, then renames it
+    over ``path``); an error names ``path``."""
     save, _ = _persistence()
-    with atomic_target(path) as tmp:
-        save(model, tmp)
+    save(model, path, format=format)
 
 
 def _writer(path: str | None) -> ArrayWriter:

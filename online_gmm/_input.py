@@ -13,7 +13,9 @@ from ._kernels import all_finite
 
 def check_sample_weight(sample_weight: Any, X: Any, xp: Any) -> Any:
     """``sample_weight`` as an (n,) array in ``X``'s dtype and namespace (ones for None);
-    a clear ``ValueError`` for a wrong shape, non-real, NaN/inf or negative weights."""
+    a clear ``ValueError`` for a wrong shape, non-real, NaN/inf or negative weights, and for
+    weights too large for the arithmetic: a sum that overflows float64, or a weight that
+    overflows the data's dtype (float32)."""
     n = X.shape[0]
     if sample_weight is None:
         return xp.ones(n, dtype=X.dtype, device=_array_api.device(X))
@@ -34,7 +36,32 @@ def check_sample_weight(sample_weight: Any, X: Any, xp: Any) -> Any:
         raise ValueError("sample_weight contains NaN or infinity.")
     if np.any(sw_np < 0):
         raise ValueError("sample_weight must be non-negative.")
+    with np.errstate(over="ignore"):
+        total = float(np.sum(sw_np))
+        dtype = _host_dtype(X.dtype)
+        cast = sw_np.astype(dtype) if dtype != sw_np.dtype else sw_np
+    if not np.isfinite(total):
+        raise ValueError(
+            f"sample_weight sums to {total} (its {n} weights overflow float64; the largest "
+            f"is {float(sw_np.max()):.3g}): rescale the weights."
+        )
+    if cast is not sw_np and not np.all(np.isfinite(cast)):
+        raise ValueError(
+            f"sample_weight overflows {dtype.name}, the data's dtype (the largest "
+            f"weight is {float(sw_np.max()):.3g}): rescale the weights."
+        )
     return _array_api.asarray_like(sw_np, X, xp, dtype=X.dtype)
+
+
+def _host_dtype(dtype: Any) -> np.dtype:
+    """The NumPy dtype of an array-API dtype (``torch.float32`` -> float32)."""
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        try:
+            return np.dtype(str(dtype).rsplit(".", 1)[-1])
+        except TypeError:
+            return np.dtype(np.float64)
 
 
 def is_plain_valid_batch(X: Any, model: Any) -> bool:

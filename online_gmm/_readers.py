@@ -3,15 +3,18 @@
 :func:`iter_batches` turns a list of sources (:mod:`online_gmm._sources`) into mini-batches
 of at most ``batch_size`` rows while holding at most one batch plus one block of one source
 in memory: a ``.npy`` file is memory-mapped (``mmap_mode="r"``) and sliced, a CSV file is
-parsed ``block_rows`` lines at a time (delimiter sniffed, a bad line reported by number), a
-``.npy`` stream on standard input is read ``block_rows`` rows at a time. Only an ``.npz``
-member is loaded whole (the zip format cannot be memory-mapped), one member at a time.
+parsed ``block_rows`` lines at a time (delimiter sniffed, a UTF-8 byte-order mark dropped, a
+bad line reported by number), a ``.npy`` stream on standard input is read ``block_rows`` rows
+at a time. Only an ``.npz`` member is loaded whole (the zip format cannot be memory-mapped),
+one member at a time. Every block is checked to be finite: a NaN or infinity is reported with
+its source and line (CSV) or row and column (arrays).
 """
 
 from __future__ import annotations
 
 import io
 import itertools
+import os
 import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -54,8 +57,16 @@ def _open_npy(path: str) -> np.ndarray:
     """Memory-map a ``.npy`` file (read-only): nothing is read until rows are sliced."""
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:  # object arrays cannot be mapped, or a corrupt header
-        raise DataError(f"{path}: not a readable numeric .npy file ({exc})") from None
+    except (ValueError, EOFError) as exc:  # object arrays, a corrupt header, an empty file
+        detail = "the file is empty" if _is_empty(path) else " ".join(str(exc).split())
+        raise DataError(f"{path}: not a readable numeric .npy file ({detail})") from None
+
+
+def _is_empty(path: str) -> bool:
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return False
 
 
 def _load_npz(path: str | IO[bytes], key: str | None, name: str) -> np.ndarray:
@@ -80,6 +91,59 @@ def _load_npz(path: str | IO[bytes], key: str | None, name: str) -> np.ndarray:
         if isinstance(exc, FileNotFoundError):
             raise
         raise DataError(f"{name}: not a readable .npz file ({exc})") from None
+
+
+def _check_finite(block: np.ndarray, name: str, first_row: int) -> None:
+    """A :class:`DataError` naming the row and column of the first NaN or infinity."""
+    if block.dtype.kind != "f" or np.isfinite(block).all():
+        return
+    r, c = np.argwhere(~np.isfinite(block))[0]
+    raise DataError(
+        f"{name}: row {first_row + int(r)}, column {int(c)} (0-based) is "
+        f"{block[r, c]}: the data must be finite numbers (no NaN or infinity)"
+    )
+
+
+def _locate_nonfinite(
+    chunk: list[str], start: int, delimiter: str | None, block: np.ndarray, name: str
+) -> str | None:
+    """The line and field of the first NaN or infinity of a parsed chunk; a one-line message
+    (None if the block is finite)."""
+    bad = ~np.isfinite(block)
+    if not bad.any():
+        return None
+    r, c = (int(i) for i in np.argwhere(bad)[0])
+    row = -1
+    for offset, line in enumerate(chunk):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        row += 1
+        if row == r:
+            fields = text.split(delimiter) if delimiter is not None else text.split()
+            field = fields[c].strip() if c < len(fields) else str(block[r, c])
+            return (
+                f"{name}: line {start + offset}, field {c + 1}: not a finite number: "
+                f"{field!r} (the data must be finite: no NaN or infinity)"
+            )
+    return f"{name}: lines {start}-{start + len(chunk) - 1}: NaN or infinity in the data"
+
+
+def _strip_bom(lines: Iterable[str]) -> Iterator[str]:
+    """The lines, the first without a UTF-8 byte-order mark (as decoded by UTF-8, or kept as
+    surrogate escapes by a non-UTF-8 standard input)."""
+    it = iter(lines)
+    for line in it:
+        for bom in _BOMS:
+            if line.startswith(bom):
+                line = line[len(bom) :]
+                break
+        yield line
+        break
+    yield from it
+
+
+_BOMS = ("\ufeff", "\udcef\udcbb\udcbf")
 
 
 def _npy_stream_blocks(fp: IO[bytes], name: str, block_rows: int) -> Iterator[np.ndarray]:
@@ -164,7 +228,7 @@ def _csv_blocks(
     lines: Iterable[str], name: str, opts: ReadOptions, tsv: bool
 ) -> Iterator[np.ndarray]:
     """Parse CSV text ``opts.block_rows`` lines at a time with :func:`numpy.loadtxt`."""
-    it = iter(lines)
+    it = _strip_bom(lines)
     lineno = 0
     delimiter = opts.delimiter
     first: list[str] = []
@@ -205,6 +269,9 @@ def _csv_blocks(
                 exc = ValueError(f"{block.shape[1]} columns after rows of {n_cols}")
                 raise DataError(_locate_csv_error(chunk, start, delimiter, n_cols, name, exc))
             n_cols = block.shape[1]
+            bad = _locate_nonfinite(chunk, start, delimiter, block, name)
+            if bad is not None:
+                raise DataError(bad)
             yield block
         start += len(chunk)
         chunk = list(itertools.islice(it, opts.block_rows))
@@ -230,7 +297,8 @@ def iter_blocks(source: Source, opts: ReadOptions | None = None) -> Iterator[np.
     Raises
     ------
     DataError
-        If the source cannot be parsed or is not a 2-D numeric array.
+        If the source cannot be parsed, is not a 2-D numeric array, or holds NaN or
+        infinity (the message names the line of CSV, the row and column of an array).
     OSError
         If a file cannot be opened.
     """
@@ -245,8 +313,12 @@ def iter_blocks(source: Source, opts: ReadOptions | None = None) -> Iterator[np.
                 yield from _csv_blocks(f, name, opts, tsv=tsv)
         return
     if source.fmt == "npy" and source.is_stdin:
+        done = 0
         for block in _npy_stream_blocks(sys.stdin.buffer, name, opts.block_rows):
-            yield _cast(block, opts.dtype)
+            block = _cast(block, opts.dtype)
+            _check_finite(block, name, done)
+            done += block.shape[0]
+            yield block
         return
     if source.fmt == "npy":
         arr = _open_npy(source.name)
@@ -257,11 +329,16 @@ def iter_blocks(source: Source, opts: ReadOptions | None = None) -> Iterator[np.
         raise DataError(f"unknown format {source.fmt!r}")
     _check_2d(arr, name)
     for start in range(0, arr.shape[0], opts.block_rows):
-        yield _cast(arr[start : start + opts.block_rows], opts.dtype)
+        block = _cast(arr[start : start + opts.block_rows], opts.dtype)
+        _check_finite(block, name, start)
+        yield block
 
 
 def iter_batches(
-    sources: Sequence[Source], batch_size: int, opts: ReadOptions | None = None
+    sources: Sequence[Source],
+    batch_size: int,
+    opts: ReadOptions | None = None,
+    n_features: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Stream the rows of all sources, in order, as batches of ``batch_size`` rows.
 
@@ -275,6 +352,9 @@ def iter_batches(
     batch_size : int
         Rows per batch, at least 1.
     opts : ReadOptions, default=None
+    n_features : int, default=None
+        The number of columns every source must have (a saved model's ``n_features_in_``);
+        None: the first source's.
 
     Yields
     ------
@@ -284,7 +364,8 @@ def iter_batches(
     Raises
     ------
     DataError
-        If a source cannot be read, or two sources have different numbers of columns.
+        If a source cannot be read, holds NaN or infinity, or has a number of columns other
+        than ``n_features`` or the first source's; the message names the source.
 
     Examples
     --------
@@ -304,15 +385,20 @@ def iter_batches(
     opts = opts or ReadOptions()
     pending: list[np.ndarray] = []
     n_pending = 0
-    n_features = None
+    expected, n_features = n_features, None
     first_name = None
     for source in sources:
+        name = "<stdin>" if source.is_stdin else source.name
         for block in iter_blocks(source, opts):
+            if expected is not None and block.shape[1] != expected:
+                raise DataError(
+                    f"{name}: {block.shape[1]} columns, but the model has {expected} features"
+                )
             if n_features is None:
-                n_features, first_name = block.shape[1], source.name
+                n_features, first_name = block.shape[1], name
             elif block.shape[1] != n_features:
                 raise DataError(
-                    f"{source.name}: {block.shape[1]} columns, but {first_name} has {n_features}"
+                    f"{name}: {block.shape[1]} columns, but {first_name} has {n_features}"
                 )
             start = 0
             while start < block.shape[0]:
@@ -376,7 +462,7 @@ def count_rows(sources: Sequence[Source], opts: ReadOptions | None = None) -> in
             return None
         try:
             arr = np.load(s.name, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError):
+        except (ValueError, OSError, EOFError):
             return None
         if arr.ndim != 2:
             return None

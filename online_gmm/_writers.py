@@ -73,7 +73,14 @@ def _temp_in(path: str) -> str:
 
 
 def _commit(tmp: str, path: str) -> None:
-    """Give ``tmp`` the mode ``path`` has (or the umask default) and rename it to ``path``."""
+    """Flush ``tmp`` to disk, give it the mode ``path`` has (or the umask default) and rename
+    it to ``path`` (then flush the directory entry, where the system allows it): after a
+    crash or power loss the target is the old file or the complete new one."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # a full disk or an I/O error surfaces here at the latest
+    finally:
+        os.close(fd)
     try:
         mode = os.stat(path).st_mode & 0o7777
     except OSError:
@@ -83,6 +90,21 @@ def _commit(tmp: str, path: str) -> None:
     with contextlib.suppress(OSError):
         os.chmod(tmp, mode)
     os.replace(tmp, path)
+    _fsync_directory(os.path.dirname(os.path.abspath(path)))
+
+
+def _fsync_directory(directory: str) -> None:
+    """Flush a directory's entries (the rename); a no-op where directories cannot be opened."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    try:
+        fd = os.open(directory, flags)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -90,8 +112,9 @@ def atomic_target(path: str) -> Iterator[str]:
     """Context manager yielding a temporary path that replaces ``path`` on success.
 
     The temporary file lives in ``path``'s directory, so the final :func:`os.replace` is
-    atomic: readers see the old file or the new one, never a partial one. On an exception
-    the temporary file is removed and ``path`` is untouched.
+    atomic: readers see the old file or the new one, never a partial one; it is flushed to
+    disk (``fsync``) before the rename. On an exception (``KeyboardInterrupt`` included) the
+    temporary file is removed and ``path`` is untouched.
 
     Parameters
     ----------
@@ -106,11 +129,11 @@ def atomic_target(path: str) -> Iterator[str]:
     tmp = _temp_in(path)
     try:
         yield tmp
+        _commit(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _commit(tmp, path)
 
 
 def _npy_header(dtype: np.dtype, shape: tuple[int, ...], length: int | None = None) -> bytes:

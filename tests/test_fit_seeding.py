@@ -147,6 +147,6 @@ def test_init_size_is_checked_before_anything_changes(bad, error):
 
 
 def test_a_model_saved_before_init_size_existed_gets_the_default():
-    model = load(FIXTURES / "model_v0.1.0.joblib")
+    model = load(FIXTURES / "model_v0.1.0.joblib", trusted=True)  # a pickle-based file
     assert model.get_params()["init_size"] is None
     assert clone(model).init_size is None

@@ -1,5 +1,6 @@
 """Exact resume across processes: stop a stream at a random step, save the model (pickle,
-joblib, ``online_gmm._persistence.save``), restore it in a *fresh Python process*, continue
+joblib, ``online_gmm._persistence.save`` in its pickle-free default format and with
+``format="pickle"``), restore it in a *fresh Python process*, continue
 the stream there, and compare with the uninterrupted run done here: bit-identical state,
 random generator, counters and answers. All four covariance types, float32 and float64,
 with forgetting (constant and ``PowerDecay``), annealing, late seeding and reseeding active.
@@ -30,7 +31,7 @@ from .test_properties import _one_thread  # noqa: F401  (autouse: BLAS and numba
 
 ROOT = Path(__file__).resolve().parents[1]
 TYPES = ["full", "tied", "diag", "spherical"]
-MODES = ["pickle", "joblib", "persistence"]
+MODES = ["pickle", "joblib", "persistence", "persistence-pickle"]
 SEEDS = [0, 1]
 N_BATCHES = 10
 
@@ -52,8 +53,10 @@ CHILD = textwrap.dedent(
                 model = pickle.load(fh)
         elif job["mode"] == "joblib":
             model = joblib.load(job["model"])
+        elif job["mode"] == "persistence-pickle":
+            model = load(job["model"], trusted=True)
         else:
-            model = load(job["model"])
+            model = load(job["model"])  # the pickle-free format: no trust needed
         rest = np.load(job["rest"])
         for i in range(int(rest["n"])):
             sw = rest[f"w{i}"] if f"w{i}" in rest.files else None
@@ -129,6 +132,7 @@ def child_results(tmp_path_factory):
                 pickle.dump(model, fh)
             joblib.dump(model, paths["joblib"])
             save(model, paths["persistence"])
+            save(model, paths["persistence-pickle"], format="pickle")
             for mode in MODES:
                 jobs.append(dict(mode=mode, model=str(paths[mode]),
                                  rest=str(tmp / f"{key}-rest.npz"),
