@@ -391,6 +391,7 @@ class _Encoder:
         import numpy as np
 
         from ._schedules import PowerDecay
+        from ._warmup import Warmup
 
         if v is None or isinstance(v, bool | str):
             return v
@@ -409,6 +410,12 @@ class _Encoder:
             return {"array": self.array(v, key, where)}
         if type(v) is PowerDecay:
             return {"PowerDecay": [v.eta0, v.t0, v.alpha]}
+        if type(v) is Warmup:  # the rows held, not the buffer's free space
+            n = v.n_rows
+            rows = (None if v.X is None else self.value(v.X[:n, ...], f"{key}.X", where),
+                    None if v.w is None else self.value(v.w[:n], f"{key}.w", where))
+            return {"Warmup": {"size": v.size, "restarts": v.restarts, "n_rows": n,
+                               "X": rows[0], "w": rows[1]}}
         if type(v) is np.random.RandomState:
             state = v.get_state(legacy=False)
             return {"RandomState": self.value(state, key, where)}
@@ -760,7 +767,24 @@ class _Decoder:
             return PowerDecay(*body)
         if tag == "RandomState":
             return self.random_state(self.value(body, where), where)
+        if tag == "Warmup" and isinstance(body, dict):
+            return self.warmup(body, where)
         raise self.fail(f"{where}: unreadable value {v!r:.60}")
+
+    def warmup(self, body: dict, where: str) -> Any:
+        import numpy as np
+
+        from ._warmup import Warmup
+
+        size, restarts, n = body.get("size"), body.get("restarts"), body.get("n_rows")
+        if not all(type(x) is int and x >= 0 for x in (size, restarts, n)) or n > size:
+            raise self.fail(f"{where}: unreadable warm-up buffer")
+        X = None if body.get("X") is None else self.value(body["X"], where)
+        w = None if body.get("w") is None else self.value(body["w"], where)
+        rows = (0 if X is None else X.shape[0], 0 if w is None else w.shape[0])
+        if rows != (n, n) or (X is not None and (X.ndim != 2 or not np.isfinite(X).all())):
+            raise self.fail(f"{where}: the warm-up buffer's rows do not match it")
+        return Warmup(size=size, restarts=max(1, restarts), X=X, w=w, n_rows=n)
 
     def random_state(self, state: Any, where: str) -> Any:
         import numpy as np

@@ -106,3 +106,18 @@ def test_the_buffer_is_capped_in_memory():
     buf = _warmup.start(10**9, 3, n_features=256, itemsize=4)
     assert buf.size * 256 * 4 <= _warmup.MAX_BUFFER_BYTES
     assert _warmup.start(0, 3, 4, 8) is None
+
+
+def test_the_pickle_free_file_keeps_the_warm_up_buffer(tmp_path):
+    from online_gmm import load, save
+
+    X = _stream()
+    model = OnlineGaussianMixture(6, warmup_size=2000, random_state=0)
+    model.partial_fit(X[:500])
+    save(model, tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    assert loaded._warmup == model._warmup and loaded._warmup.n_rows == 500
+    for m in (model, loaded):
+        m.partial_fit(X[500:])
+    np.testing.assert_array_equal(loaded.means_, model.means_)
+    assert loaded._warmup is None
