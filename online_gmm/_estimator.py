@@ -307,7 +307,8 @@ class OnlineGaussianMixture(
         state.setdefault("init_size", None)  # parameters added after 0.1.0
         state.setdefault("warmup_size", 0)  # (a model saved before the warm-up had none)
         state.setdefault("warmup_restarts", 3)
-        state.setdefault("_warmup", None)
+        if "_state" in state:  # a fitted model of before the warm-up: none pending
+            state.setdefault("_warmup", None)
         if saved != __version__:
             warnings.warn(
                 f"Trying to unpickle {type(self).__name__} from online-gmm version {saved} "
