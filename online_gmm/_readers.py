@@ -71,7 +71,11 @@ def _is_empty(path: str) -> bool:
 
 def _load_npz(path: str | IO[bytes], key: str | None, name: str) -> np.ndarray:
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):  # a .npy read as --format npz
+            raise DataError(f"{name}: not an .npz archive (a single .npy array; drop "
+                            "--format npz or use --format npy)")
+        with npz:
             keys = list(npz.files)
             if key is None:
                 if len(keys) != 1:

@@ -243,3 +243,10 @@ def test_a_really_read_only_directory(tmp_path, npy, capsys):
     finally:
         ro.chmod(0o755)
 
+
+
+def test_a_npy_file_read_as_npz_is_a_one_line_error(npy, tmp_path, capsys):
+    status = main(["fit", "--format", "npz", str(npy), "-k", "2", "-o", str(tmp_path / "m")])
+    assert status == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(npy) in line and "not an .npz archive" in line
