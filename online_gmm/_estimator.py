@@ -105,13 +105,15 @@ class OnlineGaussianMixture(
         ``init_params="kmeans"``, a larger sample (a few hundred rows per component) gives
         seeds close to scikit-learn's full-data k-means, at the cost of Lloyd iterations
         over it. With a warm-up, None is the warm-up's size.
-    warmup_size : int, default=32768
+    warmup_size : int or "auto", default="auto"
         The start of a stream gets the care batch EM gives it: while components are seeded
         from data (no ``means_init``), the first ``warmup_size`` weighted rows are
-        buffered (at most 512 MiB of them), and on the full buffer ``warmup_restarts``
+        buffered ("auto": 64 per component, at most 32,768; at most 512 MiB of them), and
+        on the full buffer ``warmup_restarts``
         restarts (k-means++ seeds, a few Lloyd and EM iterations) replace the provisional
         model of the first steps; the stream goes on from the best restart's statistics,
-        no row counted twice. :meth:`fit` runs the same restarts on its seeding sample.
+        no row counted twice. :meth:`fit` runs the same restarts on its seeding sample
+        (``init_size`` rows; by default 32,768 with "auto", else ``warmup_size``).
         0 turns the warm-up off (the first batch seeds). See ``docs/algorithm.md``,
         "Warm-up".
     warmup_restarts : int, default=3
@@ -214,7 +216,7 @@ class OnlineGaussianMixture(
         batch_size: int = 1024,
         init_params: str = "k-means++",
         init_size: int | None = None,
-        warmup_size: int = 32768,
+        warmup_size: int | str = "auto",
         warmup_restarts: int = 3,
         weights_init: Any = None,
         means_init: Any = None,
@@ -350,7 +352,8 @@ class OnlineGaussianMixture(
         )
         self._user_init_pending = self.means_init is not None
         self._warmup = None if self._user_init_pending else _warmup.start(
-            self.warmup_size, self.warmup_restarts, X.shape[1], xp.finfo(X.dtype).bits // 8
+            _warmup.resolve_size(self.warmup_size, self.n_components), self.warmup_restarts,
+            X.shape[1], xp.finfo(X.dtype).bits // 8,
         )
         self._reset_bookkeeping()
 
@@ -542,7 +545,7 @@ class OnlineGaussianMixture(
         size = self.init_size
         warm = self._warmup is not None
         if size is None:
-            size = self._warmup.size if warm else max(3 * self.batch_size,
+            size = _warmup.sample_size(self.warmup_size) if warm else max(3 * self.batch_size,
                                                       3 * self.n_components)
         if size < n:
             xp = backend.xp

@@ -136,8 +136,9 @@ PARAMETERS: dict[str, Parameter] = {
     "init_params": Parameter(_choice(INIT_PARAMS), "k-means++",
                              "how the first batch seeds components", ("--init-params",),
                              INIT_PARAMS),
-    "warmup_size": Parameter(_count(0), 32768,
-                             "rows buffered for the warm-up restarts (0: none)",
+    "warmup_size": Parameter((*_count(0), OptionsSpec(("auto",))), "auto",
+                             "rows buffered for the warm-up restarts (0: none; auto: 64 "
+                             "per component, at most 32768)",
                              ("--warmup-size",), cli_type=int),
     "warmup_restarts": Parameter(_count(1), 3, "restarts of the warm-up, the best is kept",
                                  ("--warmup-restarts",), cli_type=int),

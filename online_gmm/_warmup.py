@@ -28,6 +28,23 @@ LLOYD_ITERATIONS = 5
 EM_ITERATIONS = 5
 #: The buffer holds at most this many bytes (rows x features x the data's itemsize).
 MAX_BUFFER_BYTES = 512 * 2**20
+#: ``warmup_size="auto"``: this many rows per component, at most :data:`AUTO_MAX_ROWS`
+#: (measured, ``docs/benchmarks.md``, "Quality": the earlier the warm-up, the more of a
+#: short stream it serves; 64 rows per component are enough for its restarts).
+AUTO_ROWS_PER_COMPONENT = 64
+AUTO_MAX_ROWS = 32768
+
+
+def resolve_size(warmup_size: int | str, n_components: int) -> int:
+    """The buffer's rows for ``warmup_size`` (an int, or "auto")."""
+    if warmup_size == "auto":
+        return min(AUTO_MAX_ROWS, AUTO_ROWS_PER_COMPONENT * n_components)
+    return int(warmup_size)
+
+
+def sample_size(warmup_size: int | str) -> int:
+    """The rows ``fit`` runs the restarts on by default: the most of "auto", or the size."""
+    return AUTO_MAX_ROWS if warmup_size == "auto" else int(warmup_size)
 
 
 @dataclass(frozen=True, eq=False)

@@ -121,3 +121,10 @@ def test_the_pickle_free_file_keeps_the_warm_up_buffer(tmp_path):
         m.partial_fit(X[500:])
     np.testing.assert_array_equal(loaded.means_, model.means_)
     assert loaded._warmup is None
+
+
+def test_auto_holds_64_rows_per_component_at_most_32768():
+    X = _stream()
+    assert OnlineGaussianMixture(6).partial_fit(X[:50])._warmup.size == 6 * 64
+    assert _warmup.resolve_size("auto", 4096) == 32768
+    assert _warmup.sample_size("auto") == 32768 and _warmup.sample_size(500) == 500
