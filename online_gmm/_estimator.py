@@ -551,11 +551,14 @@ class OnlineGaussianMixture(
             xp = backend.xp
             idx = take_index(np.sort(self._rng.choice(n, size=size, replace=False)), X, xp)
             X, w = xp.take(X, idx, axis=0), xp.take(w, idx, axis=0)
+        warm_state = None
         if warm:
-            self._state = _warmup.warm_state(X, w, config=self._config(),
-                                             restarts=self._warmup.restarts, rng=self._rng,
-                                             backend=backend)
+            warm_state = _warmup.warm_state(X, w, config=self._config(),
+                                            restarts=self._warmup.restarts, rng=self._rng,
+                                            backend=backend)
             self._warmup = None
+        if warm_state is not None:
+            self._state = warm_state
         else:
             self._state = seed_from_sample(
                 self._state, X, w, config=self._config(), rng=self._rng, backend=backend

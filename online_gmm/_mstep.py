@@ -53,7 +53,7 @@ def m_step(
     got = m > 0
     step = xp.where(got, m / safe, xp.zeros_like(m))
     means = state.means + d * step[:, None]
-    coef = xp.where(got, rho * n_old * m / safe, xp.zeros_like(m))
+    coef = xp.where(got, rho * n_old * (m / safe), xp.zeros_like(m))  # (m / safe <= 1)
     moment = (cov.scale_moment(state.moment, rho, rho_time) + stats.moment
               + cov.outer_term(d, coef, xp))
     tied_mass = cov.fold_tied_mass(state.tied_mass, rho_time, m, xp)

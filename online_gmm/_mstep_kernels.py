@@ -49,7 +49,7 @@ def forgetting_m_step(kind, rho, rho_time, reg_covar, mass_b, mean_b, moment_b, 
         safe = n_new if has else 1.0
         got = m > 0
         step = m / safe if got else 0.0
-        coef = rho_k * n_old * m / safe if got else 0.0
+        coef = rho_k * n_old * (m / safe) if got else 0.0  # (m / safe <= 1: no overflow)
         sq = 0.0
         for j in range(d):
             dj = mean_b[k, j] - means[k, j]

@@ -226,6 +226,8 @@ def _warm_up(provisional, X, w, warmup, config, temperature, eta, rng, backend, 
     n = warmup.n_rows
     state = _warmup.warm_state(warmup.X[:n, ...], warmup.w[:n], config=config,
                                restarts=warmup.restarts, rng=rng, backend=backend)
+    if state is None:  # every restart failed: the stream goes on from the provisional state
+        return provisional, None
     if hooks.gather is None and X_rest.shape[0] > 0:
         state, _ = em_step(state, X_rest, w_rest, config=config, temperature=temperature,
                            forgetting_rate=eta, rng=rng, backend=backend)

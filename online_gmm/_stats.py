@@ -76,7 +76,7 @@ def merge_stats(a: BatchStats, b: BatchStats, covariance_type: str, xp: Any) -> 
     safe = xp.where(m > 0, m, xp.ones_like(m))
     d = b.mean - a.mean
     mean = a.mean + d * (b.mass / safe)[:, None]
-    coef = a.mass * b.mass / safe
+    coef = a.mass * (b.mass / safe)  # (b.mass / safe <= 1: no overflow)
     moment = a.moment + b.moment + covariance(covariance_type).outer_term(d, coef, xp)
     return BatchStats(
         mass=m,

@@ -26,6 +26,8 @@ from ._stats import MixtureState, empty_state
 #: Lloyd iterations and EM iterations of each restart.
 LLOYD_ITERATIONS = 5
 EM_ITERATIONS = 5
+#: Restarts whose mean buffer log-likelihoods differ by less than this (relative) are tied.
+TIE_TOLERANCE = 1e-9
 #: The buffer holds at most this many bytes (rows x features x the data's itemsize).
 MAX_BUFFER_BYTES = 512 * 2**20
 #: ``warmup_size="auto"``: this many rows per component, at most :data:`AUTO_MAX_ROWS`
@@ -131,13 +133,22 @@ def is_full(warmup: Warmup) -> bool:
 def warm_state(Xb: Any, wb: Any, *, config: Any, restarts: int, rng: np.random.RandomState,
                backend: Any) -> MixtureState:
     """The best of ``restarts`` restarts on the buffer ``Xb`` (n, D) with weights ``wb``: a
-    state whose evidence is the buffer's statistics under its parameters."""
+    state whose evidence is the buffer's statistics under its parameters; None if every
+    restart failed (data too extreme for batch EM: the caller keeps its state)."""
     best = None
     for _ in range(max(1, restarts)):
-        state, loglik = _restart(Xb, wb, config, rng, backend)
-        if best is None or loglik > best[1]:
+        try:
+            state, loglik = _restart(Xb, wb, config, rng, backend)
+        except (ValueError, FloatingPointError):  # an ill-defined restart (extreme data)
+            continue
+        if not all(backend.all_finite(getattr(state, name))
+                   for name in ("weights", "means", "covariances", "precisions_cholesky")):
+            continue
+        # a later restart must be better by more than rounding: restarts that reach the
+        # same optimum (in another order of the components) keep the first, on any backend
+        if best is None or loglik > best[1] + TIE_TOLERANCE * (1.0 + abs(best[1])):
             best = (state, loglik)
-    return best[0]
+    return None if best is None else best[0]
 
 
 def _restart(Xb, wb, config, rng, backend) -> tuple[MixtureState, float]:
@@ -169,11 +180,16 @@ def _lloyd(Xb, wb, means, n_iter: int, xp):
 
     X_host = np.asarray(to_numpy(Xb), dtype=np.float64)
     init = np.asarray(to_numpy(means), dtype=np.float64)
+    from threadpoolctl import threadpool_limits
+
     km = KMeans(n_clusters=init.shape[0], init=init, n_init=1, max_iter=n_iter,
                 algorithm="lloyd")
-    with warnings.catch_warnings():
+    # one thread: KMeans's sums depend on its thread count, and a resumed stream must be
+    # bit-identical whatever the process's threads
+    with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore", ConvergenceWarning)
-        km.fit(X_host, sample_weight=np.asarray(to_numpy(wb), dtype=np.float64))
+        w_host = np.asarray(to_numpy(wb), dtype=np.float64)
+        km.fit(X_host, sample_weight=w_host / w_host.max())  # (scale-free: no overflow)
     return asarray_like(km.cluster_centers_, means, xp, dtype=xp.float64)
 
 

@@ -69,7 +69,7 @@ def test_same_math_as_the_estimator():
     params = dict(covariance_type="diag", forgetting_rate=0.01, temperature_init=2.0,
                   anneal_steps=3, random_state=3)
     head = GMMPrototypes(5, 8, normalize=False, **params)
-    est = OnlineGaussianMixture(5, **params)
+    est = OnlineGaussianMixture(5, warmup_size=0, **params)  # the bridge has no warm-up
     for b in batches:
         head.update(b)
         est.partial_fit(b.numpy())
