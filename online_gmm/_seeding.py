@@ -288,15 +288,15 @@ def needs_seeding(state: MixtureState, config, xp=None,
     return redundancy and bool(redundant_components(state, config.covariance_type, xp).any())
 
 
-#: Up to this many mean entries (K x D) redundancy is checked at every step; above, every
-#: REDUNDANCY_EVERY-th step (the check costs a (K, D) product and a sort of K values).
-REDUNDANCY_EVERY_STEP = 2**20
+#: Redundancy is checked at each of the first REDUNDANCY_EVERY steps (where a degenerate
+#: start shows), then every REDUNDANCY_EVERY-th step, and at every seeding step (the check
+#: costs a (K, D) product and a sort of K values: about 5 % of a small step).
 REDUNDANCY_EVERY = 32
 
 
 def redundancy_due(step: int, n_components: int, n_features: int) -> bool:
     """Whether step ``step`` checks for redundant components."""
-    return n_components * n_features <= REDUNDANCY_EVERY_STEP or step % REDUNDANCY_EVERY == 0
+    return step < REDUNDANCY_EVERY or step % REDUNDANCY_EVERY == 0
 
 
 def seed_from_sample(state: MixtureState, X, w, *, config,
