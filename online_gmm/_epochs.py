@@ -4,12 +4,17 @@ whose epochs visit groups of row-chunks instead of shuffled mini-batches."""
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from sklearn.utils import check_random_state
+
+from . import _warmup
+from ._array_api import take_index
+from ._seeding import seed_from_sample
 
 
 def fit_restarts(model: Any, X_like: Any, xp: Any, continuing: bool,
@@ -29,8 +34,8 @@ def fit_restarts(model: Any, X_like: Any, xp: Any, continuing: bool,
             print(f"Initialization {init}")
         epochs()
         if best is None or model.lower_bound_ > best[0]:
-            best = (model.lower_bound_, model._snapshot())
-    model._restore(best[1])
+            best = (model.lower_bound_, snapshot(model))
+    restore(model, best[1])
 
 
 def run_epochs(model: Any, epoch_steps: Callable[[], Any]) -> None:
@@ -59,3 +64,68 @@ def run_epochs(model: Any, epoch_steps: Callable[[], Any]) -> None:
         prev = model.lower_bound_
     if model.verbose:
         print(f"Initialization converged: {model.converged_}")
+
+
+def fit_epochs(model: Any, X: Any, w: Any, backend: Any) -> None:
+    """The estimator's epochs: seeding (:func:`seed_for_fit`) unless seeded or user-given,
+    then shuffled mini-batches through the model's step until ``tol``."""
+    n = X.shape[0]
+    xp = backend.xp
+    if not model._user_init_pending and not bool(xp.any(model._state.seeded)):
+        seed_for_fit(model, X, w, backend)
+
+    def epoch_steps():
+        order = model._rng.permutation(n)
+        for start in range(0, n, model.batch_size):
+            idx = take_index(order[start : start + model.batch_size], X, xp)
+            yield model._step(xp.take(X, idx, axis=0), xp.take(w, idx, axis=0), backend)
+
+    run_epochs(model, epoch_steps)
+
+
+def seed_for_fit(model: Any, X: Any, w: Any, backend: Any) -> None:
+    """Seed every component from ``init_size`` random rows of ``X``: the warm-up's
+    restarts on them (their statistics are the evidence the epochs start from), or without
+    a warm-up the first step's seeding alone (no statistics added)."""
+    n = X.shape[0]
+    size = model.init_size
+    warm = model._warmup is not None
+    if size is None:
+        size = (_warmup.sample_size(model.warmup_size) if warm
+                else max(3 * model.batch_size, 3 * model.n_components))
+    if size < n:
+        xp = backend.xp
+        idx = take_index(np.sort(model._rng.choice(n, size=size, replace=False)), X, xp)
+        X, w = xp.take(X, idx, axis=0), xp.take(w, idx, axis=0)
+    warm_state = None
+    if warm:
+        warm_state = _warmup.warm_state(X, w, config=model._config(),
+                                        restarts=model._warmup.restarts, rng=model._rng,
+                                        backend=backend)
+        model._warmup = None
+    if warm_state is not None:
+        model._state = warm_state
+    else:
+        model._state = seed_from_sample(model._state, X, w, config=model._config(),
+                                        rng=model._rng, backend=backend)
+    model._publish()
+
+
+#: What ``fit``'s restarts keep of the best one.
+SNAPSHOT = (
+    "_state", "_rng", "_user_init_pending", "_warmup", "n_steps_", "n_samples_seen_",
+    "n_reseeded_", "n_iter_", "converged_", "lower_bound_", "temperature_",
+)
+
+
+def snapshot(model: Any) -> dict:
+    snap = {k: getattr(model, k) for k in SNAPSHOT}
+    snap["_rng"] = copy.deepcopy(model._rng)
+    return snap
+
+
+def restore(model: Any, snap: dict) -> None:
+    for k, v in snap.items():
+        setattr(model, k, v)
+    model._publish()
+

@@ -22,10 +22,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, check_scalar, validate_data
 
 from . import _array_api, _dask, _interop, _warmup
-from ._array_api import device, take_index, to_numpy
+from ._array_api import device, to_numpy
 from ._backend import select_backend
 from ._covariance import covariance
-from ._epochs import fit_restarts, run_epochs
+from ._epochs import fit_epochs, fit_restarts
 from ._estep import posterior, state_prepared, weighted_log_density
 from ._input import check_sample_weight, is_plain_valid_batch
 from ._locks import update_lock
@@ -38,7 +38,6 @@ from ._online_em import (
     advance,
 )
 from ._parameters import check_initial_parameters, constraints, validate
-from ._seeding import seed_from_sample
 from ._stats import MixtureState, empty_state
 from ._version import __version__
 
@@ -510,7 +509,7 @@ class OnlineGaussianMixture(
         if self.means_init is not None or self.weights_init is not None:
             self._validate_initial_parameters(X.shape[1])
         w = xp.ones(X.shape[0], dtype=X.dtype, device=device(X))
-        fit_restarts(self, X, xp, continuing, lambda: self._fit_epochs(X, w, backend))
+        fit_restarts(self, X, xp, continuing, lambda: fit_epochs(self, X, w, backend))
         self._warn_if_not_converged()
         return self
 
@@ -522,65 +521,6 @@ class OnlineGaussianMixture(
                 ConvergenceWarning,
                 stacklevel=3,
             )
-
-    def _fit_epochs(self, X, w, backend) -> None:
-        n = X.shape[0]
-        xp = backend.xp
-        if not self._user_init_pending and not bool(xp.any(self._state.seeded)):
-            self._seed_for_fit(X, w, backend)
-
-        def epoch_steps():
-            order = self._rng.permutation(n)
-            for start in range(0, n, self.batch_size):
-                idx = take_index(order[start : start + self.batch_size], X, xp)
-                yield self._step(xp.take(X, idx, axis=0), xp.take(w, idx, axis=0), backend)
-
-        run_epochs(self, epoch_steps)
-
-    def _seed_for_fit(self, X, w, backend) -> None:
-        """Seed every component from ``init_size`` random rows of ``X``: the warm-up's
-        restarts on them (their statistics are the evidence the epochs start from), or
-        without a warm-up the first step's seeding alone (no statistics added)."""
-        n = X.shape[0]
-        size = self.init_size
-        warm = self._warmup is not None
-        if size is None:
-            size = _warmup.sample_size(self.warmup_size) if warm else max(3 * self.batch_size,
-                                                      3 * self.n_components)
-        if size < n:
-            xp = backend.xp
-            idx = take_index(np.sort(self._rng.choice(n, size=size, replace=False)), X, xp)
-            X, w = xp.take(X, idx, axis=0), xp.take(w, idx, axis=0)
-        warm_state = None
-        if warm:
-            warm_state = _warmup.warm_state(X, w, config=self._config(),
-                                            restarts=self._warmup.restarts, rng=self._rng,
-                                            backend=backend)
-            self._warmup = None
-        if warm_state is not None:
-            self._state = warm_state
-        else:
-            self._state = seed_from_sample(
-                self._state, X, w, config=self._config(), rng=self._rng, backend=backend
-            )
-        self._publish()
-
-    _SNAPSHOT = (
-        "_state", "_rng", "_user_init_pending", "_warmup", "n_steps_", "n_samples_seen_",
-        "n_reseeded_", "n_iter_", "converged_", "lower_bound_", "temperature_",
-    )
-
-    def _snapshot(self) -> dict:
-        import copy
-
-        snap = {k: getattr(self, k) for k in self._SNAPSHOT}
-        snap["_rng"] = copy.deepcopy(self._rng)
-        return snap
-
-    def _restore(self, snap: dict) -> None:
-        for k, v in snap.items():
-            setattr(self, k, v)
-        self._publish()
 
     def _check_namespace(self, xp, method: str = "partial_fit") -> None:
         state_xp = select_backend(self._state.means).xp

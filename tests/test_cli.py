@@ -408,10 +408,10 @@ def test_not_a_model_and_incompatible_version(model_path, npy, tmp_path, capsys,
     joblib.dump({"not": "a model"}, junk)
     assert main(["predict", str(junk), str(npy)]) == 1
     assert "junk.joblib" in _one_error_line(capsys.readouterr().err)
-    from online_gmm import _persistence
+    from online_gmm import _npz_format
 
     future = tmp_path / "future.joblib"
-    monkeypatch.setattr(_persistence, "FORMAT_VERSION", 999)
+    monkeypatch.setattr(_npz_format, "FORMAT_VERSION", 999)  # what save writes
     save(load(model_path), future)
     monkeypatch.undo()
     assert main(["diagnose", str(future)]) == 1

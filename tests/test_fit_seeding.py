@@ -13,7 +13,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
-import online_gmm._estimator as estimator_mod
+import online_gmm._epochs as epochs_mod
 from online_gmm import OnlineGaussianMixture, load
 
 from ._data import assert_same_state, mixture, state_snapshot
@@ -32,13 +32,13 @@ def _eight_blobs(n=1600, seed=0):
 def seeding_calls(monkeypatch):
     """The samples ``fit`` seeds from (the real seeding still runs)."""
     calls = []
-    original = estimator_mod.seed_from_sample
+    original = epochs_mod.seed_from_sample
 
     def spy(state, X, w, **kwargs):
         calls.append((np.array(X), np.array(w)))
         return original(state, X, w, **kwargs)
 
-    monkeypatch.setattr(estimator_mod, "seed_from_sample", spy)
+    monkeypatch.setattr(epochs_mod, "seed_from_sample", spy)
     return calls
 
 
