@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ._array_api import asarray_like, device, scatter_rows, take_index, to_numpy
+from ._array_api import asarray_like, blas_threads_for, device, scatter_rows, take_index, to_numpy
 from ._covariance import covariance
 from ._stats import MixtureState
 
@@ -49,6 +49,12 @@ def kmeans_plusplus_indices(X, w_host: np.ndarray, centers, n_new: int, rng, xp)
     centred = _centred(X, xp)  # once, not once per distance computation
     closest = to_numpy(_sq_dist_to_nearest(X, centers, xp, centred=centred)).astype(np.float64)
     n_trials = 2 + int(math.log(centers.shape[0] + n_new))
+    # one BLAS thread for these small products (their threads cost more than they give)
+    with blas_threads_for(n_trials * X.shape[0] * X.shape[1]):
+        return _greedy_d2(X, w_host, closest, centred, n_new, n_trials, rng, xp)
+
+
+def _greedy_d2(X, w_host, closest, centred, n_new, n_trials, rng, xp) -> np.ndarray:
     chosen: list[int] = []
     for _ in range(n_new):
         pot = w_host * np.where(np.isfinite(closest), closest, 0.0)
@@ -87,7 +93,9 @@ def _pairwise_sq(X, idx: np.ndarray, xp, centred: tuple | None = None) -> np.nda
     Xc, xx, _ = _centred(X, xp) if centred is None else centred
     take = take_index(np.asarray(idx, dtype=np.int64), X, xp)
     Cc = xp.take(Xc, take, axis=0)
-    d2 = xp.take(xx, take, axis=0)[:, None] - 2.0 * (Cc @ Xc.T) + xx
+    # (n, D) @ (D, m), then transposed: BLAS's fast layout for a few centres against many
+    # rows (the other order is several times slower for tall, narrow products)
+    d2 = xp.take(xx, take, axis=0)[:, None] - 2.0 * (Xc @ Cc.T).T + xx
     return np.maximum(to_numpy(d2), 0.0)
 
 
