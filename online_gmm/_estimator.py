@@ -111,8 +111,12 @@ class OnlineGaussianMixture(
         on the full buffer ``warmup_restarts``
         restarts (k-means++ seeds, a few Lloyd and EM iterations) replace the provisional
         model of the first steps; the stream goes on from the best restart's statistics,
-        no row counted twice. :meth:`fit` runs the same restarts on its seeding sample
-        (``init_size`` rows; by default 32,768 with "auto", else ``warmup_size``).
+        no row counted twice. With "auto" the buffer then grows to 32,768 rows and, each
+        time its rows double, a few EM iterations recompute the state from them (only
+        while ``forgetting_rate`` is 0, a stationary stream). :meth:`fit` runs the same
+        warm-up on its seeding sample (``init_size`` rows; by default 32,768 with "auto",
+        else ``warmup_size``): the restarts on 64 rows per component of it, then batch EM
+        on all of it until ``tol``.
         0 turns the warm-up off (the first batch seeds). See ``docs/algorithm.md``,
         "Warm-up".
     warmup_restarts : int, default=3
@@ -352,7 +356,7 @@ class OnlineGaussianMixture(
         self._user_init_pending = self.means_init is not None
         self._warmup = None if self._user_init_pending else _warmup.start(
             _warmup.resolve_size(self.warmup_size, self.n_components), self.warmup_restarts,
-            X.shape[1], xp.finfo(X.dtype).bits // 8,
+            X.shape[1], xp.finfo(X.dtype).bits // 8, _warmup.resolve_limit(self.warmup_size),
         )
         self._reset_bookkeeping()
 

@@ -99,6 +99,7 @@ class _Encoder:
             rows = (None if v.X is None else self.value(v.X[:n, ...], f"{key}.X", where),
                     None if v.w is None else self.value(v.w[:n], f"{key}.w", where))
             return {"Warmup": {"size": v.size, "restarts": v.restarts, "n_rows": n,
+                               "limit": v.limit, "refining": v.refining,
                                "X": rows[0], "w": rows[1]}}
         if type(v) is np.random.RandomState:
             state = v.get_state(legacy=False)
@@ -356,14 +357,17 @@ class _Decoder:
         from ._warmup import Warmup
 
         size, restarts, n = body.get("size"), body.get("restarts"), body.get("n_rows")
-        if not all(type(x) is int and x >= 0 for x in (size, restarts, n)) or n > size:
+        limit, refining = body.get("limit", 0), body.get("refining", False)
+        if (not all(type(x) is int and x >= 0 for x in (size, restarts, n, limit))
+                or type(refining) is not bool or n > max(size, limit)):
             raise self.fail(f"{where}: unreadable warm-up buffer")
         X = None if body.get("X") is None else self.value(body["X"], where)
         w = None if body.get("w") is None else self.value(body["w"], where)
         rows = (0 if X is None else X.shape[0], 0 if w is None else w.shape[0])
         if rows != (n, n) or (X is not None and (X.ndim != 2 or not np.isfinite(X).all())):
             raise self.fail(f"{where}: the warm-up buffer's rows do not match it")
-        return Warmup(size=size, restarts=max(1, restarts), X=X, w=w, n_rows=n)
+        return Warmup(size=size, restarts=max(1, restarts), X=X, w=w, n_rows=n, limit=limit,
+                      refining=refining)
 
     def random_state(self, state: Any, where: str) -> Any:
         import numpy as np

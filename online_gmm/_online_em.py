@@ -215,23 +215,33 @@ def _em_step(state, X, w, config, temperature, forgetting_rate, rng, backend, ho
     return new, info
 
 
-def _warm_up(provisional, X, w, warmup, config, temperature, eta, rng, backend, hooks):
-    """``(state, warmup)`` after buffering the batch: the provisional state while the
-    buffer fills; on the full buffer the warm state (then a step on the rows past it; under
-    a ``gather`` hook those rows are other workers' too, and are not stepped on)."""
+def _warm_up(stepped, X, w, warmup, config, temperature, eta, rng, backend, hooks):
+    """``(state, warmup)`` after buffering the batch. Before the first mark the state is
+    ``stepped``, provisional; at it, the warm state of the restarts. Later (refining),
+    ``stepped`` is the real state, and each mark recomputes it from the buffer. After a
+    mark, the rows past the buffer step on the new state (under a ``gather`` hook those
+    rows are other workers' too, and are not stepped on). Refinement needs a buffer that
+    holds every row (no ``gather`` hook) and a stationary stream (forgetting rate 0)."""
+    if warmup.refining and (eta != 0 or hooks.gather is not None):
+        return stepped, None
     X_new, w_new = (X, w) if hooks.gather is None else hooks.gather(X, w)
     warmup, X_rest, w_rest = _warmup.buffer(warmup, X_new, w_new, backend.xp)
     if not _warmup.is_full(warmup):
-        return provisional, warmup
+        return stepped, warmup
     n = warmup.n_rows
-    state = _warmup.warm_state(warmup.X[:n, ...], warmup.w[:n], config=config,
-                               restarts=warmup.restarts, rng=rng, backend=backend)
-    if state is None:  # every restart failed: the stream goes on from the provisional state
-        return provisional, None
+    Xb, wb = warmup.X[:n, ...], warmup.w[:n]
+    if warmup.refining:
+        state = _warmup.refined_state(stepped, Xb, wb, config=config, backend=backend)
+    else:
+        state = _warmup.warm_state(Xb, wb, config=config, restarts=warmup.restarts, rng=rng,
+                                   backend=backend)
+    if state is None:  # every restart (or the refinement) failed: go on from ``stepped``
+        return stepped, None
     if hooks.gather is None and X_rest.shape[0] > 0:
         state, _ = em_step(state, X_rest, w_rest, config=config, temperature=temperature,
                            forgetting_rate=eta, rng=rng, backend=backend)
-    return state, None
+    follow = _warmup.after(warmup) if hooks.gather is None and eta == 0 else None
+    return state, follow
 
 
 def check_finite_state(state: MixtureState, backend) -> None:

@@ -9,7 +9,12 @@ so that the model can already predict; on the full buffer :func:`warm_state` run
 recomputed from scratch (no seed prior), and keeps the restart of highest buffer
 log-likelihood. The stream goes on from that restart's statistics (``n_k = nu_k =`` its
 masses, summing to the buffer's weight); the provisional state is discarded, so no row is
-counted twice. Plain functions over the backend, as the step itself.
+counted twice. With ``warmup_size="auto"`` the buffer then keeps growing, to
+:data:`AUTO_MAX_ROWS`: each time the rows held double, :func:`refined_state` recomputes the
+state from them by a few EM iterations from its parameters (the buffer holds every row
+stepped on, so again no row is counted twice). Only on a stationary stream (forgetting rate
+0) and when the buffer holds every row (no ``gather`` hook). Plain functions over the
+backend, as the step itself.
 """
 
 from __future__ import annotations
@@ -38,10 +43,16 @@ AUTO_MAX_ROWS = 32768
 
 
 def resolve_size(warmup_size: int | str, n_components: int) -> int:
-    """The buffer's rows for ``warmup_size`` (an int, or "auto")."""
+    """The rows the restarts run on, for ``warmup_size`` (an int, or "auto")."""
     if warmup_size == "auto":
         return min(AUTO_MAX_ROWS, AUTO_ROWS_PER_COMPONENT * n_components)
     return int(warmup_size)
+
+
+def resolve_limit(warmup_size: int | str) -> int:
+    """The rows the buffer grows to (refined at each doubling): :data:`AUTO_MAX_ROWS` with
+    "auto"; an int size has no refinement (0)."""
+    return AUTO_MAX_ROWS if warmup_size == "auto" else 0
 
 
 def sample_size(warmup_size: int | str) -> int:
@@ -62,6 +73,16 @@ class Warmup:
     X: Any = None
     w: Any = None
     n_rows: int = 0
+    #: the rows the buffer grows to; each doubling of the rows held refines the warm state
+    #: (:func:`refined_state`); ``<= size``: no refinement
+    limit: int = 0
+    #: the warm state exists: the next full mark (``size``) refines it
+    refining: bool = False
+
+    @property
+    def capacity(self) -> int:
+        """The rows the buffer is allocated for."""
+        return max(self.size, self.limit)
 
     def replace(self, **changes) -> Warmup:
         return replace(self, **changes)
@@ -70,8 +91,8 @@ class Warmup:
         """The same buffer: the same size, restarts and rows held (the free space aside)."""
         if not isinstance(other, Warmup):
             return NotImplemented
-        if (self.size, self.restarts, self.n_rows) != (other.size, other.restarts,
-                                                        other.n_rows):
+        if ((self.size, self.restarts, self.n_rows, self.limit, self.refining)
+                != (other.size, other.restarts, other.n_rows, other.limit, other.refining)):
             return False
         if self.n_rows == 0:
             return True
@@ -91,13 +112,15 @@ class Warmup:
         self.__dict__.update(state)
 
 
-def start(warmup_size: int, restarts: int, n_features: int, itemsize: int) -> Warmup | None:
-    """The warm-up of a new stream (None when ``warmup_size`` is 0): its buffer capped at
-    :data:`MAX_BUFFER_BYTES`."""
+def start(warmup_size: int, restarts: int, n_features: int, itemsize: int,
+          limit: int = 0) -> Warmup | None:
+    """The warm-up of a new stream (None when ``warmup_size`` is 0): its buffer (of
+    ``max(warmup_size, limit)`` rows) capped at :data:`MAX_BUFFER_BYTES`."""
     if warmup_size <= 0:
         return None
     cap = max(1, MAX_BUFFER_BYTES // max(1, n_features * itemsize))
-    return Warmup(size=int(min(warmup_size, cap)), restarts=int(restarts))
+    return Warmup(size=int(min(warmup_size, cap)), restarts=int(restarts),
+                  limit=int(min(limit, cap)))
 
 
 def buffer(warmup: Warmup, X: Any, w: Any, xp: Any) -> tuple[Warmup, Any, Any]:
@@ -105,14 +128,14 @@ def buffer(warmup: Warmup, X: Any, w: Any, xp: Any) -> tuple[Warmup, Any, Any]:
     to its size; the rows past it (to be stepped on the warm state) come back."""
     w_host = to_numpy(w)
     keep = np.flatnonzero(w_host > 0)
-    n = warmup.n_rows
-    take, rest = keep[: warmup.size - n], keep[warmup.size - n:]
+    n, capacity = warmup.n_rows, warmup.capacity
+    take, rest = keep[: capacity - n], keep[capacity - n:]
     BX, Bw = warmup.X, warmup.w
-    if BX is None or BX.shape[0] < warmup.size or BX.dtype != X.dtype:
+    if BX is None or BX.shape[0] < capacity or BX.dtype != X.dtype:
         # (first rows, or a buffer unpickled without its free space): allocated once
         dev = device(X)
-        new_X = xp.zeros((warmup.size, X.shape[1]), dtype=X.dtype, device=dev)
-        new_w = xp.zeros((warmup.size,), dtype=w.dtype, device=dev)
+        new_X = xp.zeros((capacity, X.shape[1]), dtype=X.dtype, device=dev)
+        new_w = xp.zeros((capacity,), dtype=w.dtype, device=dev)
         if n:
             new_X[:n, ...] = xp.astype(BX[:n, ...], X.dtype)
             new_w[:n] = xp.astype(Bw[:n], w.dtype)
@@ -127,7 +150,35 @@ def buffer(warmup: Warmup, X: Any, w: Any, xp: Any) -> tuple[Warmup, Any, Any]:
 
 
 def is_full(warmup: Warmup) -> bool:
+    """Whether the rows held reached the next mark (``size``)."""
     return warmup.n_rows >= warmup.size
+
+
+def after(warmup: Warmup) -> Warmup | None:
+    """The warm-up once its mark is reached: the next mark (the rows held doubled, at most
+    ``limit``) for a refinement, or None (done) when the buffer is at its limit."""
+    n = warmup.n_rows
+    if n >= warmup.limit:
+        return None
+    return warmup.replace(size=min(warmup.limit, 2 * n), refining=True)
+
+
+def refined_state(state: MixtureState, Xb: Any, wb: Any, *, config: Any, backend: Any,
+                  n_iter: int = EM_ITERATIONS, tol: float | None = None) -> MixtureState | None:
+    """The state recomputed from the buffer: ``n_iter`` EM iterations at T = 1 from
+    ``state``'s parameters (fewer once the mean log-likelihood changes by less than
+    ``tol``), each M-step from no evidence (so the state's evidence is the buffer's, every
+    row once); None if they fail or end non-finite."""
+    try:
+        state, _ = _em_iterations(state, Xb, wb, config, backend, n_iter, tol)
+    except (ValueError, FloatingPointError):
+        return None
+    return state if _finite(state, backend) else None
+
+
+def _finite(state: MixtureState, backend: Any) -> bool:
+    return all(backend.all_finite(getattr(state, name))
+               for name in ("weights", "means", "covariances", "precisions_cholesky"))
 
 
 def warm_state(Xb: Any, wb: Any, *, config: Any, restarts: int, rng: np.random.RandomState,
@@ -141,8 +192,7 @@ def warm_state(Xb: Any, wb: Any, *, config: Any, restarts: int, rng: np.random.R
             state, loglik = _restart(Xb, wb, config, rng, backend)
         except (ValueError, FloatingPointError):  # an ill-defined restart (extreme data)
             continue
-        if not all(backend.all_finite(getattr(state, name))
-                   for name in ("weights", "means", "covariances", "precisions_cholesky")):
+        if not _finite(state, backend):
             continue
         # a later restart must be better by more than rounding: restarts that reach the
         # same optimum (in another order of the components) keep the first, on any backend
@@ -161,13 +211,25 @@ def _restart(Xb, wb, config, rng, backend) -> tuple[MixtureState, float]:
     if seeded.size == K and K > 1:
         means = _lloyd(Xb, wb, state.means, LLOYD_ITERATIONS, xp)
         state = _reseeded_at(state, means, Xb, wb, config, backend)
+    return _em_iterations(state, Xb, wb, config, backend)
+
+
+def _em_iterations(state, Xb, wb, config, backend, n_iter: int = EM_ITERATIONS,
+                   tol: float | None = None) -> tuple[MixtureState, float]:
+    """Up to ``n_iter`` batch-EM iterations on the buffer (T = 1, each M-step from no
+    evidence; stopped once the mean log-likelihood changes by less than ``tol``); the mean
+    buffer log-likelihood of the last E-step."""
+    xp, ct = backend.xp, config.covariance_type
     loglik = -np.inf
-    for _ in range(EM_ITERATIONS):
+    for _ in range(n_iter):
         stats = backend.state_statistics(state, ct, Xb, wb, 1.0)
-        loglik = stats.loglik / stats.weight if stats.weight > 0 else -np.inf
+        previous, loglik = loglik, (stats.loglik / stats.weight if stats.weight > 0
+                                    else -np.inf)
         state = backend.m_step(_no_evidence(state, xp), stats, eta=0.0,
                                forgetting=config.forgetting, covariance_type=ct,
                                reg_covar=config.reg_covar)
+        if tol is not None and abs(loglik - previous) < tol:
+            break
     return state, loglik
 
 

@@ -63,6 +63,31 @@ def test_forgetting_tracks_a_changed_distribution():
     assert models[0.01].score(X_new) > models[0.0].score(X_new) + 0.5
 
 
+def _batches_to_recover(model, X1, X2, after, n_batches=48, tol=0.3):
+    """Batches after the shift until every mean is within ``tol`` of its new centre."""
+    parts = np.array_split(np.concatenate([X1, X2]), n_batches)
+    shift = n_batches // 2
+    for i, batch in enumerate(parts):
+        model.partial_fit(batch)
+        if i >= shift and _matched_error(model.means_, after) < tol:
+            return i - shift
+    return n_batches  # never
+
+
+def test_the_warm_up_keeps_drift_tracking_at_least_as_fast():
+    """Contract, "Warm-up": after an abrupt drift, with forgetting, the model recovers at
+    least as fast as without the warm-up (its buffer is not refit once forgetting is on)."""
+    for seed in range(3):
+        X1, X2, after = _drift_stream(seed)
+        steps = {
+            size: _batches_to_recover(
+                OnlineGaussianMixture(2, forgetting_rate=0.01, warmup_size=size,
+                                      random_state=seed), X1, X2, after)
+            for size in ("auto", 0)
+        }
+        assert steps["auto"] <= steps[0] < 24, steps
+
+
 ETA = 0.002
 
 

@@ -75,13 +75,15 @@ def test_one_pass_with_the_warm_up_is_as_good_as_batch_em_on_overlapping_blobs()
     train, test = X[:25000], X[25000:]
     ref = GaussianMixture(K, covariance_type="diag", n_init=3, random_state=0).fit(train)
     gaps = {}
-    for size in (0, 8192):
+    for size in (0, 8192, K * 64, "auto"):  # (an int: the restarts only; "auto" refines)
         model = OnlineGaussianMixture(K, warmup_size=size, random_state=0)
         for b in np.array_split(train, 25000 // 128):
             model.partial_fit(b)
         gaps[size] = (ref.score(test) - model.score(test)) / abs(ref.score(test))
     assert gaps[8192] < 0.01
     assert gaps[8192] < gaps[0] - 0.005
+    # the refinement at each doubling (to 32,768 rows) beats the restarts alone
+    assert gaps["auto"] < 0.01 and gaps["auto"] < gaps[K * 64]
 
 
 def test_fit_runs_the_warm_up_on_its_seeding_sample(monkeypatch):
@@ -92,7 +94,24 @@ def test_fit_runs_the_warm_up_on_its_seeding_sample(monkeypatch):
     X = _stream()
     model = OnlineGaussianMixture(6, warmup_size=1500, random_state=0).fit(X)
     assert calls == [1500]
+    calls.clear()  # "auto": the restarts on 64 rows per component of the sample
+    OnlineGaussianMixture(6, random_state=0).fit(X)
+    assert calls == [6 * 64]
     assert model._warmup is None and model.converged_
+
+
+def test_fit_runs_batch_em_to_tol_on_its_seeding_sample():
+    """fit's seeding: the best restart's EM goes on, on the sample, until ``tol``; on
+    overlapping blobs that fit within 0.5 % of batch EM (the epochs start from the
+    sample's optimum, not five iterations' way to it)."""
+    rng = np.random.default_rng(0)
+    K, D = 32, 16
+    centres = rng.normal(0, 1.6, (K, D))
+    X = centres[rng.integers(0, K, 30000)] + rng.normal(size=(30000, D))
+    train, test = X[:25000], X[25000:]
+    ref = GaussianMixture(K, covariance_type="diag", n_init=3, random_state=0).fit(train)
+    model = OnlineGaussianMixture(K, random_state=0).fit(train)
+    assert (ref.score(test) - model.score(test)) / abs(ref.score(test)) < 0.005
 
 
 def test_means_init_or_a_zero_size_turns_it_off():
@@ -128,3 +147,69 @@ def test_auto_holds_64_rows_per_component_at_most_32768():
     assert OnlineGaussianMixture(6).partial_fit(X[:50])._warmup.size == 6 * 64
     assert _warmup.resolve_size("auto", 4096) == 32768
     assert _warmup.sample_size("auto") == 32768 and _warmup.sample_size(500) == 500
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_auto_refines_at_each_doubling_and_counts_nothing_twice(covariance_type, monkeypatch):
+    calls = []
+    original = _warmup.refined_state
+    monkeypatch.setattr(_warmup, "refined_state",
+                        lambda s, X, w, **kw: calls.append(len(X)) or original(s, X, w, **kw))
+    X = _stream()
+    w = np.random.default_rng(1).uniform(0.1, 2.0, len(X))
+    model = OnlineGaussianMixture(6, covariance_type=covariance_type, random_state=0)
+    for Xb, wb in zip(np.array_split(X, 23), np.array_split(w, 23), strict=True):
+        model.partial_fit(Xb, sample_weight=wb)
+        if model._warmup.refining:  # (the provisional state has its seeds' prior mass)
+            # every weighted row is evidence exactly once, at and between the marks
+            held = model._warmup.w[: model._warmup.n_rows].sum()
+            assert model._state.mass.sum() == pytest.approx(held, rel=1e-10)
+    first = 6 * 64
+    # a refinement each time the rows held passed a doubling of the first mark's rows
+    assert len(calls) >= 3 and calls[0] >= 2 * first
+    assert all(b >= 2 * a for a, b in zip(calls, calls[1:], strict=False))
+    assert model._warmup.refining and model._warmup.n_rows == len(X) < model._warmup.limit
+    assert model._state.nu.sum() == pytest.approx(w.sum(), rel=1e-10)
+
+
+def test_the_refinement_ends_at_the_limit_and_with_forgetting():
+    X = _stream(n=12000)
+    model = OnlineGaussianMixture(6, warmup_size="auto", random_state=0)
+    for b in np.array_split(X, 40):
+        model.partial_fit(b)
+    assert model._warmup is not None and model._warmup.limit == _warmup.AUTO_MAX_ROWS
+    # with forgetting the stream is not stationary: no refit of old rows, the buffer goes
+    forgetting = OnlineGaussianMixture(6, forgetting_rate=0.01, random_state=0)
+    for b in np.array_split(X, 40):
+        forgetting.partial_fit(b)
+    assert forgetting._warmup is None
+    # an int warmup_size means exactly that buffer: the restarts, no refinement
+    fixed = OnlineGaussianMixture(6, warmup_size=1000, random_state=0)
+    for b in np.array_split(X, 40):
+        fixed.partial_fit(b)
+    assert fixed._warmup is None
+
+
+@pytest.mark.parametrize("via", ["pickle", "npz"])
+def test_resume_in_the_middle_of_the_refinement_is_bit_identical(via, tmp_path):
+    from online_gmm import load, save
+
+    X = _stream()
+    batches = np.array_split(X, 30)
+    whole = OnlineGaussianMixture(6, random_state=0)
+    for b in batches:
+        whole.partial_fit(b)
+    part = OnlineGaussianMixture(6, random_state=0)
+    for b in batches[:9]:
+        part.partial_fit(b)
+    assert part._warmup.refining
+    if via == "pickle":
+        resumed = pickle.loads(pickle.dumps(part))
+    else:
+        save(part, tmp_path / "m.npz")
+        resumed = load(tmp_path / "m.npz")
+    assert resumed._warmup == part._warmup
+    for b in batches[9:]:
+        resumed.partial_fit(b)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name))
