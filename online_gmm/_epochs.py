@@ -84,31 +84,49 @@ def fit_epochs(model: Any, X: Any, w: Any, backend: Any) -> None:
 
 
 def seed_for_fit(model: Any, X: Any, w: Any, backend: Any) -> None:
-    """Seed every component from ``init_size`` random rows of ``X``: the warm-up's
-    restarts on them (their statistics are the evidence the epochs start from), or without
-    a warm-up the first step's seeding alone (no statistics added)."""
-    n = X.shape[0]
+    """Seed every component from ``init_size`` random rows of ``X`` (the sample). With a
+    warm-up, the stream's warm-up on the sample: the restarts on its first mark's worth of
+    random rows (:func:`online_gmm._warmup.resolve_size`), then batch EM on the whole
+    sample from the best restart, until ``tol`` (its statistics are the evidence the epochs
+    start from). Without one, the first step's seeding alone (no statistics added)."""
     size = model.init_size
     warm = model._warmup is not None
     if size is None:
         size = (_warmup.sample_size(model.warmup_size) if warm
                 else max(3 * model.batch_size, 3 * model.n_components))
-    if size < n:
-        xp = backend.xp
-        idx = take_index(np.sort(model._rng.choice(n, size=size, replace=False)), X, xp)
-        X, w = xp.take(X, idx, axis=0), xp.take(w, idx, axis=0)
+    X, w = _rows(model, X, w, size, backend)
     warm_state = None
     if warm:
-        warm_state = _warmup.warm_state(X, w, config=model._config(),
+        config = model._config()
+        first = _warmup.resolve_size(model.warmup_size, model.n_components)
+        X_first, w_first = _rows(model, X, w, first, backend)
+        warm_state = _warmup.warm_state(X_first, w_first, config=config,
                                         restarts=model._warmup.restarts, rng=model._rng,
                                         backend=backend)
         model._warmup = None
+        if warm_state is not None:
+            # on to the sample's optimum: the epochs then start there, not five EM
+            # iterations' way to it
+            converged = _warmup.refined_state(warm_state, X, w, config=config,
+                                              backend=backend, n_iter=model.max_iter,
+                                              tol=model.tol)
+            warm_state = warm_state if converged is None else converged
     if warm_state is not None:
         model._state = warm_state
     else:
         model._state = seed_from_sample(model._state, X, w, config=model._config(),
                                         rng=model._rng, backend=backend)
     model._publish()
+
+
+def _rows(model: Any, X: Any, w: Any, size: int, backend: Any) -> tuple[Any, Any]:
+    """``size`` random rows of ``X`` and ``w`` (in their order), or all if fewer."""
+    n = X.shape[0]
+    if size >= n:
+        return X, w
+    xp = backend.xp
+    idx = take_index(np.sort(model._rng.choice(n, size=size, replace=False)), X, xp)
+    return xp.take(X, idx, axis=0), xp.take(w, idx, axis=0)
 
 
 #: What ``fit``'s restarts keep of the best one.
