@@ -22,6 +22,7 @@ from online_gmm import core
 from online_gmm.diagnostics import collapse_report
 
 from . import _distributed
+from .balance import sinkhorn_knopp
 
 __all__ = ["GMMPrototypes"]
 
@@ -36,6 +37,7 @@ _OWN_CONSTRAINTS = {
     "distributed": ["boolean", None],
     "random_state": [core.Interval(Integral, 0, 2**32 - 1, closed="both"), None],
 }
+_BALANCE = (None, "sinkhorn")
 _RNG_WORDS = 624 + 3  # MT19937 key, position, has_gauss, cached gaussian (as int64 bits)
 
 
@@ -380,25 +382,84 @@ class GMMPrototypes(nn.Module):
                                       missing_keys, unexpected_keys, error_msgs)
 
     @torch.no_grad()
-    def targets(self, teacher_embeddings: Tensor, temperature: float = 1.0) -> Tensor:
-        """Soft assignment targets: the mixture's posterior, sharpened by ``temperature``.
+    def targets(
+        self,
+        teacher_embeddings: Tensor,
+        temperature: float = 1.0,
+        balance: str | None = None,
+        *,
+        sinkhorn_iterations: int = 3,
+    ) -> Tensor:
+        """Soft assignment targets: the mixture's posterior, sharpened and optionally balanced.
 
-        ``softmax((log pi_k + log N(x | mu_k, Sigma_k)) / temperature)``; ``temperature=1``
-        is the plain posterior, smaller is sharper. Separate from the EM temperature.
+        With ``l[b, k] = log pi_k + log N(x_b | mu_k, Sigma_k)``: ``balance=None`` gives
+        ``softmax(l / temperature)`` (``temperature=1`` is the plain posterior, smaller is
+        sharper; separate from the EM temperature); ``balance="sinkhorn"`` gives
+        :func:`ssl_bridge.balance.sinkhorn_knopp` of ``l / temperature``, the posterior
+        rebalanced over the batch so that every prototype gets an equal share of it (what
+        DINOv2 and SwAV do to their teacher instead of DINO's centring).
+
+        The posterior is already sharp: for the default spherical mixture over normalised
+        embeddings, ``l`` is ``cos(x, mu_k) * |mu_k| / sigma_k^2`` plus a per-prototype
+        offset, so ``temperature=T`` acts like a DINO teacher temperature of
+        ``T * sigma_k^2 / |mu_k|`` (about 0.03 at ``T=1`` on the synthetic example of
+        docs/ssl.md, where ``T=0.04`` gives mean entropy 0.015 nats: nearly one-hot).
+        ``temperature=1`` is the DINO-like choice; see docs/ssl.md, "Temperatures".
 
         Parameters
         ----------
         teacher_embeddings : Tensor of shape (B, D)
+            Any floating dtype (float16/bfloat16 are computed in float32); on the module's
+            device. Under DDP each rank passes its own batch.
         temperature : float, default=1.0
+            Divides the log-posterior before the softmax (or the balancing); > 0.
+        balance : {None, "sinkhorn"}, default=None
+            ``"sinkhorn"``: balance the columns by Sinkhorn-Knopp over the batch, over every
+            rank's batch under DDP (the module's ``distributed`` setting; every rank must
+            then call ``targets``).
+        sinkhorn_iterations : int, default=3
+            Sinkhorn-Knopp iterations (DINOv2's default); used with ``balance="sinkhorn"``.
 
         Returns
         -------
         targets : Tensor of shape (B, K)
             Rows sum to 1; float32 (float64 for float64 input), under ``torch.autocast``
             too; no gradient.
+
+        Raises
+        ------
+        ValueError
+            A bad ``temperature``, ``balance`` or ``sinkhorn_iterations``; a bad shape,
+            dtype or device of the embeddings.
+        RuntimeError
+            Before the first :meth:`update`.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ssl_bridge import GMMPrototypes
+        >>> _ = torch.manual_seed(0)
+        >>> head = GMMPrototypes(n_prototypes=4, dim=8)
+        >>> teacher = torch.randn(64, 8)
+        >>> _ = head.update(teacher)
+        >>> head.targets(teacher).sum(dim=0)  # each prototype's share of the batch
+        tensor([20.3023, 14.7508, 13.1766, 15.7702])
+        >>> q = head.targets(teacher, balance="sinkhorn", sinkhorn_iterations=20)
+        >>> q.shape, bool(torch.allclose(q.sum(dim=1), torch.ones(64)))
+        (torch.Size([64, 4]), True)
+        >>> q.sum(dim=0).round(decimals=2)  # balanced: B / K = 16 each
+        tensor([16., 16., 16., 16.])
         """
         if not (np.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
+        if balance not in _BALANCE:
+            raise ValueError(f"balance must be one of {list(_BALANCE)}, got {balance!r}.")
+        if isinstance(sinkhorn_iterations, bool) or not isinstance(
+            sinkhorn_iterations, Integral
+        ) or sinkhorn_iterations < 0:
+            raise ValueError(
+                f"sinkhorn_iterations must be an integer >= 0, got {sinkhorn_iterations!r}."
+            )
         self._require_seeded()
         x = self._prepare_input(teacher_embeddings, "teacher_embeddings").detach()
         X = core.host_view(x)
@@ -408,7 +469,13 @@ class GMMPrototypes(nn.Module):
                                     backend.xp)
             logp = core.weighted_log_density(X, p, backend)
             logp = torch.from_numpy(logp) if isinstance(logp, np.ndarray) else logp
-            return torch.softmax(logp / temperature, dim=1)
+            if balance is None:
+                return torch.softmax(logp / temperature, dim=1)
+            # from the (tempered) log-posterior, so every sample enters the first column
+            # sums with mass 1, whatever its likelihood
+            return sinkhorn_knopp(torch.log_softmax(logp / temperature, dim=1),
+                                  int(sinkhorn_iterations),
+                                  distributed=self._use_distributed())
 
     def logits(self, student_embeddings: Tensor, kind: str = "cosine") -> Tensor:
         """The student's scores against the fixed prototypes; gradients reach the student only.
