@@ -133,7 +133,7 @@ class GMMPrototypes(nn.Module):
     >>> q.shape, bool(torch.allclose(q.sum(dim=1), torch.ones(32)))
     (torch.Size([32, 8]), True)
     >>> student = torch.randn(32, 4, requires_grad=True)
-    >>> head.logits(student).shape
+    >>> head(student).shape  # the student's cosine logits, head.logits(student)
     torch.Size([32, 8])
     """
 
@@ -190,6 +190,9 @@ class GMMPrototypes(nn.Module):
         self.register_buffer("n_samples_seen", torch.zeros((), dtype=torch.int64))
         self.register_buffer("n_reseeded", torch.zeros((), dtype=torch.int64))
         self.register_buffer("rng_state", _rng_to_tensor(np.random.RandomState(random_state)))
+        # whether ``seeded.any()``, kept on the host: the student path reads it without a
+        # device sync and without a graph break under torch.compile
+        self._has_prototypes = False
 
     # ------------------------------------------------------------------ plumbing
     def _apply(self, fn, *args, **kwargs):  # keep the float64 state through .to(dtype)
@@ -331,6 +334,7 @@ class GMMPrototypes(nn.Module):
             step=int(self.step), rng=rng, backend=backend, hooks=hooks,
         )
         self._commit(new_state)
+        self._has_prototypes = bool(self.seeded.any())
         self.rng_state.copy_(_rng_to_tensor(rng))
         self.step += 1
         self.n_samples_seen += info.n_samples
@@ -380,6 +384,7 @@ class GMMPrototypes(nn.Module):
             return
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
                                       missing_keys, unexpected_keys, error_msgs)
+        self._has_prototypes = bool(self.seeded.any())
 
     @torch.no_grad()
     def targets(
@@ -477,6 +482,42 @@ class GMMPrototypes(nn.Module):
                                   int(sinkhorn_iterations),
                                   distributed=self._use_distributed())
 
+    def forward(self, student_embeddings: Tensor) -> Tensor:
+        """The student's cosine logits: ``head(student)`` as with DINO's ``DINOHead``.
+
+        ``logits(student_embeddings)`` with the default ``kind="cosine"``:
+        ``<z / |z|, mu_k / |mu_k|>``, what DINO's weight-normalised last layer computes
+        (``norm_last_layer=True``), against prototypes that are the mixture's means and get
+        no gradient. Feed them to the loss with DINO's student temperature, e.g.
+        ``losses.cross_view_cross_entropy(logits, targets, student_temperature=0.1)``.
+
+        Parameters
+        ----------
+        student_embeddings : Tensor of shape (B, D)
+
+        Returns
+        -------
+        logits : Tensor of shape (B, K)
+            As :meth:`logits` (its dtype rules, under ``torch.autocast`` too). Compiles
+            with ``torch.compile`` in one graph (``fullgraph=True``), once the module has
+            prototypes.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ssl_bridge import GMMPrototypes
+        >>> head = GMMPrototypes(n_prototypes=8, dim=4)
+        >>> _ = head.update(torch.randn(32, 4))
+        >>> student = torch.randn(5, 4, requires_grad=True)
+        >>> logits = head(student)
+        >>> logits.shape, bool(torch.equal(logits, head.logits(student)))
+        (torch.Size([5, 8]), True)
+        >>> logits.sum().backward()  # the gradient reaches the student, not the prototypes
+        >>> student.grad.shape, head.means.grad
+        (torch.Size([5, 4]), None)
+        """
+        return self.logits(student_embeddings)
+
     def logits(self, student_embeddings: Tensor, kind: str = "cosine") -> Tensor:
         """The student's scores against the fixed prototypes; gradients reach the student only.
 
@@ -484,15 +525,32 @@ class GMMPrototypes(nn.Module):
         ----------
         student_embeddings : Tensor of shape (B, D)
         kind : {"cosine", "gaussian"}, default="cosine"
-            ``cosine``: ``<z / |z|, mu_k / |mu_k|>``. ``gaussian``: the mixture's weighted
-            log-density ``log pi_k + log N(z | mu_k, Sigma_k)``.
+            ``cosine``: ``<z / |z|, mu_k / |mu_k|>`` (what :meth:`forward` returns).
+            ``gaussian``: the mixture's weighted log-density
+            ``log pi_k + log N(z | mu_k, Sigma_k)``.
 
         Returns
         -------
         logits : Tensor of shape (B, K)
             In the student's dtype (float32 for float16/bfloat16). Under ``torch.autocast``
-            the ``cosine`` product follows the autocast dtype, as a linear layer's would;
-            ``gaussian`` logits are computed with autocast off (float32 at least).
+            the ``cosine`` product follows the autocast dtype, as a linear layer's would
+            (bfloat16 under ``torch.autocast("cpu", dtype=torch.bfloat16)``; a float64
+            student stays float64, which autocast does not cast); ``gaussian`` logits are
+            computed with autocast off (float32 at least). Both compile with
+            ``torch.compile``: ``cosine`` in one graph, ``gaussian`` with graph breaks in
+            the core's array-API code.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ssl_bridge import GMMPrototypes
+        >>> head = GMMPrototypes(n_prototypes=8, dim=4)
+        >>> _ = head.update(torch.randn(32, 4))
+        >>> student = torch.randn(5, 4)
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+        ...     cos, gauss = head.logits(student), head.logits(student, kind="gaussian")
+        >>> cos.dtype, gauss.dtype
+        (torch.bfloat16, torch.float32)
         """
         if kind not in ("cosine", "gaussian"):
             raise ValueError(f"kind must be one of ['cosine', 'gaussian'], got {kind!r}.")
@@ -509,8 +567,11 @@ class GMMPrototypes(nn.Module):
             return core.weighted_log_density(z, p, backend)
 
     def _require_seeded(self) -> None:
-        if not bool(self.seeded.any()):
+        if self._has_prototypes:
+            return
+        if not bool(self.seeded.any()):  # (buffers written by hand: read them)
             raise RuntimeError("GMMPrototypes has no prototypes yet: call update() first.")
+        self._has_prototypes = True
 
     # ------------------------------------------------------------------ views
     @property
