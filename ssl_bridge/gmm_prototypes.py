@@ -334,7 +334,8 @@ class GMMPrototypes(nn.Module):
             step=int(self.step), rng=rng, backend=backend, hooks=hooks,
         )
         self._commit(new_state)
-        self._has_prototypes = bool(self.seeded.any())
+        # seeded components stay seeded (reseeding re-seeds them): no read of the buffer
+        self._has_prototypes = self._has_prototypes or info.n_seeded > 0
         self.rng_state.copy_(_rng_to_tensor(rng))
         self.step += 1
         self.n_samples_seen += info.n_samples
@@ -409,7 +410,8 @@ class GMMPrototypes(nn.Module):
         offset, so ``temperature=T`` acts like a DINO teacher temperature of
         ``T * sigma_k^2 / |mu_k|`` (about 0.03 at ``T=1`` on the synthetic example of
         docs/ssl.md, where ``T=0.04`` gives mean entropy 0.015 nats: nearly one-hot).
-        ``temperature=1`` is the DINO-like choice; see docs/ssl.md, "Temperatures".
+        ``temperature=1`` is the DINO-like choice; see docs/ssl.md, "Temperatures and
+        balancing".
 
         Parameters
         ----------
