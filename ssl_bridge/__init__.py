@@ -3,10 +3,12 @@
 :class:`GMMPrototypes` fits the prototypes as the means of an online Gaussian mixture over
 teacher embeddings, outside the encoder's gradient, and returns soft assignment targets;
 :class:`JointPrototypes` is the learnable DINO-style head it replaces (the baseline that
-collapses); :mod:`ssl_bridge.losses` holds the SSL losses as small pure functions.
+collapses); :mod:`ssl_bridge.losses` holds the SSL losses as small pure functions, and
+:func:`~ssl_bridge.balance.sinkhorn_knopp` balances targets over a batch.
 """
 
-from . import losses
+from . import balance, losses
+from .balance import sinkhorn_knopp
 from .gmm_prototypes import GMMPrototypes
 from .heads import JointPrototypes
 from .losses import (
@@ -22,7 +24,9 @@ from .losses import (
 __all__ = [
     "GMMPrototypes",
     "JointPrototypes",
+    "balance",
     "losses",
+    "sinkhorn_knopp",
     "cross_view_cross_entropy",
     "swapped_prediction_loss",
     "proto_nce_loss",

@@ -1,5 +1,6 @@
 """torch.distributed plumbing for :class:`~ssl_bridge.GMMPrototypes`: gather a batch from
-every rank (for seeding), merge the ranks' batch statistics, agree on a decision."""
+every rank (for seeding), merge the ranks' batch statistics, agree on a decision, reduce a
+tensor (the Sinkhorn-Knopp balancing's column sums)."""
 
 from __future__ import annotations
 
@@ -85,3 +86,14 @@ def any_rank(flag: bool, device: torch.device | None = None) -> bool:
     t = torch.tensor([1 if flag else 0], device=_comm_device(), dtype=torch.int64)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+def all_reduce(t: torch.Tensor, op: str = "sum") -> torch.Tensor:
+    """``t`` reduced element-wise over every rank (``op`` "sum" or "max"), on ``t``'s device
+    and in its dtype; ``t`` itself when no process group is active. ``t`` is not modified."""
+    if not is_active():
+        return t
+    ops = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}
+    out = t.detach().to(_comm_device(), copy=True)
+    dist.all_reduce(out, op=ops[op])
+    return out.to(t.device)

@@ -22,6 +22,7 @@ from online_gmm import core
 from online_gmm.diagnostics import collapse_report
 
 from . import _distributed
+from .balance import sinkhorn_knopp
 
 __all__ = ["GMMPrototypes"]
 
@@ -36,6 +37,7 @@ _OWN_CONSTRAINTS = {
     "distributed": ["boolean", None],
     "random_state": [core.Interval(Integral, 0, 2**32 - 1, closed="both"), None],
 }
+_BALANCE = (None, "sinkhorn")
 _RNG_WORDS = 624 + 3  # MT19937 key, position, has_gauss, cached gaussian (as int64 bits)
 
 
@@ -131,7 +133,7 @@ class GMMPrototypes(nn.Module):
     >>> q.shape, bool(torch.allclose(q.sum(dim=1), torch.ones(32)))
     (torch.Size([32, 8]), True)
     >>> student = torch.randn(32, 4, requires_grad=True)
-    >>> head.logits(student).shape
+    >>> head(student).shape  # the student's cosine logits, head.logits(student)
     torch.Size([32, 8])
     """
 
@@ -188,6 +190,9 @@ class GMMPrototypes(nn.Module):
         self.register_buffer("n_samples_seen", torch.zeros((), dtype=torch.int64))
         self.register_buffer("n_reseeded", torch.zeros((), dtype=torch.int64))
         self.register_buffer("rng_state", _rng_to_tensor(np.random.RandomState(random_state)))
+        # whether ``seeded.any()``, kept on the host: the student path reads it without a
+        # device sync and without a graph break under torch.compile
+        self._has_prototypes = False
 
     # ------------------------------------------------------------------ plumbing
     def _apply(self, fn, *args, **kwargs):  # keep the float64 state through .to(dtype)
@@ -329,6 +334,8 @@ class GMMPrototypes(nn.Module):
             step=int(self.step), rng=rng, backend=backend, hooks=hooks,
         )
         self._commit(new_state)
+        # seeded components stay seeded (reseeding re-seeds them): no read of the buffer
+        self._has_prototypes = self._has_prototypes or info.n_seeded > 0
         self.rng_state.copy_(_rng_to_tensor(rng))
         self.step += 1
         self.n_samples_seen += info.n_samples
@@ -378,27 +385,88 @@ class GMMPrototypes(nn.Module):
             return
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
                                       missing_keys, unexpected_keys, error_msgs)
+        self._has_prototypes = bool(self.seeded.any())
 
     @torch.no_grad()
-    def targets(self, teacher_embeddings: Tensor, temperature: float = 1.0) -> Tensor:
-        """Soft assignment targets: the mixture's posterior, sharpened by ``temperature``.
+    def targets(
+        self,
+        teacher_embeddings: Tensor,
+        temperature: float = 1.0,
+        balance: str | None = None,
+        *,
+        sinkhorn_iterations: int = 3,
+    ) -> Tensor:
+        """Soft assignment targets: the mixture's posterior, sharpened and optionally balanced.
 
-        ``softmax((log pi_k + log N(x | mu_k, Sigma_k)) / temperature)``; ``temperature=1``
-        is the plain posterior, smaller is sharper. Separate from the EM temperature.
+        With ``l[b, k] = log pi_k + log N(x_b | mu_k, Sigma_k)``: ``balance=None`` gives
+        ``softmax(l / temperature)`` (``temperature=1`` is the plain posterior, smaller is
+        sharper; separate from the EM temperature); ``balance="sinkhorn"`` gives
+        :func:`ssl_bridge.balance.sinkhorn_knopp` of ``l / temperature``, the posterior
+        rebalanced over the batch so that every prototype gets an equal share of it (what
+        DINOv2 and SwAV do to their teacher instead of DINO's centring).
+
+        The posterior is already sharp: for the default spherical mixture over normalised
+        embeddings, ``l`` is ``cos(x, mu_k) * |mu_k| / sigma_k^2`` plus a per-prototype
+        offset, so ``temperature=T`` acts like a DINO teacher temperature of
+        ``T * sigma_k^2 / |mu_k|`` (about 0.03 at ``T=1`` on the synthetic example of
+        docs/ssl.md, where ``T=0.04`` gives mean entropy 0.015 nats: nearly one-hot).
+        ``temperature=1`` is the DINO-like choice; see docs/ssl.md, "Temperatures and
+        balancing".
 
         Parameters
         ----------
         teacher_embeddings : Tensor of shape (B, D)
+            Any floating dtype (float16/bfloat16 are computed in float32); on the module's
+            device. Under DDP each rank passes its own batch.
         temperature : float, default=1.0
+            Divides the log-posterior before the softmax (or the balancing); > 0.
+        balance : {None, "sinkhorn"}, default=None
+            ``"sinkhorn"``: balance the columns by Sinkhorn-Knopp over the batch, over every
+            rank's batch under DDP (the module's ``distributed`` setting; every rank must
+            then call ``targets``).
+        sinkhorn_iterations : int, default=3
+            Sinkhorn-Knopp iterations (DINOv2's default); used with ``balance="sinkhorn"``.
 
         Returns
         -------
         targets : Tensor of shape (B, K)
             Rows sum to 1; float32 (float64 for float64 input), under ``torch.autocast``
             too; no gradient.
+
+        Raises
+        ------
+        ValueError
+            A bad ``temperature``, ``balance`` or ``sinkhorn_iterations``; a bad shape,
+            dtype or device of the embeddings.
+        RuntimeError
+            Before the first :meth:`update`.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ssl_bridge import GMMPrototypes
+        >>> _ = torch.manual_seed(0)
+        >>> head = GMMPrototypes(n_prototypes=4, dim=8)
+        >>> teacher = torch.randn(64, 8)
+        >>> _ = head.update(teacher)
+        >>> head.targets(teacher).sum(dim=0)  # each prototype's share of the batch
+        tensor([20.3023, 14.7508, 13.1766, 15.7702])
+        >>> q = head.targets(teacher, balance="sinkhorn", sinkhorn_iterations=20)
+        >>> q.shape, bool(torch.allclose(q.sum(dim=1), torch.ones(64)))
+        (torch.Size([64, 4]), True)
+        >>> q.sum(dim=0).round(decimals=2)  # balanced: B / K = 16 each
+        tensor([16., 16., 16., 16.])
         """
         if not (np.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
+        if balance not in _BALANCE:
+            raise ValueError(f"balance must be one of {list(_BALANCE)}, got {balance!r}.")
+        if isinstance(sinkhorn_iterations, bool) or not isinstance(
+            sinkhorn_iterations, Integral
+        ) or sinkhorn_iterations < 0:
+            raise ValueError(
+                f"sinkhorn_iterations must be an integer >= 0, got {sinkhorn_iterations!r}."
+            )
         self._require_seeded()
         x = self._prepare_input(teacher_embeddings, "teacher_embeddings").detach()
         X = core.host_view(x)
@@ -408,7 +476,49 @@ class GMMPrototypes(nn.Module):
                                     backend.xp)
             logp = core.weighted_log_density(X, p, backend)
             logp = torch.from_numpy(logp) if isinstance(logp, np.ndarray) else logp
-            return torch.softmax(logp / temperature, dim=1)
+            if balance is None:
+                return torch.softmax(logp / temperature, dim=1)
+            # from the (tempered) log-posterior, so every sample enters the first column
+            # sums with mass 1, whatever its likelihood
+            return sinkhorn_knopp(torch.log_softmax(logp / temperature, dim=1),
+                                  int(sinkhorn_iterations),
+                                  distributed=self._use_distributed())
+
+    def forward(self, student_embeddings: Tensor) -> Tensor:
+        """The student's cosine logits: ``head(student)`` as with DINO's ``DINOHead``.
+
+        ``logits(student_embeddings)`` with the default ``kind="cosine"``:
+        ``<z / |z|, mu_k / |mu_k|>``, what DINO's weight-normalised last layer computes
+        (``norm_last_layer=True``), against prototypes that are the mixture's means and get
+        no gradient. Feed them to the loss with DINO's student temperature, e.g.
+        ``losses.cross_view_cross_entropy(logits, targets, student_temperature=0.1)``.
+
+        Parameters
+        ----------
+        student_embeddings : Tensor of shape (B, D)
+
+        Returns
+        -------
+        logits : Tensor of shape (B, K)
+            As :meth:`logits` (its dtype rules, under ``torch.autocast`` too). Compiles
+            with ``torch.compile`` in one graph (``fullgraph=True``), once the module has
+            prototypes.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ssl_bridge import GMMPrototypes
+        >>> head = GMMPrototypes(n_prototypes=8, dim=4)
+        >>> _ = head.update(torch.randn(32, 4))
+        >>> student = torch.randn(5, 4, requires_grad=True)
+        >>> logits = head(student)
+        >>> logits.shape, bool(torch.equal(logits, head.logits(student)))
+        (torch.Size([5, 8]), True)
+        >>> logits.sum().backward()  # the gradient reaches the student, not the prototypes
+        >>> student.grad.shape, head.means.grad
+        (torch.Size([5, 4]), None)
+        """
+        return self.logits(student_embeddings)
 
     def logits(self, student_embeddings: Tensor, kind: str = "cosine") -> Tensor:
         """The student's scores against the fixed prototypes; gradients reach the student only.
@@ -417,15 +527,32 @@ class GMMPrototypes(nn.Module):
         ----------
         student_embeddings : Tensor of shape (B, D)
         kind : {"cosine", "gaussian"}, default="cosine"
-            ``cosine``: ``<z / |z|, mu_k / |mu_k|>``. ``gaussian``: the mixture's weighted
-            log-density ``log pi_k + log N(z | mu_k, Sigma_k)``.
+            ``cosine``: ``<z / |z|, mu_k / |mu_k|>`` (what :meth:`forward` returns).
+            ``gaussian``: the mixture's weighted log-density
+            ``log pi_k + log N(z | mu_k, Sigma_k)``.
 
         Returns
         -------
         logits : Tensor of shape (B, K)
             In the student's dtype (float32 for float16/bfloat16). Under ``torch.autocast``
-            the ``cosine`` product follows the autocast dtype, as a linear layer's would;
-            ``gaussian`` logits are computed with autocast off (float32 at least).
+            the ``cosine`` product follows the autocast dtype, as a linear layer's would
+            (bfloat16 under ``torch.autocast("cpu", dtype=torch.bfloat16)``; a float64
+            student stays float64, which autocast does not cast); ``gaussian`` logits are
+            computed with autocast off (float32 at least). Both compile with
+            ``torch.compile``: ``cosine`` in one graph, ``gaussian`` with graph breaks in
+            the core's array-API code.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ssl_bridge import GMMPrototypes
+        >>> head = GMMPrototypes(n_prototypes=8, dim=4)
+        >>> _ = head.update(torch.randn(32, 4))
+        >>> student = torch.randn(5, 4)
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+        ...     cos, gauss = head.logits(student), head.logits(student, kind="gaussian")
+        >>> cos.dtype, gauss.dtype
+        (torch.bfloat16, torch.float32)
         """
         if kind not in ("cosine", "gaussian"):
             raise ValueError(f"kind must be one of ['cosine', 'gaussian'], got {kind!r}.")
@@ -442,8 +569,11 @@ class GMMPrototypes(nn.Module):
             return core.weighted_log_density(z, p, backend)
 
     def _require_seeded(self) -> None:
-        if not bool(self.seeded.any()):
+        if self._has_prototypes:
+            return
+        if not bool(self.seeded.any()):  # (buffers written by hand: read them)
             raise RuntimeError("GMMPrototypes has no prototypes yet: call update() first.")
+        self._has_prototypes = True
 
     # ------------------------------------------------------------------ views
     @property
