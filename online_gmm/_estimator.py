@@ -105,20 +105,14 @@ class OnlineGaussianMixture(
         seeds close to scikit-learn's full-data k-means, at the cost of Lloyd iterations
         over it. With a warm-up, None is the warm-up's size.
     warmup_size : int or "auto", default="auto"
-        The start of a stream gets the care batch EM gives it: while components are seeded
-        from data (no ``means_init``), the first ``warmup_size`` weighted rows are
-        buffered ("auto": 64 per component, at most 32,768; at most 512 MiB of them), and
-        on the full buffer ``warmup_restarts``
-        restarts (k-means++ seeds, a few Lloyd and EM iterations) replace the provisional
-        model of the first steps; the stream goes on from the best restart's statistics,
-        no row counted twice. With "auto" the buffer then grows to 32,768 rows and, each
-        time its rows double, a few EM iterations recompute the state from them (only
-        while ``forgetting_rate`` is 0, a stationary stream). :meth:`fit` runs the same
-        warm-up on its seeding sample (``init_size`` rows; by default 32,768 with "auto",
-        else ``warmup_size``): the restarts on 64 rows per component of it, then batch EM
-        on all of it until ``tol``.
-        0 turns the warm-up off (the first batch seeds). See ``docs/algorithm.md``,
-        "Warm-up".
+        While components are seeded from data (no ``means_init``), the first
+        ``warmup_size`` weighted rows are buffered ("auto": 64 per component, at most 512
+        MiB) and ``warmup_restarts`` restarts (k-means++, a few Lloyd and EM iterations)
+        on them replace the provisional model of the first steps, no row counted twice.
+        "auto" then refits the state by a few EM iterations each time the rows held
+        double, to 32,768 (while ``forgetting_rate`` is 0). :meth:`fit` runs the same on
+        its seeding sample, then batch EM on all of it to ``tol``. 0: no warm-up. See
+        ``docs/algorithm.md``, "Warm-up".
     warmup_restarts : int, default=3
         Restarts of the warm-up; the one of highest buffer log-likelihood is kept.
     weights_init : array-like of shape (n_components,), default=None
