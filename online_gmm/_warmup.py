@@ -31,6 +31,8 @@ from ._stats import MixtureState, empty_state
 #: Lloyd iterations and EM iterations of each restart.
 LLOYD_ITERATIONS = 5
 EM_ITERATIONS = 5
+#: EM iterations of each refinement (at each doubling of the rows held, with "auto").
+REFINE_ITERATIONS = 5
 #: Restarts whose mean buffer log-likelihoods differ by less than this (relative) are tied.
 TIE_TOLERANCE = 1e-9
 #: The buffer holds at most this many bytes (rows x features x the data's itemsize).
@@ -164,11 +166,13 @@ def after(warmup: Warmup) -> Warmup | None:
 
 
 def refined_state(state: MixtureState, Xb: Any, wb: Any, *, config: Any, backend: Any,
-                  n_iter: int = EM_ITERATIONS, tol: float | None = None) -> MixtureState | None:
-    """The state recomputed from the buffer: ``n_iter`` EM iterations at T = 1 from
+                  n_iter: int | None = None, tol: float | None = None) -> MixtureState | None:
+    """The state recomputed from the buffer: ``n_iter`` (default
+    :data:`REFINE_ITERATIONS`) EM iterations at T = 1 from
     ``state``'s parameters (fewer once the mean log-likelihood changes by less than
     ``tol``), each M-step from no evidence (so the state's evidence is the buffer's, every
     row once); None if they fail or end non-finite."""
+    n_iter = REFINE_ITERATIONS if n_iter is None else n_iter
     try:
         state, _ = _em_iterations(state, Xb, wb, config, backend, n_iter, tol)
     except (ValueError, FloatingPointError):
