@@ -48,6 +48,13 @@ class EMConfig:
     #: The variational mixture's prior (:class:`online_gmm._variational.Prior`): the step's
     #: E-step is then the variational posterior's. None: the plain mixture's.
     prior: Any = None
+    #: Whether a reseeded component's weight mass is the live components' mean (a fair
+    #: chance, the plain mixture) or ``seed_mass`` (its evidence, the variational mixture).
+    fair_share: bool = True
+    #: The warm-up restarts' iterations (None: :data:`online_gmm._warmup.EM_ITERATIONS`),
+    #: stopped early when the buffer's total score changes by less than ``warmup_tol``.
+    warmup_iterations: int | None = None
+    warmup_tol: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ so that the model can already predict; on the full buffer :func:`warm_state` run
 recomputed from scratch (no seed prior), and keeps the restart of highest buffer
 log-likelihood. The stream goes on from that restart's statistics (``n_k = nu_k =`` its
 masses, summing to the buffer's weight); the provisional state is discarded, so no row is
-counted twice. Plain functions over the backend, as the step itself.
+counted twice. A variational mixture's restarts run variational iterations (its E-step,
+:func:`online_gmm._variational.statistics`). Plain functions over the backend, as the step
+itself.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from ._array_api import asarray_like, device, take_index, to_numpy
 from ._seeding import seed_components, seed_from_sample
 from ._stats import MixtureState, empty_state
+from ._variational import statistics
 
 #: Lloyd iterations and EM iterations of each restart.
 LLOYD_ITERATIONS = 5
@@ -162,12 +165,19 @@ def _restart(Xb, wb, config, rng, backend) -> tuple[MixtureState, float]:
         means = _lloyd(Xb, wb, state.means, LLOYD_ITERATIONS, xp)
         state = _reseeded_at(state, means, Xb, wb, config, backend)
     loglik = -np.inf
-    for _ in range(EM_ITERATIONS):
-        stats = backend.state_statistics(state, ct, Xb, wb, 1.0)
+    n_iter = EM_ITERATIONS if config.warmup_iterations is None else config.warmup_iterations
+    for i in range(max(1, n_iter)):
+        # a variational mixture's first E-step is at the seeds' own parameters (it starts
+        # from their responsibilities, as scikit-learn's from k-means's), then its posterior's
+        stats = statistics(state, config if i else replace(config, prior=None), Xb, wb, 1.0,
+                           backend)
+        previous = loglik
         loglik = stats.loglik / stats.weight if stats.weight > 0 else -np.inf
         state = backend.m_step(_no_evidence(state, xp), stats, eta=0.0,
                                forgetting=config.forgetting, covariance_type=ct,
                                reg_covar=config.reg_covar)
+        if i > 1 and abs(loglik - previous) * stats.weight < config.warmup_tol:
+            break
     return state, loglik
 
 
