@@ -259,10 +259,11 @@ default="dirichlet_process"
                                    warmup_iterations=int(self.max_iter),
                                    warmup_tol=float(self.tol))
 
-    def _reset(self, X, xp) -> None:
-        """The prior of the first data (the batch, or ``fit``'s ``X``), then a new stream."""
+    def _reset(self, X, xp, w=None) -> None:
+        """The prior of the first data (the batch and its sample weights, or ``fit``'s
+        ``X``), then a new stream."""
         self._prior = resolve_prior(
-            X, covariance_type=self.covariance_type, n_components=self.n_components,
+            X, w, covariance_type=self.covariance_type, n_components=self.n_components,
             reg_covar=float(self.reg_covar),
             weight_concentration_prior_type=self.weight_concentration_prior_type,
             weight_concentration_prior=self.weight_concentration_prior,
@@ -270,7 +271,7 @@ default="dirichlet_process"
             degrees_of_freedom_prior=self.degrees_of_freedom_prior,
             covariance_prior=self.covariance_prior, xp=xp,
         )
-        super()._reset(X, xp)
+        super()._reset(X, xp, w)
 
     def _partial_fit(self, X, sample_weight):
         _refuse_dask(X, "partial_fit")

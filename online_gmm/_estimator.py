@@ -346,7 +346,7 @@ class OnlineGaussianMixture(
             init_params=self.init_params,
         )
 
-    def _reset(self, X, xp) -> None:
+    def _reset(self, X, xp, w=None) -> None:  # (w: the first batch's sample weights, if any)
         self._state = empty_state(
             self.n_components, X.shape[1], self.covariance_type, xp, device(X)
         )
@@ -460,7 +460,7 @@ class OnlineGaussianMixture(
             X = self._check_X(X, reset=first)
             backend = select_backend(X)
             w = self._check_sample_weight(sample_weight, X, backend.xp)
-            self._start_call(X, backend.xp, first)
+            self._start_call(X, backend.xp, first, w)
             info = self._step(X, w, backend)
         except BaseException:
             if first:  # a failed first call leaves the model unfitted, as it was
@@ -472,14 +472,14 @@ class OnlineGaussianMixture(
             self.lower_bound_ = info.loglik / info.weight
         return self
 
-    def _start_call(self, X_like, xp, first: bool) -> None:
+    def _start_call(self, X_like, xp, first: bool, w=None) -> None:
         """A first ``partial_fit`` checks the user's initial parameters and resets the
         model; a later one checks that the data's namespace is the state's (shared with
         :mod:`online_gmm._dask`, whose ``X_like`` is an empty host array)."""
         if first:
             if self.means_init is not None or self.weights_init is not None:
                 self._validate_initial_parameters(X_like.shape[1])
-            self._reset(X_like, xp)
+            self._reset(X_like, xp, w)
         else:
             self._check_namespace(xp)
 

@@ -71,22 +71,28 @@ class Posterior:
 
 
 # ---------------------------------------------------------------------- the prior
-def resolve_prior(X: Any, *, covariance_type: str, n_components: int, reg_covar: float,
-                  weight_concentration_prior_type: str = "dirichlet_process",
+def resolve_prior(X: Any, w: Any = None, *, covariance_type: str, n_components: int,
+                  reg_covar: float, weight_concentration_prior_type: str = "dirichlet_process",
                   weight_concentration_prior: float | None = None,
                   mean_precision_prior: float | None = None, mean_prior: Any = None,
                   degrees_of_freedom_prior: float | None = None,
                   covariance_prior: Any = None, xp: Any) -> Prior:
-    """The prior of ``X`` (n, D): the given values, checked as scikit-learn checks them,
-    and the defaults scikit-learn takes from its data (``1 / n_components``, 1, the mean of
-    ``X``, D, and the covariance of ``X`` with ``ddof=1`` in the type's layout). A default
-    covariance that is not positive definite (a constant feature, one row) gets
-    ``reg_covar`` on its diagonal, as every covariance does."""
+    """The prior of ``X`` (n, D) with sample weights ``w`` (None: ones): the given values,
+    checked as scikit-learn checks them, and the defaults scikit-learn takes from its data
+    (``1 / n_components``, 1, the mean of ``X``, D, and the covariance of ``X`` with
+    ``ddof=1`` in the type's layout), weighted as frequencies (unweighted if every weight is
+    zero). A default covariance that is not positive definite (a constant feature, one row)
+    gets ``reg_covar`` on its diagonal, as every covariance does."""
     n, d = X.shape
     cov = covariance(covariance_type)
     X64 = xp.astype(X, xp.float64)
+    w64 = None if w is None else xp.astype(w, xp.float64)
+    if w64 is None or not float(xp.sum(w64)) > 0:
+        w64 = xp.ones(n, dtype=xp.float64, device=device(X64))
+    total = xp.sum(w64)
+    data_mean = (w64 @ X64) / total
     if mean_prior is None:
-        mean = xp.mean(X64, axis=0)
+        mean = data_mean
     else:
         m = np.asarray(mean_prior, dtype=np.float64)
         if m.shape != (d,):
@@ -104,7 +110,7 @@ def resolve_prior(X: Any, *, covariance_type: str, n_components: int, reg_covar:
             f"{d - 1}, but got {degrees_of_freedom_prior:.3f}."
         )
     if covariance_prior is None:
-        prior_cov = _data_covariance(X64, cov, reg_covar, xp)
+        prior_cov = _data_covariance(X64 - data_mean, w64, cov, reg_covar, xp)
     else:
         p = np.asarray(covariance_prior, dtype=np.float64)
         cov.check_covariance_prior(p, d)
@@ -120,14 +126,14 @@ def resolve_prior(X: Any, *, covariance_type: str, n_components: int, reg_covar:
     )
 
 
-def _data_covariance(X64: Any, cov: Any, reg_covar: float, xp: Any) -> Any:
-    """The data's covariance in the type's layout, ``ddof=1`` (``ddof=0`` for one row),
-    regularised only if it is not positive definite."""
-    n, d = X64.shape
-    ones = xp.ones(n, dtype=xp.float64, device=device(X64))
-    total = xp.sum(ones)
-    var = cov.weighted_variance(X64 - xp.mean(X64, axis=0), ones, total, xp)
-    var = var * (n / (n - 1.0) if n > 1 else 1.0)
+def _data_covariance(R: Any, w64: Any, cov: Any, reg_covar: float, xp: Any) -> Any:
+    """The covariance of the centred rows ``R`` (weights ``w64``) in the type's layout,
+    ``ddof=1`` (``ddof=0`` for a total weight up to one), regularised only if it is not
+    positive definite."""
+    d = R.shape[1]
+    total = float(xp.sum(w64))
+    var = cov.weighted_variance(R, w64, xp.sum(w64), xp)
+    var = var * (total / (total - 1.0) if total > 1 else 1.0)
     try:
         cov.check_covariance_prior(np.asarray(to_numpy(var), dtype=np.float64), d)
     except ValueError:
