@@ -56,7 +56,9 @@ class OnlineBayesianGaussianMixture(OnlineGaussianMixture):
         Added to the diagonal of every covariance (as scikit-learn's: ``n_k * reg_covar`` in
         the Wishart posterior's scale).
     max_iter : int, default=100
-        Maximum number of epochs of :meth:`fit`.
+        Maximum number of epochs of :meth:`fit`, and the variational iterations of each
+        warm-up restart (a batch fit of the buffer, as scikit-learn's ``max_iter``; pruning
+        a start with many more components than clusters can take several hundred).
     n_init : int, default=1
         Independent restarts of :meth:`fit`; the best (highest lower bound) is kept.
     batch_size : int, default=1024
@@ -103,8 +105,11 @@ default="dirichlet_process"
         Evidence (pseudo-count) a freshly seeded component starts with.
     dead_threshold : float, default=1e-3
         A component whose weight mass falls below ``dead_threshold / n_components`` of the
-        total is reseeded where the data are explained worst. 0: never (components the
-        prior switches off stay off, as in scikit-learn).
+        total is reseeded where the data are explained worst, with ``seed_mass`` of weight
+        mass (a birth: new clusters of a growing stream are found this way). 0: never
+        (components the prior switches off stay off, as in scikit-learn; on a long
+        stationary stream this saves the reseeding of switched-off components at every
+        step).
     max_reseed : int or None, default=None
         At most this many dead components are reseeded per batch.
     random_state : int, RandomState instance or None, default=None
@@ -252,12 +257,10 @@ default="dirichlet_process"
     # ------------------------------------------------------------------ the step
     def _config(self) -> EMConfig:
         """The plain step's configuration with the prior; reseeds start from their own
-        evidence; the warm-up's restarts iterate as scikit-learn's batch fit does (at most
-        ``max_iter`` iterations, until the buffer's total score changes by less than
-        ``tol``)."""
+        evidence; the warm-up's restarts run ``max_iter`` variational iterations (a batch
+        fit of the buffer: pruning takes tens to hundreds of them)."""
         return dataclasses.replace(super()._config(), prior=self._prior, fair_share=False,
-                                   warmup_iterations=int(self.max_iter),
-                                   warmup_tol=float(self.tol))
+                                   warmup_iterations=int(self.max_iter))
 
     def _reset(self, X, xp, w=None) -> None:
         """The prior of the first data (the batch and its sample weights, or ``fit``'s

@@ -51,10 +51,8 @@ class EMConfig:
     #: Whether a reseeded component's weight mass is the live components' mean (a fair
     #: chance, the plain mixture) or ``seed_mass`` (its evidence, the variational mixture).
     fair_share: bool = True
-    #: The warm-up restarts' iterations (None: :data:`online_gmm._warmup.EM_ITERATIONS`),
-    #: stopped early when the buffer's total score changes by less than ``warmup_tol``.
+    #: The warm-up restarts' iterations (None: :data:`online_gmm._warmup.EM_ITERATIONS`).
     warmup_iterations: int | None = None
-    warmup_tol: float = 0.0
 
 
 @dataclass(frozen=True)

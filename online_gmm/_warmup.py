@@ -171,13 +171,10 @@ def _restart(Xb, wb, config, rng, backend) -> tuple[MixtureState, float]:
         # from their responsibilities, as scikit-learn's from k-means's), then its posterior's
         stats = statistics(state, config if i else replace(config, prior=None), Xb, wb, 1.0,
                            backend)
-        previous = loglik
         loglik = stats.loglik / stats.weight if stats.weight > 0 else -np.inf
         state = backend.m_step(_no_evidence(state, xp), stats, eta=0.0,
                                forgetting=config.forgetting, covariance_type=ct,
                                reg_covar=config.reg_covar)
-        if i > 1 and abs(loglik - previous) * stats.weight < config.warmup_tol:
-            break
     return state, loglik
 
 
