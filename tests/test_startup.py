@@ -89,8 +89,8 @@ def test_import_online_gmm_is_lazy_and_its_names_work():
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == str(sorted([
-        "OnlineBayesianGaussianMixture", "OnlineGaussianMixture", "PowerDecay", "diagnostics", "load", "partial_fit_pipeline",
-        "save", "__version__",
+        "OnlineBayesianGaussianMixture", "OnlineGaussianMixture", "PowerDecay", "diagnostics",
+        "load", "partial_fit_pipeline", "save", "__version__",
     ]))
 
 
