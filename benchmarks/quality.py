@@ -17,10 +17,18 @@ true labels; mean, std and min/max over seeds x orders. Targets (issue 13): one 
     python -m benchmarks.quality --smoke          # tiny: 1 seed, 1 order, small subsets
     python -m benchmarks.quality --only text --seeds 2 --set warmup_size=4096
     python -m benchmarks.quality --out /tmp/q     # writes quality.json and quality.md there
+    python -m benchmarks.quality --only variational   # the variational section alone
 
 "Ours" takes its parameters from :data:`OURS_PARAMS` (one dict per dataset; ``--set``
 adds to every dataset's). Where ``OnlineGaussianMixture`` has a ``warmup_size`` parameter,
 the variant with ``warmup_size=0`` is also run (an ablation); otherwise it is left out.
+
+Variational section (issue 18): ``OnlineBayesianGaussianMixture(n_components=30)``, one
+``partial_fit`` pass, against scikit-learn's batch ``BayesianGaussianMixture(n_components=30)``
+(defaults otherwise, the same covariance type and weight prior) on generated streams of 5 and
+of 12 true clusters, separated and overlapping: the effective number of components (weights
+above ``1 / (10 K)``) of each, and the gap of the held-out mean log-likelihood of the
+posterior-mean mixture (target: within 1 %); see :func:`run_variational`.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import batches, silence_warnings
+from ._common import batches, overlapping_clusters, silence_warnings
 from ._machine import describe, load_average, machine_note
 from ._quality_data import LOADERS, TEST_FRACTION, Dataset, split
 
@@ -212,15 +220,17 @@ def run_quality(
     datasets: list[str] | None = None,
     extra_params: dict[str, Any] | None = None,
     blas_threads: int | None = 1,
+    variational: bool = False,
     log: Any = sys.stderr,
 ) -> dict[str, Any]:
-    """Run the benchmark; the results (settings, every run, the summaries) as a dict."""
+    """Run the benchmark; the results (settings, every run, the summaries) as a dict.
+    ``variational``: also the variational section (:func:`run_variational`, same seeds)."""
     from threadpoolctl import threadpool_limits
 
     silence_warnings()
     seeds = list(seeds if seeds is not None else ([0] if smoke else range(5)))
     n_orders = n_orders if n_orders is not None else (1 if smoke else 3)
-    names = datasets or list(LOADERS)
+    names = list(LOADERS) if datasets is None else datasets
     versions = variants()
     out: dict[str, Any] = {
         "settings": {"smoke": smoke, "seeds": seeds, "orders": n_orders,
@@ -251,8 +261,181 @@ def run_quality(
                 "runs": runs,
                 "wall_s": round(time.perf_counter() - t0, 1),
             }
+        if variational:
+            out["variational"] = run_variational(
+                smoke=smoke, seeds=seeds[:VARIATIONAL_SEEDS], log=log)
     out["wall_s"] = round(time.perf_counter() - t_all, 1)
     return out
+
+
+# ----------------------------------------------------------------------------- variational
+#: The variational section: components of every model, the streams' true clusters, the
+#: typical centre distance in within-cluster standard deviations (``overlapping_clusters``).
+VARIATIONAL_K = 30
+VARIATIONAL_TRUE = (5, 12)
+VARIATIONAL_SEPARATIONS = {"separated": 8.0, "overlapping": 4.0}
+VARIATIONAL_PRIORS = ("dirichlet_process", "dirichlet_distribution")
+VARIATIONAL_GAP_TARGET = 1.0  # %
+VARIATIONAL_SEEDS = 3  # the first seeds of the run (a converged batch fit takes ~500 iterations)
+#: scikit-learn's batch fit: its default ``max_iter``, then continued to convergence
+SKLEARN_DEFAULT_ITER, SKLEARN_MAX_ITER = 100, 2000
+
+
+def effective_components(weights: np.ndarray, n_components: int) -> int:
+    """Components with weight above ``1 / (10 K)``."""
+    return int((np.asarray(weights) > 1.0 / (10 * n_components)).sum())
+
+
+def _plug_in_loglik(bgmm: Any, X: np.ndarray) -> float:
+    """Held-out mean log-likelihood of the posterior-mean mixture (``weights_``, ``means_``,
+    ``covariances_``) of a fitted ``BayesianGaussianMixture``: a density, unlike its
+    ``score`` (the variational E-step's log-sum-exp, reported alongside)."""
+    from sklearn.mixture import GaussianMixture
+
+    gm = GaussianMixture(bgmm.n_components, covariance_type=bgmm.covariance_type)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        setattr(gm, name, getattr(bgmm, name))
+    return float(gm.score(X))
+
+
+def variational_split(n_true: int, separation: float, seed: int, smoke: bool) -> tuple:
+    """``(X_train, X_test)`` of a generated stream of ``n_true`` clusters in 8-d
+    (``overlapping_clusters(n_true, 8, seed, separation)``, Dirichlet(5) weights), shuffled."""
+    n_train, n_test = (2_400, 400) if smoke else (16_000, 4_000)  # (smoke: past the warm-up)
+    clusters = overlapping_clusters(n_true, 8, seed=seed, separation=separation)
+    X = clusters.sample(n_train + n_test, np.random.default_rng([seed, n_true]))
+    return X[:n_train], X[n_train:]
+
+
+def run_variational(*, smoke: bool = False, seeds: list[int] | None = None,
+                    covariance_types: tuple[str, ...] = ("diag",),
+                    log: Any = sys.stderr) -> dict[str, Any]:
+    """The variational section: per stream (true clusters x separation), weight prior,
+    covariance type and seed, scikit-learn's batch fit on the training rows and one
+    ``partial_fit`` pass (batches of 500) of ours; effective components and held-out
+    log-likelihoods. scikit-learn's fit is recorded at its default ``max_iter`` (100) and
+    continued (``warm_start``) to convergence (at most 2,000 iterations): the reference.
+    Smoke: the Dirichlet process and separated streams only, tiny sizes."""
+    from sklearn.mixture import BayesianGaussianMixture
+
+    from online_gmm import OnlineBayesianGaussianMixture
+
+    silence_warnings()
+    seeds = list(seeds if seeds is not None else ([0] if smoke else range(3)))
+    priors = VARIATIONAL_PRIORS[:1] if smoke else VARIATIONAL_PRIORS
+    separations = (dict(list(VARIATIONAL_SEPARATIONS.items())[:1]) if smoke
+                   else VARIATIONAL_SEPARATIONS)
+    K, batch = VARIATIONAL_K, 500
+    runs: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    for n_true in VARIATIONAL_TRUE:
+        for sep_name, sep in separations.items():
+            for seed in seeds:
+                Xtr, Xte = variational_split(n_true, sep, seed, smoke)
+                for ct in covariance_types:
+                    for prior in priors:
+                        common = dict(n_components=K, covariance_type=ct,
+                                      weight_concentration_prior_type=prior,
+                                      random_state=seed)
+                        ref = BayesianGaussianMixture(
+                            **common, max_iter=SKLEARN_DEFAULT_ITER, warm_start=True).fit(Xtr)
+                        effective_default = effective_components(ref.weights_, K)
+                        iter_default = int(ref.n_iter_)
+                        if not ref.converged_:
+                            ref.set_params(max_iter=SKLEARN_MAX_ITER - iter_default).fit(Xtr)
+                        n_iter = iter_default + (0 if iter_default < SKLEARN_DEFAULT_ITER
+                                                 else int(ref.n_iter_))
+                        ours = OnlineBayesianGaussianMixture(**common)
+                        for b in batches(Xtr, batch):
+                            ours.partial_fit(b)
+                        sk_ours = ours.to_sklearn()
+                        ll_ref, ll_ours = _plug_in_loglik(ref, Xte), _plug_in_loglik(sk_ours, Xte)
+                        runs.append({
+                            "n_true": n_true, "separation": sep_name, "seed": seed,
+                            "covariance_type": ct, "prior": prior,
+                            "effective_ours": effective_components(ours.weights_, K),
+                            "effective_sklearn": effective_components(ref.weights_, K),
+                            "effective_sklearn_max_iter_100": effective_default,
+                            "ll_ours": ll_ours, "ll_sklearn": ll_ref,
+                            "gap_percent": 100.0 * (ll_ref - ll_ours) / abs(ll_ref),
+                            "score_ours": float(ours.score(Xte)),
+                            "score_sklearn": float(ref.score(Xte)),
+                            "sklearn_converged": bool(ref.converged_),
+                            "sklearn_n_iter": n_iter,
+                            "n_reseeded_ours": int(ours.n_reseeded_),
+                        })
+            print(f"[quality] variational {n_true} clusters, {sep_name}: "
+                  f"{time.perf_counter() - t0:.0f} s", file=log, flush=True)
+    return {"settings": {"n_components": K, "true_clusters": list(VARIATIONAL_TRUE),
+                         "separations": separations, "priors": list(priors),
+                         "covariance_types": list(covariance_types), "seeds": seeds,
+                         "batch": batch, "n_features": 8,
+                         "gap_target_percent": VARIATIONAL_GAP_TARGET},
+            "summary": summarise_variational(runs), "runs": runs,
+            "wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def summarise_variational(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per (true clusters, separation, covariance type, prior): the effective
+    components of each over the seeds, how often ours equals scikit-learn's and the truth,
+    and the gap's statistics against the target."""
+    keys = dict.fromkeys((r["n_true"], r["separation"], r["covariance_type"], r["prior"])
+                         for r in runs)
+    out = []
+    for n_true, sep, ct, prior in keys:
+        sel = [r for r in runs if (r["n_true"], r["separation"], r["covariance_type"],
+                                   r["prior"]) == (n_true, sep, ct, prior)]
+        gap = _stats([r["gap_percent"] for r in sel])
+        out.append({
+            "n_true": n_true, "separation": sep, "covariance_type": ct, "prior": prior,
+            "runs": len(sel),
+            "effective_ours": [r["effective_ours"] for r in sel],
+            "effective_sklearn": [r["effective_sklearn"] for r in sel],
+            "effective_sklearn_max_iter_100": [r["effective_sklearn_max_iter_100"]
+                                               for r in sel],
+            "sklearn_n_iter": [r["sklearn_n_iter"] for r in sel],
+            "same_as_sklearn": sum(r["effective_ours"] == r["effective_sklearn"] for r in sel),
+            "ours_true": sum(r["effective_ours"] == n_true for r in sel),
+            "sklearn_true": sum(r["effective_sklearn"] == n_true for r in sel),
+            "gap_percent": gap,
+            "gap_met": bool(gap["mean"] <= VARIATIONAL_GAP_TARGET),
+            "sklearn_converged": sum(r["sklearn_converged"] for r in sel),
+        })
+    return out
+
+
+def variational_markdown(v: dict[str, Any]) -> list[str]:
+    st = v["settings"]
+    lines = [
+        "", "## Variational mixture: one pass against batch variational inference", "",
+        f"`OnlineBayesianGaussianMixture(n_components={st['n_components']})`, one "
+        f"`partial_fit` pass in batches of {st['batch']}, against scikit-learn's "
+        f"`BayesianGaussianMixture(n_components={st['n_components']})` fitted on the same "
+        f"training rows (defaults otherwise; the same covariance type and weight prior) to "
+        f"convergence (the reference; also shown: its components at its default "
+        f"`max_iter=100`, where it has not converged yet), on "
+        f"generated {st['n_features']}-d streams (`overlapping_clusters`, typical centre "
+        f"distance {', '.join(f'{k} {s:g}' for k, s in st['separations'].items())} "
+        f"standard deviations), seeds {st['seeds']}. Effective components: weights above "
+        f"1 / (10 K), per seed. Gap: `100 (ll_sklearn - ll_ours) / |ll_sklearn|` of the "
+        f"held-out mean log-likelihood of the posterior-mean mixture (target <= "
+        f"{st['gap_target_percent']:g} %).",
+        "",
+        "| true clusters | separation | type | weight prior | effective, ours | effective, "
+        "scikit-learn | ours = scikit-learn's | ours = truth (sklearn) | gap % | target "
+        "<= 1 % | sklearn converged (iterations) | sklearn at max_iter=100 |",
+        "| --- " * 12 + "|",
+    ]
+    for s in v["summary"]:
+        g = s["gap_percent"]
+        lines.append(
+            f"| {s['n_true']} | {s['separation']} | `{s['covariance_type']}` | "
+            f"`{s['prior']}` | {s['effective_ours']} | {s['effective_sklearn']} | "
+            f"{s['same_as_sklearn']}/{s['runs']} | {s['ours_true']}/{s['runs']} "
+            f"({s['sklearn_true']}/{s['runs']}) | {_spread(g, 3)} | "
+            f"{'yes' if s['gap_met'] else '**no**'} | {s['sklearn_converged']}/{s['runs']} "
+            f"({s['sklearn_n_iter']}) | {s['effective_sklearn_max_iter_100']} |")
+    return lines
 
 
 # ----------------------------------------------------------------------------- report
@@ -334,6 +517,8 @@ def to_markdown(results: dict[str, Any]) -> str:
         if info.get("rows_with_a_duplicate") is not None:
             lines += ["", f"{100 * info['rows_with_a_duplicate']:.1f} % of the rows have an "
                       f"exact duplicate; sections: {', '.join(info['sections'])}."]
+    if results.get("variational"):
+        lines += variational_markdown(results["variational"])
     lines.append("")
     return "\n".join(lines)
 
@@ -366,8 +551,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default 5)")
     ap.add_argument("--orders", type=int, default=None, help="stream orders (default 3)")
     ap.add_argument("--seed", type=int, default=0, help="the first seed")
-    ap.add_argument("--only", action="append", choices=list(LOADERS), metavar="DATASET",
-                    help=f"run only this dataset (repeatable): {', '.join(LOADERS)}")
+    ap.add_argument("--only", action="append", choices=[*LOADERS, "variational"],
+                    metavar="DATASET",
+                    help=f"run only this dataset (repeatable): {', '.join(LOADERS)}, or "
+                         "the variational section")
     ap.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="an OnlineGaussianMixture parameter for ours, on every dataset")
     ap.add_argument("--blas-threads", type=int, default=1,
@@ -381,10 +568,12 @@ def main(argv: list[str] | None = None) -> int:
     n_seeds = args.seeds if args.seeds is not None else (1 if args.smoke else 5)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     machine = machine_note()
+    datasets = None if args.only is None else [d for d in args.only if d != "variational"]
+    variational = args.only is None or "variational" in args.only
     results = run_quality(
         smoke=args.smoke, seeds=[args.seed + i for i in range(n_seeds)],
-        n_orders=args.orders, datasets=args.only, extra_params=_parse_set(args.set),
-        blas_threads=args.blas_threads or None,
+        n_orders=args.orders, datasets=datasets, extra_params=_parse_set(args.set),
+        blas_threads=args.blas_threads or None, variational=variational,
     )
     machine["load_average_end"] = load_average()
     results = {"benchmark": "online-gmm quality",
@@ -395,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[quality] wrote {pj} and {pm}", file=sys.stderr)
     bad = [name for name, d in results["datasets"].items()
            if not all(math.isfinite(r["nmi"]) for r in d["runs"])]
+    if results.get("variational") and not all(
+            math.isfinite(r["gap_percent"]) for r in results["variational"]["runs"]):
+        bad.append("variational")
     return 1 if bad else 0
 
 

@@ -1,7 +1,9 @@
 """online-gmm: Gaussian mixtures fitted online to streams of embeddings.
 
 The public API: :class:`OnlineGaussianMixture` (a scikit-learn estimator with
-``partial_fit``), :class:`PowerDecay` (a decreasing forgetting-rate schedule),
+``partial_fit``), :class:`OnlineBayesianGaussianMixture` (its variational Bayesian
+counterpart, as scikit-learn's ``BayesianGaussianMixture``), :class:`PowerDecay` (a
+decreasing forgetting-rate schedule),
 :func:`save` / :func:`load` (versioned model files), :func:`partial_fit_pipeline` (a
 stream through a fitted scikit-learn pipeline into ``partial_fit``) and the
 :mod:`online_gmm.diagnostics` module (prototype-collapse diagnostics).
@@ -19,12 +21,14 @@ from ._version import __version__
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and the docs
     from . import diagnostics
+    from ._bayesian import OnlineBayesianGaussianMixture
     from ._estimator import OnlineGaussianMixture
     from ._persistence import load, save
     from ._schedules import PowerDecay
     from .pipeline import partial_fit_pipeline
 
 __all__ = [
+    "OnlineBayesianGaussianMixture",
     "OnlineGaussianMixture",
     "PowerDecay",
     "diagnostics",
@@ -37,6 +41,7 @@ __all__ = [
 #: name -> (module, attribute; None for the module itself), imported on first access.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "OnlineGaussianMixture": ("._estimator", "OnlineGaussianMixture"),
+    "OnlineBayesianGaussianMixture": ("._bayesian", "OnlineBayesianGaussianMixture"),
     "PowerDecay": ("._schedules", "PowerDecay"),
     "save": ("._persistence", "save"),
     "load": ("._persistence", "load"),

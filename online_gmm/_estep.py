@@ -31,20 +31,30 @@ class Prepared:
     shift_dt: Any  # (D,) data dtype
     mu_c: Any  # (K, D) means minus shift
     prec_chol: Any
-    const: Any  # (K,) log pi_k + log|U_k| - D/2 log 2 pi (-inf for weightless components)
+    const: Any  # (K,) log pi_k + log|U_k| - D/2 log 2 pi (-inf for weightless components;
+    #             the variational mixture's expected log-weights in place of log pi_k)
     rhs: Any  # right-hand side of the one big matmul (or None for full)
     b: Any  # (K,)
     s: Any  # (K,)
 
 
-def prepare(weights, means, prec_chol, covariance_type: str, dtype, xp) -> Prepared:
-    """Precompute the per-component pieces once per batch (``O(K D)`` or ``O(K D^2)``)."""
+def prepare(weights, means, prec_chol, covariance_type: str, dtype, xp,
+            log_weights=None) -> Prepared:
+    """Precompute the per-component pieces once per batch (``O(K D)`` or ``O(K D^2)``).
+
+    ``log_weights`` (K,), float64: what the E-step adds to each component's log-density in
+    place of ``log(weights)`` (the variational mixture's expected log-weights and Wishart
+    terms, :mod:`online_gmm._variational`); ``weights`` then only centre the data.
+    """
     cov = covariance(covariance_type)
     n_features = means.shape[1]
     shift = weights @ means / xp.sum(weights)
     mu_c64 = means - shift
-    with np.errstate(divide="ignore"):
-        logw = xp.log(weights)
+    if log_weights is not None:
+        logw = log_weights
+    else:
+        with np.errstate(divide="ignore"):
+            logw = xp.log(weights)
     const64 = logw + cov.log_det_cholesky(prec_chol, n_features, xp)
     const64 = const64 - 0.5 * n_features * LOG_2PI
     # float64 arithmetic, one rounding to the data's dtype at the end (as the numba

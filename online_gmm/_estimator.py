@@ -21,12 +21,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, check_scalar, validate_data
 
-from . import _array_api, _dask, _interop, _warmup
+from . import _array_api, _dask, _interop, _variational, _warmup
 from ._array_api import device, to_numpy
 from ._backend import select_backend
 from ._covariance import covariance
 from ._epochs import fit_epochs, fit_restarts
-from ._estep import posterior, state_prepared, weighted_log_density
+from ._estep import posterior, weighted_log_density
 from ._input import check_sample_weight, is_plain_valid_batch
 from ._locks import update_lock
 from ._online_em import (
@@ -37,7 +37,7 @@ from ._online_em import (
     Schedules,
     advance,
 )
-from ._parameters import check_initial_parameters, constraints, validate
+from ._parameters import MIXTURE_PARAMETERS, check_initial_parameters, constraints, validate
 from ._stats import MixtureState, empty_state
 from ._version import __version__
 
@@ -199,7 +199,8 @@ class OnlineGaussianMixture(
     True
     """
 
-    _parameter_constraints: dict = constraints()
+    _parameter_constraints: dict = constraints(MIXTURE_PARAMETERS)
+    _validated_params, _identity_params = _VALIDATED_PARAMS, _IDENTITY_PARAMS  # (the cache key)
 
     def __init__(
         self,
@@ -265,9 +266,9 @@ class OnlineGaussianMixture(
         """Check every hyper-parameter against the table (scikit-learn's messages); a no-op
         when their values and types are those last found valid (a ~1 us comparison instead
         of ~20 us of checks on every ``partial_fit``)."""
-        key = tuple([(type(v), v) for v in (getattr(self, a, None) for a in _VALIDATED_PARAMS)]
+        key = tuple([(type(v), v) for v in (getattr(self, a, None) for a in self._validated_params)]
                     + [(type(v), id(v)) for v in (getattr(self, a, None)
-                                                  for a in _IDENTITY_PARAMS)])
+                                                  for a in self._identity_params)])
         try:
             if key == _valid_hyperparameters.get(self):
                 return
@@ -343,7 +344,7 @@ class OnlineGaussianMixture(
             init_params=self.init_params,
         )
 
-    def _reset(self, X, xp) -> None:
+    def _reset(self, X, xp, w=None) -> None:  # (w: the first batch's sample weights, if any)
         self._state = empty_state(
             self.n_components, X.shape[1], self.covariance_type, xp, device(X)
         )
@@ -457,7 +458,7 @@ class OnlineGaussianMixture(
             X = self._check_X(X, reset=first)
             backend = select_backend(X)
             w = self._check_sample_weight(sample_weight, X, backend.xp)
-            self._start_call(X, backend.xp, first)
+            self._start_call(X, backend.xp, first, w)
             info = self._step(X, w, backend)
         except BaseException:
             if first:  # a failed first call leaves the model unfitted, as it was
@@ -469,14 +470,14 @@ class OnlineGaussianMixture(
             self.lower_bound_ = info.loglik / info.weight
         return self
 
-    def _start_call(self, X_like, xp, first: bool) -> None:
+    def _start_call(self, X_like, xp, first: bool, w=None) -> None:
         """A first ``partial_fit`` checks the user's initial parameters and resets the
         model; a later one checks that the data's namespace is the state's (shared with
         :mod:`online_gmm._dask`, whose ``X_like`` is an empty host array)."""
         if first:
             if self.means_init is not None or self.weights_init is not None:
                 self._validate_initial_parameters(X_like.shape[1])
-            self._reset(X_like, xp)
+            self._reset(X_like, xp, w)
         else:
             self._check_namespace(xp)
 
@@ -516,8 +517,7 @@ class OnlineGaussianMixture(
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=3,
+                ConvergenceWarning, stacklevel=3,
             )
 
     def _check_namespace(self, xp, method: str = "partial_fit") -> None:
@@ -540,7 +540,7 @@ class OnlineGaussianMixture(
         X = self._check_X(X, reset=False)
         backend = select_backend(X)
         self._check_namespace(backend.xp, method)
-        return X, state_prepared(self._state, self.covariance_type, X.dtype, backend.xp), backend
+        return X, _variational.step_prepared(self._state, self._config(), X.dtype, backend), backend
 
     def _require_seeded(self) -> None:
         if not bool(_array_api.to_numpy(self._state.seeded).any()):

@@ -1,6 +1,7 @@
 """Conversions between :class:`~online_gmm.OnlineGaussianMixture` and scikit-learn's
 :class:`sklearn.mixture.GaussianMixture` (the bodies of ``to_sklearn`` and
-``from_sklearn``)."""
+``from_sklearn``), and from :class:`~online_gmm.OnlineBayesianGaussianMixture` to
+:class:`sklearn.mixture.BayesianGaussianMixture` (``to_sklearn_bayesian``)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,7 @@ def to_sklearn(model: Any, *, allow_unseeded: bool = False) -> Any:
     """An equivalent fitted :class:`sklearn.mixture.GaussianMixture` of ``model``."""
     from sklearn.mixture import GaussianMixture
 
-    check_is_fitted(model)
-    s = model._state
-    seeded = to_numpy(s.seeded).astype(bool)
-    if not seeded.all() and not allow_unseeded:
-        raise ValueError(
-            f"{int((~seeded).sum())} of {model.n_components} components have not been "
-            "seeded yet (the model has seen fewer samples than n_components); feed more "
-            "data before converting."
-        )
+    s = _checked_state(model, allow_unseeded)
     gm = GaussianMixture(
         n_components=model.n_components,
         covariance_type=model.covariance_type,
@@ -46,13 +39,57 @@ def to_sklearn(model: Any, *, allow_unseeded: bool = False) -> Any:
     gm.covariances_ = to_numpy(s.covariances).astype(np.float64)
     gm.precisions_cholesky_ = to_numpy(s.precisions_cholesky).astype(np.float64)
     gm.precisions_ = to_numpy(model.precisions_).astype(np.float64)
-    gm.converged_ = bool(model.converged_)
-    gm.n_iter_ = int(model.n_iter_)
-    gm.lower_bound_ = float(model.lower_bound_)
-    gm.n_features_in_ = model.n_features_in_
+    return _with_bookkeeping(gm, model)
+
+
+def _checked_state(model: Any, allow_unseeded: bool) -> MixtureState:
+    check_is_fitted(model)
+    s = model._state
+    seeded = to_numpy(s.seeded).astype(bool)
+    if not seeded.all() and not allow_unseeded:
+        raise ValueError(
+            f"{int((~seeded).sum())} of {model.n_components} components have not been "
+            "seeded yet (the model has seen fewer samples than n_components); feed more "
+            "data before converting."
+        )
+    return s
+
+
+def _with_bookkeeping(sk: Any, model: Any) -> Any:
+    sk.converged_ = bool(model.converged_)
+    sk.n_iter_ = int(model.n_iter_)
+    sk.lower_bound_ = float(model.lower_bound_)
+    sk.n_features_in_ = model.n_features_in_
     if hasattr(model, "feature_names_in_"):
-        gm.feature_names_in_ = model.feature_names_in_
-    return gm
+        sk.feature_names_in_ = model.feature_names_in_
+    return sk
+
+
+def _host(a: Any) -> Any:
+    """A float64 NumPy copy; a 0-d array as a float (scikit-learn's scalars)."""
+    out = np.asarray(to_numpy(a), dtype=np.float64).copy()
+    return float(out) if out.ndim == 0 else out
+
+
+def to_sklearn_bayesian(model: Any, *, allow_unseeded: bool = False) -> Any:
+    """An equivalent fitted :class:`sklearn.mixture.BayesianGaussianMixture` of the
+    variational ``model`` (its prior and posterior; the same ``predict_proba`` and
+    ``score_samples``)."""
+    from sklearn.mixture import BayesianGaussianMixture
+
+    _checked_state(model, allow_unseeded)
+    params = BayesianGaussianMixture().get_params()
+    bgm = BayesianGaussianMixture(**{k: v for k, v in model.get_params().items()
+                                     if k in params})
+    for name in ("weight_concentration_prior_", "mean_precision_prior_", "mean_prior_",
+                 "degrees_of_freedom_prior_", "covariance_prior_", "mean_precision_",
+                 "means_", "degrees_of_freedom_", "covariances_", "precisions_cholesky_",
+                 "precisions_", "weights_"):
+        setattr(bgm, name, _host(getattr(model, name)))
+    wc = model.weight_concentration_
+    bgm.weight_concentration_ = (tuple(_host(c) for c in wc) if isinstance(wc, tuple)
+                                 else _host(wc))
+    return _with_bookkeeping(bgm, model)
 
 
 def from_sklearn(cls: type, gmm: Any, *, n_samples_seen: float | None = None,

@@ -21,7 +21,6 @@ import numpy as np
 from . import _warmup
 from ._array_api import device, to_numpy
 from ._covariance import covariance
-from ._estep import state_prepared
 from ._schedules import forgetting_rate_at, temperature_at
 from ._seeding import (
     _seed_and_reseed,
@@ -30,6 +29,7 @@ from ._seeding import (
     redundancy_due,
 )
 from ._stats import STATE_FIELDS, MixtureState
+from ._variational import statistics, step_prepared
 from ._warmup import Warmup
 
 
@@ -45,6 +45,14 @@ class EMConfig:
     dead_threshold: float = 1e-3
     max_reseed: int | None = None
     init_params: str = "k-means++"
+    #: The variational mixture's prior (:class:`online_gmm._variational.Prior`): the step's
+    #: E-step is then the variational posterior's. None: the plain mixture's.
+    prior: Any = None
+    #: Whether a reseeded component's weight mass is the live components' mean (a fair
+    #: chance, the plain mixture) or ``seed_mass`` (its evidence, the variational mixture).
+    fair_share: bool = True
+    #: The warm-up restarts' iterations (None: :data:`online_gmm._warmup.EM_ITERATIONS`).
+    warmup_iterations: int | None = None
 
 
 @dataclass(frozen=True)
@@ -195,9 +203,9 @@ def _em_step(state, X, w, config, temperature, forgetting_rate, rng, backend, ho
             return state, StepInfo(0.0, 0.0, X.shape[0], 0, 0, temperature, forgetting_rate)
     ct = config.covariance_type
     if hooks.statistics is None:
-        stats = backend.state_statistics(state, ct, X, w, 1.0 / temperature, plan)
+        stats = statistics(state, config, X, w, 1.0 / temperature, backend, plan)
     else:
-        stats = hooks.statistics(state_prepared(state, ct, X.dtype, backend.xp),
+        stats = hooks.statistics(step_prepared(state, config, X.dtype, backend),
                                  1.0 / temperature)
     if hooks.reduce is not None:
         stats = hooks.reduce(stats)

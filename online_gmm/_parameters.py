@@ -30,6 +30,8 @@ FORGETTING = ("responsibility", "uniform")
 #: numpy; ``tests/test_parameters.py`` checks they are the same).
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 INIT_PARAMS = ("k-means++", "kmeans", "random", "random_from_data")
+#: As :data:`online_gmm._variational.WEIGHT_CONCENTRATION_PRIOR_TYPES`.
+WEIGHT_CONCENTRATION_PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
 _INF = float("inf")
 
 
@@ -170,7 +172,34 @@ PARAMETERS: dict[str, Parameter] = {
     "warm_start": Parameter(("boolean",), False, "fit continues from the current model"),
     "verbose": Parameter(("verbose",), 0, "progress output of fit"),
     "verbose_interval": Parameter(_count(1), 10, "epochs between progress lines"),
+    # the variational mixture's prior (OnlineBayesianGaussianMixture, as scikit-learn's
+    # BayesianGaussianMixture); None: the default scikit-learn takes from the data
+    "weight_concentration_prior_type": Parameter(
+        _choice(WEIGHT_CONCENTRATION_PRIOR_TYPES), "dirichlet_process",
+        "prior of the weights: stick-breaking (Dirichlet process) or Dirichlet",
+        choices=WEIGHT_CONCENTRATION_PRIOR_TYPES),
+    "weight_concentration_prior": Parameter((*_positive_finite(), None), None,
+                                            "the weights' concentration (None: 1 / K)"),
+    "mean_precision_prior": Parameter((*_positive_finite(), None), None,
+                                      "beta_0, the means' prior precision (None: 1)"),
+    "mean_prior": Parameter((None, "array-like"), None, "m_0 (None: the data's mean)"),
+    "degrees_of_freedom_prior": Parameter((*_positive_finite(), None), None,
+                                          "nu_0 of the Wishart prior (None: n_features)"),
+    "covariance_prior": Parameter((None, "array-like", *_positive_finite()), None,
+                                  "the Wishart prior's covariance (None: the data's)"),
 }
+
+#: The variational mixture's own parameters (its prior).
+VARIATIONAL_PARAMETERS = (
+    "weight_concentration_prior_type", "weight_concentration_prior", "mean_precision_prior",
+    "mean_prior", "degrees_of_freedom_prior", "covariance_prior",
+)
+#: The user's initial parameters, which the variational mixture has not (as scikit-learn's).
+INITIAL_PARAMETERS = ("weights_init", "means_init", "precisions_init")
+#: :class:`~online_gmm.OnlineGaussianMixture`'s parameters.
+MIXTURE_PARAMETERS = tuple(n for n in PARAMETERS if n not in VARIATIONAL_PARAMETERS)
+#: :class:`~online_gmm.OnlineBayesianGaussianMixture`'s parameters.
+VARIATIONAL_MIXTURE_PARAMETERS = tuple(n for n in PARAMETERS if n not in INITIAL_PARAMETERS)
 
 #: The parameters the bridge shares with the estimator.
 SHARED_WITH_BRIDGE = (

@@ -74,9 +74,11 @@ class ReferenceBackend:
         """``(resp or log-density, T = 1 log-likelihood or None)`` of a chunk's pieces."""
         return _estep.finish(G, a, p, inv_temp, self.xp, softmax)
 
-    def batch_statistics(self, X: Any, w: Any, p: Any, inv_temp: float) -> BatchStats:
+    def batch_statistics(self, X: Any, w: Any, p: Any, inv_temp: float,
+                         plan: Any = None) -> BatchStats:
         """A batch's statistics from laid-out parameters (:class:`~online_gmm._estep.
-        Prepared`): the E-step at ``1 / inv_temp`` and the weighted sums."""
+        Prepared`): the E-step at ``1 / inv_temp`` and the weighted sums (``plan``: as for
+        :meth:`state_statistics`)."""
         return _estep.chunked_statistics(X, w, p, inv_temp, self)
 
     def state_statistics(self, state: MixtureState, covariance_type: str, X: Any, w: Any,

@@ -183,9 +183,11 @@ def seed_components(
     reg_covar: float,
     backend,
     first: bool,
+    fair_share: bool = True,
 ) -> MixtureState:
     """Start components ``comp_idx`` afresh: mean = a sample, covariance = ``variance``,
-    mass = ``seed_mass``, and a fair share of the weight mass."""
+    mass = ``seed_mass``, and a fair share of the weight mass (the live components' mean;
+    ``fair_share=False``: ``seed_mass``)."""
     n_new = len(comp_idx)
     if n_new == 0:
         return state
@@ -198,7 +200,8 @@ def seed_components(
     seeded_host = to_numpy(state.seeded).astype(bool)
     others = seeded_host & ~mask_new
     nu_host = to_numpy(state.nu)
-    fair = float(nu_host[others].sum() / others.sum()) if others.any() else 0.0
+    fair = (float(nu_host[others].sum() / others.sum())
+            if others.any() and fair_share else 0.0)
     nu_value = fair if fair > 0 else float(seed_mass)
 
     vec = lambda v: xp.full((n_new,), v, dtype=f64, device=dev)  # noqa: E731
@@ -362,6 +365,7 @@ def _seed_and_reseed(state, X, w, w_host, config, rng, backend):
     state = seed_components(
         state, targets, new_means, var, seed_mass=config.seed_mass, covariance_type=ct,
         reg_covar=config.reg_covar, backend=backend, first=False,
+        fair_share=config.fair_share,
     )
     n_reseeded = int(np.isin(targets, dead_idx).sum())
     return state, int(targets.size) - n_reseeded, n_reseeded

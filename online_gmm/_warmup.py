@@ -13,8 +13,9 @@ counted twice. With ``warmup_size="auto"`` the buffer then keeps growing, to
 :data:`AUTO_MAX_ROWS`: each time the rows held double, :func:`refined_state` recomputes the
 state from them by a few EM iterations from its parameters (the buffer holds every row
 stepped on, so again no row is counted twice). Only on a stationary stream (forgetting rate
-0) and when the buffer holds every row (no ``gather`` hook). Plain functions over the
-backend, as the step itself.
+0) and when the buffer holds every row (no ``gather`` hook). A variational mixture's
+iterations are variational ones (its E-step, :func:`online_gmm._variational.statistics`).
+Plain functions over the backend, as the step itself.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from ._array_api import asarray_like, device, take_index, to_numpy
 from ._seeding import seed_components, seed_from_sample
 from ._stats import MixtureState, empty_state
+from ._variational import statistics
 
 #: Lloyd iterations and EM iterations of each restart.
 LLOYD_ITERATIONS = 5
@@ -215,18 +217,24 @@ def _restart(Xb, wb, config, rng, backend) -> tuple[MixtureState, float]:
     if seeded.size == K and K > 1:
         means = _lloyd(Xb, wb, state.means, LLOYD_ITERATIONS, xp)
         state = _reseeded_at(state, means, Xb, wb, config, backend)
-    return _em_iterations(state, Xb, wb, config, backend)
+    n_iter = EM_ITERATIONS if config.warmup_iterations is None else config.warmup_iterations
+    return _em_iterations(state, Xb, wb, config, backend, n_iter, from_seeds=True)
 
 
 def _em_iterations(state, Xb, wb, config, backend, n_iter: int = EM_ITERATIONS,
-                   tol: float | None = None) -> tuple[MixtureState, float]:
+                   tol: float | None = None, *,
+                   from_seeds: bool = False) -> tuple[MixtureState, float]:
     """Up to ``n_iter`` batch-EM iterations on the buffer (T = 1, each M-step from no
     evidence; stopped once the mean log-likelihood changes by less than ``tol``); the mean
-    buffer log-likelihood of the last E-step."""
+    buffer log-likelihood of the last E-step. ``from_seeds``: ``state`` holds a restart's
+    seeds (a variational mixture's first E-step is then at their own parameters)."""
     xp, ct = backend.xp, config.covariance_type
     loglik = -np.inf
-    for _ in range(n_iter):
-        stats = backend.state_statistics(state, ct, Xb, wb, 1.0)
+    for i in range(max(1, n_iter)):
+        # a variational mixture's first E-step is at the seeds' own parameters (it starts
+        # from their responsibilities, as scikit-learn's from k-means's), then its posterior's
+        step_config = replace(config, prior=None) if from_seeds and i == 0 else config
+        stats = statistics(state, step_config, Xb, wb, 1.0, backend)
         previous, loglik = loglik, (stats.loglik / stats.weight if stats.weight > 0
                                     else -np.inf)
         state = backend.m_step(_no_evidence(state, xp), stats, eta=0.0,

@@ -51,8 +51,12 @@ from ._online_em import (
 )
 from ._parameters import (
     FORGETTING,
+    INITIAL_PARAMETERS,
+    MIXTURE_PARAMETERS,
     PARAMETERS,
     SHARED_WITH_BRIDGE,
+    VARIATIONAL_MIXTURE_PARAMETERS,
+    VARIATIONAL_PARAMETERS,
     Parameter,
     constraints,
     defaults,
@@ -70,9 +74,10 @@ from ._stats import (
 )
 
 __all__ = [
-    "ANNEAL_SCHEDULES", "BACKENDS", "COVARIANCE_TYPES", "FORGETTING", "INIT_PARAMS",
-    "NO_HOOKS", "PARAMETERS", "SHARED_WITH_BRIDGE", "STATE_FIELDS", "BatchStats", "EMConfig",
-    "Hooks", "InitialParameters", "Interval", "MixtureState", "Parameter", "Prepared",
+    "ANNEAL_SCHEDULES", "BACKENDS", "COVARIANCE_TYPES", "FORGETTING", "INITIAL_PARAMETERS",
+    "INIT_PARAMS", "MIXTURE_PARAMETERS", "NO_HOOKS", "PARAMETERS", "SHARED_WITH_BRIDGE",
+    "STATE_FIELDS", "VARIATIONAL_MIXTURE_PARAMETERS", "VARIATIONAL_PARAMETERS", "BatchStats",
+    "EMConfig", "Hooks", "InitialParameters", "Interval", "MixtureState", "Parameter", "Prepared",
     "Schedules", "StrOptions",
     "StepInfo", "advance", "check_finite_state", "constraints", "covariance", "defaults",
     "em_step", "empty_state", "empty_stats", "forgetting_factors", "host_view", "m_step",

@@ -113,6 +113,18 @@ def test_the_estimators_parameters_show_their_own_types_and_defaults(site):
 
 
 @needs_docs
+def test_the_variational_estimators_parameters_show_their_own_types_and_defaults(site):
+    from online_gmm import OnlineBayesianGaussianMixture
+
+    rows = _check_parameters(_page(site, "online_gmm"),
+                             "online_gmm.OnlineBayesianGaussianMixture",
+                             OnlineBayesianGaussianMixture)
+    assert rows["weight_concentration_prior_type"][1] == '"dirichlet_process"'
+    assert rows["mean_prior"][0].startswith("array-like")
+    assert rows["covariance_type"][1] == '"diag"'
+
+
+@needs_docs
 def test_the_bridges_parameters_show_their_own_types_and_defaults(site):
     pytest.importorskip("torch", reason="torch is the torch extra")
     from ssl_bridge import GMMPrototypes

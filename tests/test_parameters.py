@@ -15,10 +15,12 @@ from online_gmm import OnlineGaussianMixture, core
 def test_the_estimator_is_built_from_the_table():
     signature = inspect.signature(OnlineGaussianMixture.__init__).parameters
     params = OnlineGaussianMixture().get_params()
-    assert set(params) == set(core.PARAMETERS)
-    assert set(OnlineGaussianMixture._parameter_constraints) == set(core.PARAMETERS)
-    for name, p in core.PARAMETERS.items():
-        assert signature[name].default == p.default, name
+    assert set(params) == set(core.MIXTURE_PARAMETERS)
+    assert set(OnlineGaussianMixture._parameter_constraints) == set(core.MIXTURE_PARAMETERS)
+    for name in core.MIXTURE_PARAMETERS:
+        assert signature[name].default == core.PARAMETERS[name].default, name
+    # the rest of the table is the variational mixture's prior (tests/test_bayesian.py)
+    assert set(core.PARAMETERS) - set(params) == set(core.VARIATIONAL_PARAMETERS)
 
 
 def test_every_covariance_type_and_choice_is_in_the_table():

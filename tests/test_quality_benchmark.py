@@ -64,6 +64,18 @@ def test_smoke_mode_reports_every_dataset(tmp_path):
             if r["ll"] is not None:
                 assert math.isfinite(r["ll"]) and math.isfinite(r["gap_percent"]), (name, r)
 
+    # the variational section: K = 30 on streams of 5 and of 12 true clusters
+    v = results["variational"]
+    assert "## Variational mixture" in md
+    assert {line["n_true"] for line in v["summary"]} == {5, 12}
+    for r in v["runs"]:
+        for key in ("ll_ours", "ll_sklearn", "gap_percent", "score_ours", "score_sklearn"):
+            assert math.isfinite(r[key]), (key, r)
+        for key in ("effective_ours", "effective_sklearn"):
+            assert 1 <= r[key] <= v["settings"]["n_components"], (key, r)
+    for line in v["summary"]:
+        assert line["gap_met"] in (True, False)
+
 
 def test_text_stream_file():
     from benchmarks._quality_data import TEXT_EMBEDDINGS, split, text

@@ -71,8 +71,9 @@ def test_import_online_gmm_is_lazy_and_its_names_work():
         assert online_gmm.__version__
         assert 'OnlineGaussianMixture' in dir(online_gmm) and 'core' in dir(online_gmm)
         from online_gmm import OnlineGaussianMixture, PowerDecay, diagnostics, load, save
-        from online_gmm import partial_fit_pipeline
+        from online_gmm import OnlineBayesianGaussianMixture, partial_fit_pipeline
         assert OnlineGaussianMixture.__module__ == 'online_gmm._estimator'
+        assert OnlineBayesianGaussianMixture.__module__ == 'online_gmm._bayesian'
         assert online_gmm.core.advance and online_gmm.diagnostics is diagnostics
         assert online_gmm.save is save and online_gmm.load is load
         try:
@@ -88,8 +89,8 @@ def test_import_online_gmm_is_lazy_and_its_names_work():
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == str(sorted([
-        "OnlineGaussianMixture", "PowerDecay", "diagnostics", "load", "partial_fit_pipeline",
-        "save", "__version__",
+        "OnlineBayesianGaussianMixture", "OnlineGaussianMixture", "PowerDecay", "diagnostics",
+        "load", "partial_fit_pipeline", "save", "__version__",
     ]))
 
 

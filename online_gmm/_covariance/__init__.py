@@ -17,6 +17,9 @@ the type's name; they ask :func:`covariance` for the module and call its functio
   ``fold_tied_mass``, ``covariances_from_moments``, ``keep_where_empty``;
 - seeding: ``weighted_variance``, ``has_spread``, ``regularised``, ``pooled_variance``,
   ``seed``, ``initial_moment``, ``moment_from_covariances``, ``unregularised``;
+- the variational mixture (:mod:`online_gmm._variational`): ``degrees_of_freedom``,
+  ``posterior_covariances`` (the Normal-Wishart posterior's, scikit-learn's
+  ``covariances_``), ``check_covariance_prior``;
 - ``KERNEL_KIND``: the code the numba kernels know the type by (``None``: no block kernel).
 
 Conventions are scikit-learn's: for ``full`` and ``tied`` the precision Cholesky factor

@@ -77,6 +77,26 @@ def check_positive(p: np.ndarray, covariance_type: str) -> None:
         raise ValueError(f"{covariance_type!r} precisions_init must be positive.")
 
 
+def check_prior_shape(prior: np.ndarray, shape: tuple, name: str) -> None:
+    """scikit-learn's message for a prior of the wrong shape."""
+    if prior.shape != shape:
+        raise ValueError(
+            f"The parameter '{name}' should have the shape of {shape}, but got {prior.shape}"
+        )
+
+
+def check_prior_spd(prior: np.ndarray, covariance_type: str) -> None:
+    if not np.allclose(prior, prior.T) or np.any(np.linalg.eigvalsh(prior) <= 0):
+        raise ValueError(
+            f"'{covariance_type} covariance_prior' should be symmetric, positive-definite"
+        )
+
+
+def check_prior_positive(prior: np.ndarray, covariance_type: str) -> None:
+    if np.any(prior <= 0.0):
+        raise ValueError(f"'{covariance_type} covariance_prior' should be positive")
+
+
 def chunk_mean(R: Any, wX: Any, s: Any, xp: Any) -> Any:
     """Float64 responsibility-weighted means of a chunk (about the chunk's shift)."""
     return xp.astype(R.T @ wX, xp.float64) / s[:, None]
@@ -108,6 +128,12 @@ def as_float64(value: Any, like: Any, xp: Any) -> Any:
 def unchanged_tied_mass(tied_mass: Any, rho_time: float, mass: Any, xp: Any) -> Any:
     """Only ``tied`` keeps a pooled mass."""
     return tied_mass
+
+
+def per_component_degrees_of_freedom(dof_prior: float, mass: Any, tied_mass: Any,
+                                     n_components: int, xp: Any) -> Any:
+    """(K,) the Wishart posterior's degrees of freedom ``nu_0 + n_k``."""
+    return dof_prior + mass
 
 
 def per_component_initial_moment(var: Any, n_components: int, seed_mass: float,

@@ -13,6 +13,8 @@ from .._array_api import device
 from ._common import (
     as_float64,
     check_positive,
+    check_prior_positive,
+    check_prior_shape,
     live_weights,
     per_component,
     safe,
@@ -24,6 +26,7 @@ from ._common import elementwise_precision_cholesky as precision_cholesky
 from ._common import elementwise_precisions as precisions_from_cholesky
 from ._common import elementwise_regularised as regularised
 from ._common import elementwise_unregularised as unregularised
+from ._common import per_component_degrees_of_freedom as degrees_of_freedom
 from ._common import per_component_initial_moment as initial_moment
 from ._common import unchanged_tied_mass as fold_tied_mass
 
@@ -31,8 +34,9 @@ from ._common import unchanged_tied_mass as fold_tied_mass
 KERNEL_KIND = 0
 
 __all__ = [
-    "covariances_from_precisions", "fold_tied_mass", "has_spread", "initial_moment",
-    "precision_cholesky", "precisions_from_cholesky", "regularised", "unregularised",
+    "covariances_from_precisions", "degrees_of_freedom", "fold_tied_mass", "has_spread",
+    "initial_moment", "precision_cholesky", "precisions_from_cholesky", "regularised",
+    "unregularised",
 ]
 
 
@@ -127,3 +131,17 @@ def seed(state: Any, comp_idx: np.ndarray, variance: Any, *, seed_mass: float,
 def moment_from_covariances(covariances: np.ndarray, mass: np.ndarray,
                             reg_covar: float) -> np.ndarray:
     return mass[:, None] * unregularised(covariances, reg_covar)
+
+
+# ---------------------------------------------------------------------- the variational mixture
+def check_covariance_prior(prior: np.ndarray, n_features: int) -> None:
+    """A user's ``covariance_prior``: D positive variances."""
+    check_prior_shape(prior, (n_features,), "diag covariance_prior")
+    check_prior_positive(prior, "diag")
+
+
+def posterior_covariances(prior: Any, moment: Any, mass: Any, tied_mass: Any, outer: Any,
+                          dof: Any, reg_covar: float, xp: Any) -> Any:
+    """scikit-learn's diag ``covariances_``: ``(W_0^-1 + M_k + reg_covar n_k + beta_0 n_k /
+    beta_k d_k^2) / nu_k``."""
+    return (prior + moment + (reg_covar * mass)[:, None] + outer) / dof[:, None]

@@ -13,6 +13,8 @@ import numpy as np
 from .._array_api import device
 from ._common import (
     as_float64,
+    check_prior_shape,
+    check_prior_spd,
     check_spd,
     chunk_mean,
     eye,
@@ -27,6 +29,7 @@ from ._common import matrix_has_spread as has_spread
 from ._common import matrix_regularised as regularised
 from ._common import matrix_unregularised as unregularised
 from ._common import matrix_weighted_variance as weighted_variance
+from ._common import per_component_degrees_of_freedom as degrees_of_freedom
 from ._common import per_component_initial_moment as initial_moment
 from ._common import unchanged_tied_mass as fold_tied_mass
 from ._common import upper_factor as precision_cholesky
@@ -35,8 +38,8 @@ from ._common import upper_factor as precision_cholesky
 KERNEL_KIND = None
 
 __all__ = [
-    "covariances_from_precisions", "fold_tied_mass", "has_spread", "initial_moment",
-    "precision_cholesky", "regularised", "unregularised", "weighted_variance",
+    "covariances_from_precisions", "degrees_of_freedom", "fold_tied_mass", "has_spread",
+    "initial_moment", "precision_cholesky", "regularised", "unregularised", "weighted_variance",
 ]
 
 
@@ -148,3 +151,20 @@ def seed(state: Any, comp_idx: np.ndarray, variance: Any, *, seed_mass: float,
 def moment_from_covariances(covariances: np.ndarray, mass: np.ndarray,
                             reg_covar: float) -> np.ndarray:
     return mass[:, None, None] * unregularised(covariances, reg_covar)
+
+
+# ---------------------------------------------------------------------- the variational mixture
+def check_covariance_prior(prior: np.ndarray, n_features: int) -> None:
+    """A user's ``covariance_prior``: one (D, D) symmetric positive-definite matrix."""
+    check_prior_shape(prior, (n_features, n_features), "full covariance_prior")
+    check_prior_spd(prior, "full")
+
+
+def posterior_covariances(prior: Any, moment: Any, mass: Any, tied_mass: Any, outer: Any,
+                          dof: Any, reg_covar: float, xp: Any) -> Any:
+    """scikit-learn's ``covariances_`` of the Normal-Wishart posterior, ``W_k^-1 / nu_k`` with
+    ``W_k^-1 = W_0^-1 + M_k + reg_covar n_k I + outer_k`` (``outer_k = beta_0 n_k / beta_k
+    d_k d_k^T``, ``d_k = xbar_k - m_0``), symmetrised, with the rounding floor."""
+    reg = (reg_covar * mass)[:, None, None] * eye(moment.shape[-1], moment, xp)
+    scale = prior + moment + reg + outer
+    return regularised_scatter(scale / dof[:, None, None], 0.0, xp)

@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 
 from .._array_api import device
-from ._common import check_spd, regularised_scatter, safe
+from ._common import (
+    check_prior_shape,
+    check_prior_spd,
+    check_spd,
+    eye,
+    regularised_scatter,
+    safe,
+)
 from ._common import matrix_covariances_from_precisions as covariances_from_precisions
 from ._common import matrix_has_spread as has_spread
 from ._common import matrix_regularised as regularised
@@ -158,3 +165,27 @@ def initial_moment(var: Any, n_components: int, seed_mass: float, tied_mass: Any
 def moment_from_covariances(covariances: np.ndarray, mass: np.ndarray,
                             reg_covar: float) -> np.ndarray:
     return mass.sum() * unregularised(covariances, reg_covar)
+
+
+# ---------------------------------------------------------------------- the variational mixture
+def check_covariance_prior(prior: np.ndarray, n_features: int) -> None:
+    """A user's ``covariance_prior``: one (D, D) symmetric positive-definite matrix."""
+    check_prior_shape(prior, (n_features, n_features), "tied covariance_prior")
+    check_prior_spd(prior, "tied")
+
+
+def degrees_of_freedom(dof_prior: float, mass: Any, tied_mass: Any, n_components: int,
+                       xp: Any) -> Any:
+    """The shared Wishart's degrees of freedom ``nu_0 + N / K`` (scikit-learn's), ``N`` the
+    pooled moment's mass; a 0-d array."""
+    return dof_prior + tied_mass[0] / n_components
+
+
+def posterior_covariances(prior: Any, moment: Any, mass: Any, tied_mass: Any, outer: Any,
+                          dof: Any, reg_covar: float, xp: Any) -> Any:
+    """scikit-learn's tied ``covariances_``: ``(W_0^-1 + (M + reg_covar N I + outer) / K) /
+    nu`` (``outer = sum_k beta_0 n_k / beta_k d_k d_k^T``), symmetrised, rounding floor."""
+    K = mass.shape[0]
+    reg = (reg_covar * tied_mass[0]) * eye(moment.shape[-1], moment, xp)
+    scale = prior + (moment + reg + outer) / K
+    return regularised_scatter(scale / dof, 0.0, xp)

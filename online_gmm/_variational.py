@@ -1,0 +1,276 @@
+"""The variational mixture's math that no covariance type changes: the prior, the posterior of
+the state's statistics, and the E-step's expected log-weights (``docs/algorithm.md``,
+"Variational mixture").
+
+The state of a variational mixture is the plain mixture's
+(:class:`~online_gmm._stats.MixtureState`): forgotten sufficient statistics, folded by the
+same forgetting M-step. Its posterior is the prior plus those statistics, as scikit-learn's
+``BayesianGaussianMixture`` computes it from one batch's (``_estimate_weights``,
+``_estimate_means``, ``_estimate_precisions``): a Dirichlet (or stick-breaking Beta)
+posterior over the weights from the weight masses ``nu_k``, a Normal-Wishart posterior over
+each component from ``n_k``, ``xbar_k`` and ``M_k``. Its E-step is the plain one (the same
+:func:`online_gmm._estep.prepare` and backends) with the posterior's expected precision
+factors and, in place of ``log pi_k``, the expected log-weight and Wishart terms:
+
+    E[log pi_k] + 1/2 (E[log |Lambda_k|] - D log nu_k) - D / (2 beta_k)
+
+(``E[log |Lambda_k|] = D log 2 + sum_i digamma((nu_k - i) / 2) + 2 log |U_k|``, the last term
+added by ``prepare``). The per-type formulas (degrees of freedom, the posterior's covariance,
+the checks of a user's ``covariance_prior``) live in the covariance types' modules
+(:mod:`online_gmm._covariance`); the (K,)-vector digamma terms are computed on the host
+(SciPy), the rest in the data's namespace.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import digamma
+
+from ._array_api import asarray_like, device, to_numpy
+from ._covariance import covariance
+from ._estep import Prepared, prepare, state_prepared
+from ._stats import BatchStats, MixtureState
+
+WEIGHT_CONCENTRATION_PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+
+
+@dataclass(frozen=True, eq=False)
+class Prior:
+    """The prior of a variational mixture, resolved against the data (float64 arrays in the
+    data's namespace): scikit-learn's ``weight_concentration_prior_``,
+    ``mean_precision_prior_``, ``mean_prior_``, ``degrees_of_freedom_prior_`` and
+    ``covariance_prior_`` (the last in the covariance type's layout of one component:
+    (D, D) for ``full`` and ``tied``, (D,) for ``diag``, a 0-d array for ``spherical``)."""
+
+    weight_concentration_prior_type: str
+    weight_concentration: float
+    mean_precision: float
+    mean: Any
+    degrees_of_freedom: float
+    covariance: Any
+
+
+@dataclass(frozen=True, eq=False)
+class Posterior:
+    """The variational posterior of a state under a :class:`Prior` (scikit-learn's fitted
+    attributes), with what the E-step adds to each component's log-density."""
+
+    weight_concentration: Any  # (K,), or the Beta parameters (a, b) of the stick-breaking
+    weights: Any  # (K,) the weights' posterior means (0 for unseeded components)
+    log_weights: Any  # (K,) the E-step's constants but log|U_k| (-inf: unseeded)
+    mean_precision: Any  # (K,) beta_k
+    means: Any  # (K, D) m_k
+    degrees_of_freedom: Any  # (K,) nu_k; a 0-d array for ``tied``
+    covariances: Any  # W_k^-1 / nu_k, in the type's layout
+    precisions_cholesky: Any  # the precision factors of ``covariances``
+
+
+# ---------------------------------------------------------------------- the prior
+def resolve_prior(X: Any, w: Any = None, *, covariance_type: str, n_components: int,
+                  reg_covar: float, weight_concentration_prior_type: str = "dirichlet_process",
+                  weight_concentration_prior: float | None = None,
+                  mean_precision_prior: float | None = None, mean_prior: Any = None,
+                  degrees_of_freedom_prior: float | None = None,
+                  covariance_prior: Any = None, xp: Any) -> Prior:
+    """The prior of ``X`` (n, D) with sample weights ``w`` (None: ones): the given values,
+    checked as scikit-learn checks them, and the defaults scikit-learn takes from its data
+    (``1 / n_components``, 1, the mean of ``X``, D, and the covariance of ``X`` with
+    ``ddof=1`` in the type's layout), weighted as frequencies (unweighted if every weight is
+    zero). A default covariance that is not positive definite (a constant feature, one row)
+    gets ``reg_covar`` on its diagonal, as every covariance does."""
+    n, d = X.shape
+    cov = covariance(covariance_type)
+    X64 = xp.astype(X, xp.float64)
+    w64 = None if w is None else xp.astype(w, xp.float64)
+    if w64 is None or not float(xp.sum(w64)) > 0:
+        w64 = xp.ones(n, dtype=xp.float64, device=device(X64))
+    total = xp.sum(w64)
+    data_mean = (w64 @ X64) / total
+    if mean_prior is None:
+        mean = data_mean
+    else:
+        m = np.asarray(mean_prior, dtype=np.float64)
+        if m.shape != (d,):
+            raise ValueError(
+                f"The parameter 'means' should have the shape of {(d,)}, but got {m.shape}"
+            )
+        mean = asarray_like(m, X, xp, dtype=xp.float64)
+    if degrees_of_freedom_prior is None:
+        dof = float(d)
+    elif degrees_of_freedom_prior > d - 1.0:
+        dof = float(degrees_of_freedom_prior)
+    else:
+        raise ValueError(
+            "The parameter 'degrees_of_freedom_prior' should be greater than "
+            f"{d - 1}, but got {degrees_of_freedom_prior:.3f}."
+        )
+    if covariance_prior is None:
+        prior_cov = _data_covariance(X64 - data_mean, w64, cov, reg_covar, xp)
+    else:
+        p = np.asarray(covariance_prior, dtype=np.float64)
+        cov.check_covariance_prior(p, d)
+        prior_cov = asarray_like(p, X, xp, dtype=xp.float64)
+    return Prior(
+        weight_concentration_prior_type=weight_concentration_prior_type,
+        weight_concentration=(1.0 / n_components if weight_concentration_prior is None
+                              else float(weight_concentration_prior)),
+        mean_precision=1.0 if mean_precision_prior is None else float(mean_precision_prior),
+        mean=mean,
+        degrees_of_freedom=dof,
+        covariance=prior_cov,
+    )
+
+
+def _data_covariance(R: Any, w64: Any, cov: Any, reg_covar: float, xp: Any) -> Any:
+    """The covariance of the centred rows ``R`` (weights ``w64``) in the type's layout,
+    ``ddof=1`` (``ddof=0`` for a total weight up to one), regularised only if it is not
+    positive definite."""
+    d = R.shape[1]
+    total = float(xp.sum(w64))
+    var = cov.weighted_variance(R, w64, xp.sum(w64), xp)
+    var = var * (total / (total - 1.0) if total > 1 else 1.0)
+    try:
+        cov.check_covariance_prior(np.asarray(to_numpy(var), dtype=np.float64), d)
+    except ValueError:
+        var = cov.regularised(var, reg_covar, xp)
+        try:
+            cov.check_covariance_prior(np.asarray(to_numpy(var), dtype=np.float64), d)
+        except ValueError:
+            raise ValueError(
+                "The data's covariance, the default covariance_prior, is not positive "
+                "definite (a constant feature or a single row) and reg_covar is 0: give "
+                "covariance_prior, or reg_covar > 0."
+            ) from None
+    return var
+
+
+# ---------------------------------------------------------------------- the weights
+def weight_concentration(nu: np.ndarray, prior: Prior) -> Any:
+    """The weights' posterior from the weight masses ``nu`` (host, float64): Dirichlet
+    ``alpha_0 + nu_k``, or the stick-breaking Betas ``(1 + nu_k, gamma + sum_{j>k} nu_j)``."""
+    if prior.weight_concentration_prior_type == "dirichlet_process":
+        tail = np.concatenate([np.cumsum(nu[::-1])[-2::-1], [0.0]])
+        return (1.0 + nu, prior.weight_concentration + tail)
+    return prior.weight_concentration + nu
+
+
+def expected_log_weights(concentration: Any, prior_type: str) -> np.ndarray:
+    """``E[log pi_k]`` under the weights' posterior (scikit-learn's
+    ``_estimate_log_weights``)."""
+    if prior_type == "dirichlet_process":
+        a, b = concentration
+        digamma_sum = digamma(a + b)
+        log_v, log_1mv = digamma(a) - digamma_sum, digamma(b) - digamma_sum
+        return log_v + np.concatenate([[0.0], np.cumsum(log_1mv)[:-1]])
+    return digamma(concentration) - digamma(np.sum(concentration))
+
+
+def mean_weights(concentration: Any, prior_type: str) -> np.ndarray:
+    """The weights' posterior means, normalised (scikit-learn's ``weights_``)."""
+    if prior_type == "dirichlet_process":
+        a, b = concentration
+        total = a + b
+        w = a / total * np.concatenate([[1.0], np.cumprod(b / total)[:-1]])
+    else:
+        w = np.asarray(concentration, dtype=np.float64)
+    return w / np.sum(w)
+
+
+def wishart_terms(dof: np.ndarray, mean_precision: np.ndarray, n_features: int) -> np.ndarray:
+    """``1/2 (D log 2 + sum_i digamma((nu_k - i) / 2) - D log nu_k - D / beta_k)``: what the
+    E-step adds to ``log|U_k|`` of the normalised precision factors (scikit-learn's
+    ``_estimate_log_prob``; its ``log_lambda`` for every covariance type)."""
+    i = np.arange(n_features)[:, None]
+    log_lambda = n_features * math.log(2.0) + np.sum(digamma(0.5 * (dof[None, :] - i)), axis=0)
+    return 0.5 * (log_lambda - n_features * np.log(dof) - n_features / mean_precision)
+
+
+# ---------------------------------------------------------------------- the posterior
+#: The last posterior computed, by the identity of its state: a step's E-step asks for the
+#: posterior that the previous step published (``(weakref, key, posterior)``).
+_last: list = [None]
+
+
+def posterior(state: MixtureState, prior: Prior, *, covariance_type: str, reg_covar: float,
+              backend: Any) -> Posterior:
+    """The variational posterior of ``state``'s statistics under ``prior``.
+
+    A pure function of its arguments; the last result is kept (by the state's identity), so
+    that a step's E-step and the publishing of the state before it share one factorisation.
+    """
+    key = (prior, covariance_type, float(reg_covar), type(backend))
+    last = _last[0]
+    if last is not None and last[0]() is state and last[1] == key:
+        return last[2]
+    post = _posterior(state, prior, covariance_type, float(reg_covar), backend)
+    _last[0] = (weakref.ref(state), key, post)
+    return post
+
+
+def _posterior(state: MixtureState, prior: Prior, covariance_type: str, reg_covar: float,
+               backend: Any) -> Posterior:
+    xp = backend.xp
+    cov = covariance(covariance_type)
+    K, D = state.means.shape
+    n = state.mass
+    beta = prior.mean_precision + n
+    means = (prior.mean_precision * prior.mean + n[:, None] * state.means) / beta[:, None]
+    d = state.means - prior.mean
+    outer = cov.outer_term(d, prior.mean_precision * n / beta, xp)
+    dof = cov.degrees_of_freedom(prior.degrees_of_freedom, n, state.tied_mass, K, xp)
+    covariances = cov.posterior_covariances(prior.covariance, state.moment, n,
+                                            state.tied_mass, outer, dof, reg_covar, xp)
+    prec_chol = backend.precision_cholesky(covariances, covariance_type)
+    # the (K,)-vectors on the host: digamma is not in the array API
+    kind = prior.weight_concentration_prior_type
+    seeded = np.asarray(to_numpy(state.seeded), dtype=bool)
+    conc = weight_concentration(np.asarray(to_numpy(state.nu), dtype=np.float64), prior)
+    dof_host = np.broadcast_to(np.asarray(to_numpy(dof), dtype=np.float64), (K,))
+    beta_host = np.asarray(to_numpy(beta), dtype=np.float64)
+    log_w = expected_log_weights(conc, kind) + wishart_terms(dof_host, beta_host, D)
+    weights = mean_weights(conc, kind)
+    if not seeded.all():  # unseeded components take no part (as in the plain mixture)
+        log_w = np.where(seeded, log_w, -np.inf)
+        weights = np.where(seeded, weights, 0.0)
+        total = weights.sum()
+        weights = weights / total if total > 0 else weights
+    as_xp = lambda a: asarray_like(a, state.means, xp, dtype=xp.float64)  # noqa: E731
+    return Posterior(
+        weight_concentration=(tuple(as_xp(c) for c in conc) if isinstance(conc, tuple)
+                              else as_xp(conc)),
+        weights=as_xp(weights),
+        log_weights=as_xp(log_w),
+        mean_precision=beta,
+        means=means,
+        degrees_of_freedom=dof,
+        covariances=covariances,
+        precisions_cholesky=prec_chol,
+    )
+
+
+# ---------------------------------------------------------------------- the E-step
+def step_prepared(state: MixtureState, config: Any, dtype: Any, backend: Any) -> Prepared:
+    """The E-step's layout of ``state`` under ``config`` (an
+    :class:`~online_gmm._online_em.EMConfig`): the plain mixture's parameters, or, with a
+    ``config.prior``, the variational posterior's."""
+    if config.prior is None:
+        return state_prepared(state, config.covariance_type, dtype, backend.xp)
+    post = posterior(state, config.prior, covariance_type=config.covariance_type,
+                     reg_covar=config.reg_covar, backend=backend)
+    return prepare(post.weights, post.means, post.precisions_cholesky, config.covariance_type,
+                   dtype, backend.xp, log_weights=post.log_weights)
+
+
+def statistics(state: MixtureState, config: Any, X: Any, w: Any, inv_temp: float,
+               backend: Any, plan: Any = None) -> BatchStats:
+    """A batch's statistics under ``config``'s E-step (plain, or variational with a
+    ``config.prior``), by the backend's own statistics (``plan``: its block plan)."""
+    if config.prior is None:
+        return backend.state_statistics(state, config.covariance_type, X, w, inv_temp, plan)
+    p = step_prepared(state, config, X.dtype, backend)
+    return backend.batch_statistics(X, w, p, inv_temp, plan)
