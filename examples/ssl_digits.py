@@ -97,6 +97,7 @@ class Config:
     seed: int = 0
     threads: int = 2
     fast: bool = False
+    save_state: bool = False  # also write <head>_state.pt (prototypes, embeddings, GMM state)
     n_train: int | None = None  # use only the first n_train training digits (--fast)
     eps: tuple[float, ...] = field(default=EPS)
 
@@ -399,6 +400,18 @@ def _maybe_int(v: object) -> int | None:
         return None
 
 
+def nearest_neighbour_distances(prototypes: Tensor) -> dict:
+    """Each prototype's cosine distance to its nearest other prototype: quantiles, and how
+    many lie closer than 1e-3 (40 times tighter than eps 0.025: duplicates, not tiling)."""
+    c = F.normalize(prototypes.double(), dim=1)
+    sim = c @ c.T
+    sim.fill_diagonal_(-2.0)
+    d = (1.0 - sim.max(1).values).clamp_min(0).numpy()
+    q = np.quantile(d, [0.0, 0.01, 0.05, 0.5])
+    return {"min": float(q[0]), "p01": float(q[1]), "p05": float(q[2]), "median": float(q[3]),
+            "below_0.025": int((d < 0.025).sum()), "below_1e-3": int((d < 1e-3).sum())}
+
+
 @torch.no_grad()
 def measure(run: JointRun | GMMRun, teacher: Encoder, x_probe: Tensor, cfg: Config) -> dict:
     """Collapse diagnostics of the prototypes, and how the teacher uses them on ``x_probe``."""
@@ -407,7 +420,13 @@ def measure(run: JointRun | GMMRun, teacher: Encoder, x_probe: Tensor, cfg: Conf
     usage = q.mean(0)
     rep = collapse_report(run.prototypes, weights=usage.clamp_min(0), eps=cfg.eps)
     z = F.normalize(emb, dim=1)
-    extra = {}
+    # the same on augmented views (one global view of each digit, the same views at every
+    # measurement): the distribution the mixture is fitted to, where the clean digits are
+    # its centres
+    views = augment(x_probe, torch.Generator().manual_seed(cfg.seed + 2), out_size=8,
+                    zoom=(0.85, 1.2), max_shift=0.25, erase_p=0.3)
+    extra = {"view_usage": _exp_entropy(run.probe_targets(embed(teacher, views,
+                                                                features=False)).mean(0))}
     if isinstance(run, GMMRun):
         # the targets as training computes them: per batch of batch_size rows (balanced
         # over that batch with gmm_balance="sinkhorn"), their mean over the probe
@@ -417,6 +436,7 @@ def measure(run: JointRun | GMMRun, teacher: Encoder, x_probe: Tensor, cfg: Conf
     return {
         "unique": _str_keys(rep["unique"]),
         "unique_fraction": _str_keys(rep["unique_fraction"]),
+        "nn_cos_distance": nearest_neighbour_distances(run.prototypes),
         # exp(entropy of the mean teacher target): how many prototypes the data really uses
         # (the GMM: its plain posterior, whatever the training targets)
         "effective_usage": rep["effective_components"],
@@ -510,7 +530,15 @@ def train(kind: str, data: dict[str, Tensor], cfg: Config, init_state: dict) -> 
         knn[name] = knn_accuracy(
             bank, data["y_train"], query, data["y_test"], cfg.knn_k, cfg.knn_temp
         )
+    state = None
+    if cfg.save_state:  # for offline analysis: the head, and the teacher's embeddings
+        state = {"prototypes": run.prototypes.clone(),
+                 "train_embeddings": embed(teacher, x_train, features=False),
+                 "train_labels": data["y_train"]}
+        if isinstance(run, GMMRun):
+            state["gmm"] = run.head.state_dict()
     return {
+        "_state": state,
         "head": LABELS[kind],
         "steps": total,
         "seconds": seconds,
@@ -777,12 +805,16 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     p.add_argument("--gmm-target-temp", type=float, default=None)
     p.add_argument("--teacher-temp", type=float, default=None)
     p.add_argument("--fast", action="store_true", help="a tiny smoke run (seconds)")
+    p.add_argument("--save-state", action="store_true",
+                   help="also write <head>_state.pt: final prototypes, the teacher's "
+                        "embeddings of the training digits, the GMM's state")
     p.add_argument("--aggregate", type=Path, nargs="+", default=None, metavar="DIR",
                    help="no training: summarise these runs' ssl_results.json into "
                         "--out-dir/<--name>.json and .png")
     p.add_argument("--name", default="ssl_aggregate", help="file name of --aggregate's output")
     a = p.parse_args(argv)
-    cfg = Config(config=a.config, seed=a.seed, threads=a.threads, fast=a.fast)
+    cfg = Config(config=a.config, seed=a.seed, threads=a.threads, fast=a.fast,
+                 save_state=a.save_state)
     for name, value in PRESETS[a.config].items():
         setattr(cfg, name, value)
     if a.fast:
@@ -881,6 +913,10 @@ def _run(cfg: Config, out_dir: Path, argv: list[str] | None) -> dict:
         "total_seconds": time.perf_counter() - t0,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
+    for kind, r in runs.items():
+        state = r.pop("_state")
+        if state is not None:
+            torch.save(state, out_dir / f"{kind}_state.pt")
     (out_dir / "ssl_results.json").write_text(json.dumps(results, indent=1))
     plot(results, out_dir / "ssl_diversity.png")
     print(summary(results))
