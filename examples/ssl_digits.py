@@ -449,6 +449,28 @@ def measure(run: JointRun | GMMRun, teacher: Encoder, x_probe: Tensor, cfg: Conf
     }
 
 
+def make_optimizer(cfg: Config, encoder_params: list[nn.Parameter],
+                   head_params: list[nn.Parameter]) -> torch.optim.AdamW:
+    """AdamW: the encoder's matrices with weight decay, its biases and norms without, and
+    the learnable head's direction v (its magnitude is frozen) in a group of its own, with
+    ``lr_mult`` = ``head_lr_mult`` (the step sets ``lr = schedule x lr_mult``) and weight
+    decay ``head_weight_decay`` (None: the encoder's)."""
+    groups = [
+        {"params": [p for p in encoder_params if p.ndim > 1]},
+        {"params": [p for p in encoder_params if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+    if head_params:
+        head_wd = cfg.weight_decay if cfg.head_weight_decay is None else cfg.head_weight_decay
+        groups.append({"params": head_params, "lr_mult": cfg.head_lr_mult,
+                       "weight_decay": head_wd})
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for g in optimizer.param_groups:
+        g["lr"] = lr * g.get("lr_mult", 1.0)
+
+
 def train(kind: str, data: dict[str, Tensor], cfg: Config, init_state: dict) -> dict:
     """One self-supervised run with the given head; returns its history and evaluation."""
     torch.manual_seed(cfg.seed + 1)
@@ -457,17 +479,8 @@ def train(kind: str, data: dict[str, Tensor], cfg: Config, init_state: dict) -> 
     teacher = copy.deepcopy(student).requires_grad_(False)
     run: JointRun | GMMRun = JointRun(cfg) if kind == "joint" else GMMRun(cfg)
 
-    encoder_params = list(student.parameters())
-    params = encoder_params + run.parameters()
-    groups = [
-        {"params": [p for p in encoder_params if p.ndim > 1]},
-        {"params": [p for p in encoder_params if p.ndim <= 1], "weight_decay": 0.0},
-    ]
-    if run.parameters():  # the learnable head's direction v (its magnitude is frozen)
-        head_wd = cfg.weight_decay if cfg.head_weight_decay is None else cfg.head_weight_decay
-        groups.append({"params": run.parameters(), "lr_mult": cfg.head_lr_mult,
-                       "weight_decay": head_wd})
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = list(student.parameters()) + run.parameters()
+    optimizer = make_optimizer(cfg, list(student.parameters()), run.parameters())
 
     x_train = data["x_train"]
     n = len(x_train)
@@ -497,8 +510,7 @@ def train(kind: str, data: dict[str, Tensor], cfg: Config, init_state: dict) -> 
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{kind}: non-finite loss at step {step}.")
 
-            for g in optimizer.param_groups:
-                g["lr"] = float(lr_sched[step]) * g.get("lr_mult", 1.0)
+            set_learning_rate(optimizer, float(lr_sched[step]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(params, cfg.clip_grad)
