@@ -65,6 +65,10 @@ CASES = (
     Case("spherical estimator warm-up", dict(estimator=True, warmup_size="auto")),
     Case("tied estimator warm-up",
          dict(estimator=True, covariance_type="tied", warmup_size="auto")),
+    # controls: the estimator without its warm-up is the bridge's algorithm
+    Case("spherical estimator no warm-up", dict(estimator=True, warmup_size=0)),
+    Case("tied estimator no warm-up",
+         dict(estimator=True, covariance_type="tied", warmup_size=0)),
 )
 #: The cases of ``--smoke``.
 SMOKE_CASES = ("spherical", "tied", "spherical estimator warm-up")
