@@ -62,7 +62,10 @@ LABELS = {"joint": "learnable head (DINO)", "gmm": "decoupled GMM prototypes"}
 class Config:
     """Everything a run depends on; the same for both heads."""
 
+    config: str = "recipe"  # the preset the run started from (PRESETS)
     epochs: int = 200
+    steps: int | None = None  # total optimiser steps; None: epochs x steps per epoch
+    heads: tuple[str, ...] = ("joint", "gmm")  # which heads to train (same seeds and batches)
     batch_size: int = 128
     n_prototypes: int = 1024
     dim: int = 64  # projection (bottleneck) dimension, where the prototypes live
@@ -72,6 +75,11 @@ class Config:
     min_lr: float = 1e-5
     warmup_epochs: int = 10
     weight_decay: float = 0.04
+    # the learnable head's optimiser group: its learning rate is lr x head_lr_mult (same
+    # schedule) and weight decay head_weight_decay on its direction parameter v (None: the
+    # encoder's weight_decay); the recipe is 1 and None
+    head_lr_mult: float = 1.0
+    head_weight_decay: float | None = None
     clip_grad: float = 3.0
     momentum_teacher: float = 0.995  # EMA momentum, cosine schedule up to 1
     student_temp: float = 0.1
@@ -79,14 +87,21 @@ class Config:
     center_momentum: float = 0.9
     freeze_last_layer_epochs: int = 1  # DINO: the learnable prototypes get no update at first
     gmm_target_temp: float = 1.0  # temperature of the GMM posterior used as target
-    gmm_forgetting_rate: float = 1e-3
-    gmm_covariance_type: str = "spherical"
+    gmm_balance: str | None = None  # None: the plain posterior; "sinkhorn": balanced targets
+    # keyword arguments of GMMPrototypes beyond n_prototypes, dim and random_state; empty:
+    # the bridge's defaults (what the example measures)
+    gmm_options: dict = field(default_factory=dict)
+    # experimental, for measurement: after this many teacher rows, replace the mixture by
+    # the core's warm-up (k-means++ restarts, Lloyd, EM) on those rows, as the estimator's
+    # warmup_size does (0: off; the bridge has no warm-up of its own)
+    gmm_warmup_rows: int = 0
     knn_k: int = 20
     knn_temp: float = 0.07
     log_every: int = 50  # steps between two collapse measurements
     seed: int = 0
     threads: int = 2
     fast: bool = False
+    save_state: bool = False  # also write <head>_state.pt (prototypes, embeddings, GMM state)
     n_train: int | None = None  # use only the first n_train training digits (--fast)
     eps: tuple[float, ...] = field(default=EPS)
 
@@ -320,19 +335,52 @@ class GMMRun:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.head = GMMPrototypes(
-            cfg.n_prototypes,
-            cfg.dim,
-            covariance_type=cfg.gmm_covariance_type,
-            forgetting_rate=cfg.gmm_forgetting_rate,
-            random_state=cfg.seed,
+            cfg.n_prototypes, cfg.dim, random_state=cfg.seed, **cfg.gmm_options
         )
+        self.initial_prototypes: Tensor | None = None  # the means once all are seeded
 
     def parameters(self) -> list[nn.Parameter]:
         return []
 
     def targets(self, teacher_emb: list[Tensor]) -> list[Tensor]:
         self.head.update(torch.cat(teacher_emb))
-        return [self.head.targets(t, temperature=self.cfg.gmm_target_temp) for t in teacher_emb]
+        if self.cfg.gmm_warmup_rows:
+            self._warm_up(torch.cat(teacher_emb))
+        if self.initial_prototypes is None and bool(self.head.seeded.all()):
+            self.initial_prototypes = F.normalize(self.head.prototypes.clone(), dim=1)
+        return [self.train_targets(t) for t in teacher_emb]
+
+    def _warm_up(self, x: Tensor) -> None:
+        """Buffer the (normalised) teacher rows; once ``gmm_warmup_rows`` are held, replace
+        the head's state by the estimator's warm state on them (computed by the core's
+        warm-up through OnlineGaussianMixture, the head's settings otherwise)."""
+        from online_gmm import OnlineGaussianMixture
+
+        buf = getattr(self, "_buffer", [])
+        if buf is None:  # done
+            return
+        buf.append(F.normalize(x.double(), dim=1))
+        self._buffer = buf
+        rows = torch.cat(buf)
+        if len(rows) < self.cfg.gmm_warmup_rows:
+            return
+        h = self.head
+        est = OnlineGaussianMixture(
+            h.n_prototypes, covariance_type=h.config.covariance_type,
+            forgetting=h.config.forgetting, forgetting_rate=h.forgetting_rate,
+            dead_threshold=h.config.dead_threshold, seed_mass=h.config.seed_mass,
+            reg_covar=h.config.reg_covar, warmup_size=len(rows), random_state=self.cfg.seed,
+        )
+        est.partial_fit(rows.numpy())
+        state = est._state  # the warm state (the example may read the estimator's state)
+        h._commit(state)
+        self._buffer = None
+        self.initial_prototypes = None  # movement is measured from the warm state
+
+    def train_targets(self, emb: Tensor) -> Tensor:
+        """The targets of one view's batch, as training uses them (balanced or not)."""
+        return self.head.targets(emb, temperature=self.cfg.gmm_target_temp,
+                                 balance=self.cfg.gmm_balance)
 
     def probe_targets(self, emb: Tensor) -> Tensor:
         return self.head.targets(emb, temperature=self.cfg.gmm_target_temp)
@@ -352,10 +400,26 @@ class GMMRun:
 
     def extra_report(self) -> dict:
         rep = self.head.collapse_report(eps=self.cfg.eps)
-        return {
+        out = {
             "gmm_weight_effective_components": rep["effective_components"],
             "n_reseeded": _maybe_int(getattr(self.head, "n_reseeded", None)),
         }
+        for name in ("n_duplicates_reseeded",):  # counters of optional mechanisms
+            if hasattr(self.head, name):
+                out[name] = int(getattr(self.head, name))
+        if self.initial_prototypes is not None:
+            # how far the means have moved from the seeds they had once all were seeded
+            # (a reseeded prototype is compared with its first seed too)
+            drift = (F.normalize(self.head.prototypes, dim=1)
+                     * self.initial_prototypes).sum(1)
+            out.update(mean_cos_to_init=float(drift.mean()), min_cos_to_init=float(drift.min()))
+        return out
+
+
+def _exp_entropy(p: Tensor) -> float:
+    p = p.double().clamp_min(0)
+    p = p / p.sum()
+    return math.exp(float(-(p * p.clamp_min(1e-300).log()).sum()))
 
 
 def _str_keys(d: dict) -> dict:
@@ -369,6 +433,18 @@ def _maybe_int(v: object) -> int | None:
         return None
 
 
+def nearest_neighbour_distances(prototypes: Tensor) -> dict:
+    """Each prototype's cosine distance to its nearest other prototype: quantiles, and how
+    many lie closer than 1e-3 (40 times tighter than eps 0.025: duplicates, not tiling)."""
+    c = F.normalize(prototypes.double(), dim=1)
+    sim = c @ c.T
+    sim.fill_diagonal_(-2.0)
+    d = (1.0 - sim.max(1).values).clamp_min(0).numpy()
+    q = np.quantile(d, [0.0, 0.01, 0.05, 0.5])
+    return {"min": float(q[0]), "p01": float(q[1]), "p05": float(q[2]), "median": float(q[3]),
+            "below_0.025": int((d < 0.025).sum()), "below_1e-3": int((d < 1e-3).sum())}
+
+
 @torch.no_grad()
 def measure(run: JointRun | GMMRun, teacher: Encoder, x_probe: Tensor, cfg: Config) -> dict:
     """Collapse diagnostics of the prototypes, and how the teacher uses them on ``x_probe``."""
@@ -377,17 +453,55 @@ def measure(run: JointRun | GMMRun, teacher: Encoder, x_probe: Tensor, cfg: Conf
     usage = q.mean(0)
     rep = collapse_report(run.prototypes, weights=usage.clamp_min(0), eps=cfg.eps)
     z = F.normalize(emb, dim=1)
+    # the same on augmented views (one global view of each digit, the same views at every
+    # measurement): the distribution the mixture is fitted to, where the clean digits are
+    # its centres
+    views = augment(x_probe, torch.Generator().manual_seed(cfg.seed + 2), out_size=8,
+                    zoom=(0.85, 1.2), max_shift=0.25, erase_p=0.3)
+    extra = {"view_usage": _exp_entropy(run.probe_targets(embed(teacher, views,
+                                                                features=False)).mean(0))}
+    if isinstance(run, GMMRun):
+        # the targets as training computes them: per batch of batch_size rows (balanced
+        # over that batch with gmm_balance="sinkhorn"), their mean over the probe
+        qt = torch.cat([run.train_targets(emb[i : i + cfg.batch_size])
+                        for i in range(0, len(emb), cfg.batch_size)])
+        extra["target_usage"] = _exp_entropy(qt.mean(0))
     return {
         "unique": _str_keys(rep["unique"]),
         "unique_fraction": _str_keys(rep["unique_fraction"]),
+        "nn_cos_distance": nearest_neighbour_distances(run.prototypes),
         # exp(entropy of the mean teacher target): how many prototypes the data really uses
+        # (the GMM: its plain posterior, whatever the training targets)
         "effective_usage": rep["effective_components"],
+        **extra,
         "argmax_used": int(q.argmax(1).unique().numel()),
         "target_entropy": float(-(q * q.clamp_min(1e-30).log()).sum(1).mean()),
         # std of the normalised teacher embeddings x sqrt(D): ~1 spread out, 0 collapsed
         "embedding_std": float(z.std(0).mean() * math.sqrt(z.shape[1])),
         **run.extra_report(),
     }
+
+
+def make_optimizer(cfg: Config, encoder_params: list[nn.Parameter],
+                   head_params: list[nn.Parameter]) -> torch.optim.AdamW:
+    """AdamW: the encoder's matrices with weight decay, its biases and norms without, and
+    the learnable head's direction v (its magnitude is frozen) in a group of its own, with
+    ``lr_mult`` = ``head_lr_mult`` (the step sets ``lr = schedule x lr_mult``) and weight
+    decay ``head_weight_decay`` (None: the encoder's)."""
+    groups = [
+        {"params": [p for p in encoder_params if p.ndim > 1]},
+        {"params": [p for p in encoder_params if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+    if head_params:
+        head_wd = cfg.weight_decay if cfg.head_weight_decay is None else cfg.head_weight_decay
+        groups.append({"params": head_params, "lr_mult": cfg.head_lr_mult,
+                       "weight_decay": head_wd})
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for g in optimizer.param_groups:
+        g["lr"] = lr * g.get("lr_mult", 1.0)
 
 
 def train(kind: str, data: dict[str, Tensor], cfg: Config, init_state: dict) -> dict:
@@ -399,18 +513,12 @@ def train(kind: str, data: dict[str, Tensor], cfg: Config, init_state: dict) -> 
     run: JointRun | GMMRun = JointRun(cfg) if kind == "joint" else GMMRun(cfg)
 
     params = list(student.parameters()) + run.parameters()
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-    )
+    optimizer = make_optimizer(cfg, list(student.parameters()), run.parameters())
 
     x_train = data["x_train"]
     n = len(x_train)
     steps_per_epoch = n // cfg.batch_size
-    total = cfg.epochs * steps_per_epoch
+    total = cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
     lr_sched = cosine_schedule(cfg.lr, cfg.min_lr, total, cfg.warmup_epochs * steps_per_epoch)
     mom_sched = cosine_schedule(cfg.momentum_teacher, 1.0, total)
     gen = torch.Generator().manual_seed(cfg.seed)  # same batches and views for both heads
@@ -419,9 +527,9 @@ def train(kind: str, data: dict[str, Tensor], cfg: Config, init_state: dict) -> 
     losses_log: list[float] = []
     t0 = time.perf_counter()
     step = 0
-    for _epoch in range(cfg.epochs):
+    while step < total:
         order = torch.randperm(n, generator=gen)
-        for b in range(steps_per_epoch):
+        for b in range(min(steps_per_epoch, total - step)):
             x = x_train[order[b * cfg.batch_size : (b + 1) * cfg.batch_size]]
             globals_, locals_ = make_views(x, gen, cfg.n_local)
             with torch.no_grad():
@@ -435,8 +543,7 @@ def train(kind: str, data: dict[str, Tensor], cfg: Config, init_state: dict) -> 
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{kind}: non-finite loss at step {step}.")
 
-            for g in optimizer.param_groups:
-                g["lr"] = float(lr_sched[step])
+            set_learning_rate(optimizer, float(lr_sched[step]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(params, cfg.clip_grad)
@@ -468,7 +575,15 @@ def train(kind: str, data: dict[str, Tensor], cfg: Config, init_state: dict) -> 
         knn[name] = knn_accuracy(
             bank, data["y_train"], query, data["y_test"], cfg.knn_k, cfg.knn_temp
         )
+    state = None
+    if cfg.save_state:  # for offline analysis: the head, and the teacher's embeddings
+        state = {"prototypes": run.prototypes.clone(),
+                 "train_embeddings": embed(teacher, x_train, features=False),
+                 "train_labels": data["y_train"]}
+        if isinstance(run, GMMRun):
+            state["gmm"] = run.head.state_dict()
     return {
+        "_state": state,
         "head": LABELS[kind],
         "steps": total,
         "seconds": seconds,
@@ -481,8 +596,7 @@ def train(kind: str, data: dict[str, Tensor], cfg: Config, init_state: dict) -> 
 # ---------------------------------------------------------------------------------- output
 
 
-def plot(results: dict, path: Path) -> bool:
-    """Unique-% over training, one panel per eps, both heads; False without matplotlib."""
+def _pyplot():
     try:
         import matplotlib
 
@@ -490,12 +604,22 @@ def plot(results: dict, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         print("matplotlib is not installed (pip install matplotlib): no plot.", file=sys.stderr)
+        return None
+    return plt
+
+
+def plot(results: dict, path: Path) -> bool:
+    """Unique-% over training, one panel per eps, both heads; False without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
         return False
     eps = results["config"]["eps"]
     K = results["config"]["n_prototypes"]
     fig, axes = plt.subplots(1, len(eps), figsize=(4 * len(eps), 3.6), sharey=True)
     for ax, e in zip(np.atleast_1d(axes), eps, strict=True):
         for kind, style, lw in (("joint", "C3-", 3.0), ("gmm", "C0--", 1.6)):
+            if kind not in results["runs"]:
+                continue
             hist = results["runs"][kind]["history"]
             ep = [h["epoch"] for h in hist]
             u = [100 * h["unique_fraction"][str(e)] for h in hist]
@@ -522,6 +646,8 @@ def summary(results: dict) -> str:
     head += " | effective usage | k-NN backbone | k-NN projection |"
     lines = [head, "|" + " --- |" * (len(eps) + 4)]
     for kind in HEADS:
+        if kind not in results["runs"]:
+            continue
         r = results["runs"][kind]
         f = r["final"]
         K = f["unique"]
@@ -539,31 +665,240 @@ def summary(results: dict) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
+# -------------------------------------------------------------------- several runs at once
+
+#: What one run's history keeps in the aggregate (the rest stays in its ssl_results.json).
+_HISTORY_KEYS = ("step", "unique_fraction", "effective_usage", "target_usage",
+                 "gmm_weight_effective_components", "mean_cos_to_init", "argmax_used",
+                 "embedding_std")
+#: The final figures summarised over seeds (mean, spread).
+_FINAL_KEYS = ("unique_0.025", "unique_0.1", "effective_usage", "target_usage",
+               "gmm_weight_effective_components", "argmax_used", "mean_cos_to_init",
+               "min_cos_to_init", "n_reseeded", "n_duplicates_reseeded", "knn_backbone",
+               "knn_projection", "embedding_std")
+
+
+def variant(results: dict, kind: str) -> str:
+    """The name a head's run goes by in an aggregate: the head, and the GMM's targets."""
+    if kind == "joint":
+        return "joint"
+    balance = results["config"].get("gmm_balance")
+    return f"gmm ({balance or 'posterior'})"
+
+
+def _final(results: dict, kind: str) -> dict:
+    r = results["runs"][kind]
+    f = r["final"]
+    out = {k: f.get(k) for k in _FINAL_KEYS if k in f}
+    for e in ("0.025", "0.1"):
+        out[f"unique_{e}"] = f["unique_fraction"][e]
+    out["knn_backbone"] = r["knn_accuracy"]["backbone"]
+    out["knn_projection"] = r["knn_accuracy"]["projection"]
+    return out
+
+
+def aggregate(paths: list[Path]) -> dict:
+    """The runs in ``paths`` (their ``ssl_results.json``) as one compact record: per run
+    its final figures and a short history, and per variant the mean, spread and range over
+    its seeds."""
+    runs = []
+    for path in paths:
+        file = path / "ssl_results.json" if path.is_dir() else path
+        results = json.loads(file.read_text())
+        for kind in results["runs"]:
+            hist = [{k: h[k] for k in _HISTORY_KEYS if k in h}
+                    for h in results["runs"][kind]["history"]]
+            runs.append({"variant": variant(results, kind), "seed": results["config"]["seed"],
+                         "source": str(file), "command": results["command"],
+                         "final": _final(results, kind), "history": hist,
+                         "baselines": results["baselines"]})
+    summary_: dict[str, dict] = {}
+    for name in dict.fromkeys(r["variant"] for r in runs):
+        mine = [r for r in runs if r["variant"] == name]
+        stats = {}
+        for key in _FINAL_KEYS:
+            values = [r["final"][key] for r in mine if r["final"].get(key) is not None]
+            if values:
+                a = np.asarray(values, dtype=float)
+                stats[key] = {"mean": float(a.mean()), "std": float(a.std(ddof=1))
+                              if len(a) > 1 else 0.0, "min": float(a.min()),
+                              "max": float(a.max()), "values": [float(v) for v in a]}
+        summary_[name] = {"seeds": [r["seed"] for r in mine], **stats}
+    first = json.loads((paths[0] / "ssl_results.json" if paths[0].is_dir() else paths[0])
+                       .read_text())
+    return {"config": first["config"], "runs": runs, "summary": summary_}
+
+
+_STYLE = {"joint": ("C3", "-"), "gmm (posterior)": ("C0", "--"), "gmm (sinkhorn)": ("C2", ":")}
+_NAMES = {"joint": LABELS["joint"], "gmm (posterior)": "GMMPrototypes, posterior targets",
+          "gmm (sinkhorn)": "GMMPrototypes, balanced targets"}
+
+
+def plot_aggregate(agg: dict, path: Path, title: str) -> bool:
+    """Unique prototypes at eps 0.025 and 0.1 and the effective usage over training, every
+    run of every variant (one line per seed)."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    K = agg["config"]["n_prototypes"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    seen = set()
+    for r in agg["runs"]:
+        colour, style = _STYLE.get(r["variant"], ("k", "-"))
+        label = None if r["variant"] in seen else _NAMES.get(r["variant"], r["variant"])
+        seen.add(r["variant"])
+        steps = [h["step"] for h in r["history"]]
+        for ax, e in zip(axes[:2], ("0.025", "0.1"), strict=True):
+            ax.plot(steps, [100 * h["unique_fraction"][e] for h in r["history"]], color=colour,
+                    ls=style, lw=1.6, label=label)
+        axes[2].plot(steps, [h.get("target_usage", h["effective_usage"]) for h in r["history"]],
+                     color=colour, ls=style, lw=1.6, label=label)
+    for ax, e in zip(axes[:2], ("0.025", "0.1"), strict=True):
+        ax.set_ylim(0, 102)
+        ax.set_title(f"unique prototypes at eps = {e}")
+        ax.set_ylabel(f"% of K = {K}")
+    axes[2].axhline(K / 4, color="grey", lw=0.8, ls="-.", label="K / 4")
+    axes[2].set_yscale("log")
+    axes[2].set_title("usage of the targets, exp(H(mean target))")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(loc="lower left", fontsize=8)
+    axes[2].legend(loc="lower right", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def aggregate_table(agg: dict) -> str:
+    """Markdown: one row per run, then mean +- std per variant."""
+    cols = (("unique_0.025", "unique @ 0.025", 100, ".1f"), ("unique_0.1", "unique @ 0.1", 100,
+            ".1f"), ("knn_backbone", "k-NN backbone", 1, ".1f"), ("effective_usage",
+            "usage (posterior)", 1, ".0f"), ("target_usage", "usage (targets)", 1, ".0f"),
+            ("gmm_weight_effective_components", "exp(H(pi))", 1, ".0f"),
+            ("mean_cos_to_init", "cos to start", 1, ".2f"))
+    lines = ["| head | seed | " + " | ".join(c[1] for c in cols) + " |",
+             "|" + " --- |" * (len(cols) + 2)]
+
+    def cell(v, scale, fmt):
+        return "" if v is None else format(scale * v, fmt)
+
+    for r in agg["runs"]:
+        lines.append(f"| {r['variant']} | {r['seed']} | " + " | ".join(
+            cell(r["final"].get(k), s, f) for k, _, s, f in cols) + " |")
+    for name, st in agg["summary"].items():
+        lines.append(f"| {name} | mean +- std | " + " | ".join(
+            "" if k not in st else f"{format(s * st[k]['mean'], f)} +- "
+            f"{format(s * st[k]['std'], f)}" for k, _, s, f in cols) + " |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ arguments
+
+#: Named configurations. "recipe": DINO's recipe at this scale (the default). "stressed":
+#: the learnable head's optimiser pushed until its prototypes collapse (learning rate 300x
+#: the recipe's and weight decay 0.4 on its direction parameter, a 16-d bottleneck, 3,000
+#: steps); the encoder, the data and the GMM head are as in the recipe.
+PRESETS: dict[str, dict] = {
+    "recipe": {},
+    "stressed": {"dim": 16, "steps": 3000, "head_lr_mult": 300.0, "head_weight_decay": 0.4},
+}
+
+
+def _option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, {"None": None, "True": True, "False": False}.get(value, value)
+
+
+def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", choices=sorted(PRESETS), default="recipe",
+                   help="a named configuration (default recipe; stressed: D=16, 3,000 "
+                        "steps, head lr x300, head weight decay 0.4)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 200)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimiser steps (overrides --epochs; stressed: 3000)")
+    p.add_argument("--dim", type=int, default=None, help="D, the bottleneck (default 64)")
     p.add_argument("--n-prototypes", type=int, default=None, help="K (default 1024)")
+    p.add_argument("--heads", nargs="+", choices=HEADS, default=None,
+                   help="train only these heads (default both)")
+    p.add_argument("--head-lr-mult", type=float, default=None,
+                   help="learnable head's learning rate / the encoder's (recipe 1)")
+    p.add_argument("--head-weight-decay", type=float, default=None,
+                   help="weight decay on the learnable head's direction parameter "
+                        "(default: the encoder's, 0.04)")
     p.add_argument("--out-dir", type=Path, default=Path("docs/img"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--gmm-balance", choices=("none", "sinkhorn"), default=None,
+                   help="the GMM head's targets: the plain posterior (none, default) or "
+                        "balanced over the batch (sinkhorn)")
     p.add_argument("--gmm-forgetting-rate", type=float, default=None)
+    p.add_argument("--gmm-covariance-type", default=None)
+    p.add_argument("--gmm-option", type=_option, action="append", default=[],
+                   metavar="KEY=VALUE", help="any other GMMPrototypes argument (repeatable)")
     p.add_argument("--gmm-target-temp", type=float, default=None)
+    p.add_argument("--gmm-warmup-rows", type=int, default=None,
+                   help="experimental: replace the mixture by the core's warm-up on the "
+                        "first this many teacher rows (0: off)")
     p.add_argument("--teacher-temp", type=float, default=None)
     p.add_argument("--fast", action="store_true", help="a tiny smoke run (seconds)")
+    p.add_argument("--save-state", action="store_true",
+                   help="also write <head>_state.pt: final prototypes, the teacher's "
+                        "embeddings of the training digits, the GMM's state")
+    p.add_argument("--aggregate", type=Path, nargs="+", default=None, metavar="DIR",
+                   help="no training: summarise these runs' ssl_results.json into "
+                        "--out-dir/<--name>.json and .png")
+    p.add_argument("--name", default="ssl_aggregate", help="file name of --aggregate's output")
     a = p.parse_args(argv)
-    cfg = Config(seed=a.seed, threads=a.threads, fast=a.fast)
+    cfg = Config(config=a.config, seed=a.seed, threads=a.threads, fast=a.fast,
+                 save_state=a.save_state)
+    for name, value in PRESETS[a.config].items():
+        setattr(cfg, name, value)
     if a.fast:
         cfg.epochs, cfg.n_prototypes, cfg.batch_size, cfg.width = 2, 32, 64, 8
         cfg.n_local, cfg.warmup_epochs, cfg.log_every, cfg.n_train = 1, 1, 4, 384
-    for name in ("epochs", "n_prototypes", "gmm_forgetting_rate", "gmm_target_temp",
-                 "teacher_temp"):
+        cfg.steps = None
+    for name in ("epochs", "steps", "dim", "n_prototypes", "head_lr_mult",
+                 "head_weight_decay", "gmm_target_temp", "teacher_temp", "gmm_warmup_rows"):
         if getattr(a, name) is not None:
             setattr(cfg, name, getattr(a, name))
-    return cfg, a.out_dir
+    if a.heads is not None:
+        cfg.heads = tuple(h for h in HEADS if h in a.heads)
+    if a.gmm_balance is not None:
+        cfg.gmm_balance = None if a.gmm_balance == "none" else a.gmm_balance
+    options = dict(a.gmm_option)
+    if a.gmm_forgetting_rate is not None:
+        options["forgetting_rate"] = a.gmm_forgetting_rate
+    if a.gmm_covariance_type is not None:
+        options["covariance_type"] = a.gmm_covariance_type
+    cfg.gmm_options = options
+    return cfg, a
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg, out_dir = parse_args(argv)
+    cfg, args = parse_args(argv)
+    out_dir = args.out_dir
+    if args.aggregate:
+        agg = aggregate(args.aggregate)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"{args.name}.json").write_text(json.dumps(agg, indent=1))
+        title = (f"Digits SSL, '{agg['config']['config']}' configuration "
+                 f"(D = {agg['config']['dim']}, K = {agg['config']['n_prototypes']}), "
+                 f"{len({r['seed'] for r in agg['runs']})} seeds")
+        plot_aggregate(agg, out_dir / f"{args.name}.png", title)
+        print(aggregate_table(agg))
+        return agg
     torch.set_num_threads(cfg.threads)
     # The mixture's E-step runs in numba (parallel) and NumPy's BLAS: give them the same
     # thread budget as torch. On a shared, oversubscribed machine spinning threads of three
@@ -614,7 +949,7 @@ def _run(cfg: Config, out_dir: Path, argv: list[str] | None) -> dict:
         f"raw pixels {baselines['raw_pixels']:.1f}%",
         flush=True,
     )
-    runs = {kind: train(kind, data, cfg, init_state) for kind in HEADS}
+    runs = {kind: train(kind, data, cfg, init_state) for kind in cfg.heads}
     results = {
         "command": "python examples/ssl_digits.py " + " ".join(sys.argv[1:] if argv is None
                                                                else argv),
@@ -626,6 +961,10 @@ def _run(cfg: Config, out_dir: Path, argv: list[str] | None) -> dict:
         "total_seconds": time.perf_counter() - t0,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
+    for kind, r in runs.items():
+        state = r.pop("_state")
+        if state is not None:
+            torch.save(state, out_dir / f"{kind}_state.pt")
     (out_dir / "ssl_results.json").write_text(json.dumps(results, indent=1))
     plot(results, out_dir / "ssl_diversity.png")
     print(summary(results))

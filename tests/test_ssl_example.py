@@ -85,3 +85,66 @@ def test_knn_accuracy_is_perfect_on_separated_clusters():
                                                          .manual_seed(0))
     labels = torch.arange(3).repeat_interleave(25)
     assert example.knn_accuracy(bank, labels, centres, torch.arange(3), k=20, temp=0.07) == 100
+
+
+def test_presets_and_flags_reach_the_config():
+    example = load_example()
+    cfg, _ = example.parse_args(["--config", "stressed"])
+    assert (cfg.config, cfg.dim, cfg.steps, cfg.head_lr_mult, cfg.head_weight_decay) == (
+        "stressed", 16, 3000, 300.0, 0.4)
+    assert cfg.gmm_options == {} and cfg.gmm_balance is None  # the bridge's defaults
+    cfg, _ = example.parse_args(["--config", "stressed", "--dim", "8", "--head-lr-mult", "2",
+                                 "--gmm-balance", "sinkhorn", "--gmm-covariance-type", "tied",
+                                 "--gmm-option", "dead_threshold=0.01", "--heads", "gmm"])
+    assert (cfg.dim, cfg.steps, cfg.head_lr_mult) == (8, 3000, 2.0)
+    assert cfg.gmm_balance == "sinkhorn" and cfg.heads == ("gmm",)
+    assert cfg.gmm_options == {"covariance_type": "tied", "dead_threshold": 0.01}
+    recipe, _ = example.parse_args([])
+    assert (recipe.dim, recipe.steps, recipe.head_lr_mult, recipe.head_weight_decay) == (
+        64, None, 1.0, None)
+
+
+def test_stressed_fast_run_and_the_aggregate_of_two_runs(tmp_path):
+    example = load_example()
+    threads = torch.get_num_threads()
+    try:
+        a = example.main(["--fast", "--threads", "1", "--config", "stressed", "--steps", "8",
+                          "--out-dir", str(tmp_path / "a")])
+        b = example.main(["--fast", "--threads", "1", "--heads", "gmm", "--seed", "1",
+                          "--gmm-balance", "sinkhorn", "--out-dir", str(tmp_path / "b")])
+    finally:
+        torch.set_num_threads(threads)
+    assert a["config"]["dim"] == 16 and a["runs"]["joint"]["steps"] == 8  # --steps counts
+    assert set(b["runs"]) == {"gmm"}
+    gmm = b["runs"]["gmm"]["final"]
+    K = b["config"]["n_prototypes"]
+    assert 1 <= gmm["effective_usage"] <= gmm["target_usage"] <= K + 1e-6  # balanced
+    assert -1 <= gmm["mean_cos_to_init"] <= 1 and gmm["nn_cos_distance"]["min"] >= 0
+    agg = example.main(["--aggregate", str(tmp_path / "a"), str(tmp_path / "b"),
+                        "--out-dir", str(tmp_path), "--name", "agg"])
+    saved = json.loads((tmp_path / "agg.json").read_text())
+    assert (tmp_path / "agg.png").stat().st_size > 0
+    assert [r["variant"] for r in saved["runs"]] == ["joint", "gmm (posterior)",
+                                                     "gmm (sinkhorn)"]
+    assert saved["summary"]["gmm (sinkhorn)"]["seeds"] == [1]
+    assert agg["summary"]["joint"]["unique_0.025"]["mean"] == a["runs"]["joint"]["final"][
+        "unique_fraction"]["0.025"]
+
+
+def test_the_head_gets_its_own_learning_rate_and_weight_decay():
+    example = load_example()
+    cfg, _ = example.parse_args(["--fast", "--head-lr-mult", "3", "--head-weight-decay", "0.5"])
+    run = example.JointRun(cfg)
+    head = run.parameters()
+    assert len(head) == 1 and head[0].shape == (cfg.n_prototypes, cfg.dim)  # direction v
+    encoder = list(example.Encoder(cfg.width, cfg.dim).parameters())
+    opt = example.make_optimizer(cfg, encoder, head)
+    example.set_learning_rate(opt, 1e-3)
+    enc_decay, enc_rest, head_group = opt.param_groups
+    assert head_group["params"] == head and head_group["weight_decay"] == 0.5
+    assert head_group["lr"] == pytest.approx(3e-3) and enc_decay["lr"] == pytest.approx(1e-3)
+    assert enc_decay["weight_decay"] == cfg.weight_decay and enc_rest["weight_decay"] == 0
+    recipe, _ = example.parse_args(["--fast"])
+    opt = example.make_optimizer(recipe, encoder, head)  # the recipe: the encoder's decay
+    assert opt.param_groups[2]["weight_decay"] == recipe.weight_decay
+    assert opt.param_groups[2].get("lr_mult") == 1.0
