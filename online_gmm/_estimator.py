@@ -349,9 +349,9 @@ class OnlineGaussianMixture(
             self.n_components, X.shape[1], self.covariance_type, xp, device(X)
         )
         self._user_init_pending = self.means_init is not None
-        self._warmup = None if self._user_init_pending else _warmup.start(
-            _warmup.resolve_size(self.warmup_size, self.n_components), self.warmup_restarts,
-            X.shape[1], xp.finfo(X.dtype).bits // 8, _warmup.resolve_limit(self.warmup_size),
+        self._warmup = None if self._user_init_pending else _warmup.for_stream(
+            self.warmup_size, self.warmup_restarts, self.n_components, X.shape[1],
+            xp.finfo(X.dtype).bits // 8,
         )
         self._reset_bookkeeping()
 

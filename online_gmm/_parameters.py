@@ -205,7 +205,7 @@ VARIATIONAL_MIXTURE_PARAMETERS = tuple(n for n in PARAMETERS if n not in INITIAL
 SHARED_WITH_BRIDGE = (
     "covariance_type", "forgetting", "forgetting_rate", "temperature_init",
     "temperature_final", "anneal_steps", "anneal_schedule", "seed_mass", "dead_threshold",
-    "max_reseed", "reg_covar", "init_params",
+    "max_reseed", "reg_covar", "init_params", "warmup_size", "warmup_restarts",
 )
 
 

@@ -59,6 +59,17 @@ def resolve_limit(warmup_size: int | str) -> int:
     return AUTO_MAX_ROWS if warmup_size == "auto" else 0
 
 
+def for_stream(warmup_size: int | str, restarts: int, n_components: int, n_features: int,
+               itemsize: int, refine: bool = True) -> Warmup | None:
+    """The warm-up of a new stream of ``n_features``-wide rows of ``itemsize`` bytes, for
+    the parameter ``warmup_size`` (an int, or "auto"): :func:`start` at
+    :func:`resolve_size` and :func:`resolve_limit` (None when ``warmup_size`` is 0). What
+    the estimator and the bridge both start from; ``refine=False``: the restarts only (no
+    buffer beyond their rows, whatever ``warmup_size``)."""
+    return start(resolve_size(warmup_size, n_components), restarts, n_features, itemsize,
+                 resolve_limit(warmup_size) if refine else 0)
+
+
 def sample_size(warmup_size: int | str) -> int:
     """The rows ``fit`` runs the restarts on by default: the most of "auto", or the size."""
     return AUTO_MAX_ROWS if warmup_size == "auto" else int(warmup_size)

@@ -12,6 +12,8 @@ modules behind it may change shape at any time. The path of one batch:
    point (``gather``, ``reduce``, ``statistics``);
 3. publish the returned :class:`MixtureState`.
 
+The warm-up of a new stream (the contract's "Warm-up") is :func:`start_warmup`'s
+:class:`Warmup`, passed to :func:`advance`, which returns its successor in ``info.warmup``.
 Predictions use :func:`state_prepared` and :func:`posterior` / :func:`weighted_log_density`;
 a covariance type's math is :func:`covariance` of its name; hyper-parameters are checked
 against the one table, :data:`PARAMETERS`, by :func:`validate` (``Interval`` and
@@ -72,16 +74,18 @@ from ._stats import (
     empty_stats,
     merge_stats,
 )
+from ._warmup import Warmup
+from ._warmup import for_stream as start_warmup
 
 __all__ = [
     "ANNEAL_SCHEDULES", "BACKENDS", "COVARIANCE_TYPES", "FORGETTING", "INITIAL_PARAMETERS",
     "INIT_PARAMS", "MIXTURE_PARAMETERS", "NO_HOOKS", "PARAMETERS", "SHARED_WITH_BRIDGE",
     "STATE_FIELDS", "VARIATIONAL_MIXTURE_PARAMETERS", "VARIATIONAL_PARAMETERS", "BatchStats",
     "EMConfig", "Hooks", "InitialParameters", "Interval", "MixtureState", "Parameter", "Prepared",
-    "Schedules", "StrOptions",
+    "Schedules", "StrOptions", "Warmup",
     "StepInfo", "advance", "check_finite_state", "constraints", "covariance", "defaults",
     "em_step", "empty_state", "empty_stats", "forgetting_factors", "host_view", "m_step",
     "merge_stats", "needs_seeding", "posterior", "prepare", "seed_from_sample",
-    "select_backend", "state_prepared", "use_backend", "user_initialised_state", "validate",
-    "weighted_log_density",
+    "select_backend", "start_warmup", "state_prepared", "use_backend",
+    "user_initialised_state", "validate", "weighted_log_density",
 ]

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from online_gmm import core
 from online_gmm.diagnostics import collapse_report
 
-from . import _distributed
+from . import _distributed, _state
 from .balance import sinkhorn_knopp
 
 __all__ = ["GMMPrototypes"]
@@ -38,7 +38,6 @@ _OWN_CONSTRAINTS = {
     "random_state": [core.Interval(Integral, 0, 2**32 - 1, closed="both"), None],
 }
 _BALANCE = (None, "sinkhorn")
-_RNG_WORDS = 624 + 3  # MT19937 key, position, has_gauss, cached gaussian (as int64 bits)
 
 
 def _unit_rows(x: Tensor) -> Tensor:
@@ -49,20 +48,6 @@ def _unit_rows(x: Tensor) -> Tensor:
     scale = x.detach().abs().amax(dim=1, keepdim=True)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     return F.normalize(x / scale, dim=1)
-
-
-def _rng_to_tensor(rng: np.random.RandomState) -> Tensor:
-    _, key, pos, has_gauss, gauss = rng.get_state(legacy=True)
-    tail = np.array([pos, has_gauss, np.float64(gauss).view(np.int64)], dtype=np.int64)
-    return torch.from_numpy(np.concatenate([key.astype(np.int64), tail]))
-
-
-def _rng_from_tensor(t: Tensor) -> np.random.RandomState:
-    a = t.detach().cpu().numpy().astype(np.int64)
-    rng = np.random.RandomState()
-    gauss = np.int64(a[626]).view(np.float64)
-    rng.set_state(("MT19937", a[:624].astype(np.uint32), int(a[624]), int(a[625]), float(gauss)))
-    return rng
 
 
 class GMMPrototypes(nn.Module):
@@ -112,6 +97,18 @@ class GMMPrototypes(nn.Module):
     init_params : {"k-means++", "kmeans", "random", "random_from_data"}, default="k-means++"
         How the first batch seeds the prototypes, as
         :class:`online_gmm.OnlineGaussianMixture`'s.
+    warmup_size : int or "auto", default="auto"
+        The warm-up, as :class:`online_gmm.OnlineGaussianMixture`'s: the first
+        ``warmup_size`` teacher rows ("auto": 64 per prototype, at most 32,768) are buffered
+        while the ordinary step runs; on the full buffer the mixture is replaced by the best
+        of ``warmup_restarts`` restarts (k-means++, Lloyd, batch EM) on those rows, and the
+        stream goes on from it (the restarts only: no refinement, which needs a stationary
+        stream). 0: no warm-up (the earlier behaviour). Measured in
+        docs/ssl.md ("Usage"): at K = 1024 it is what keeps the posterior's usage at
+        hundreds of prototypes rather than tens. The buffer is part of ``state_dict`` until
+        the warm-up is over (then emptied).
+    warmup_restarts : int, default=3
+        Restarts of the warm-up; the one of highest log-likelihood on the buffer is kept.
     normalize : bool, default=True
         L2-normalise embeddings (teacher and student) before use, as DINO-style heads do.
     nonfinite : {"raise", "skip"}, default="raise"
@@ -154,6 +151,8 @@ class GMMPrototypes(nn.Module):
         max_reseed: int | None = None,
         reg_covar: float = 1e-6,
         init_params: str = "k-means++",
+        warmup_size: int | str = "auto",
+        warmup_restarts: int = 3,
         normalize: bool = True,
         nonfinite: str = "raise",
         distributed: bool | None = None,
@@ -180,6 +179,8 @@ class GMMPrototypes(nn.Module):
             schedule=anneal_schedule, temperature_init=float(temperature_init),
             temperature_final=float(temperature_final), anneal_steps=int(anneal_steps),
         )
+        self.warmup_size = warmup_size if warmup_size == "auto" else int(warmup_size)
+        self.warmup_restarts = int(warmup_restarts)
         self.normalize = bool(normalize)
         self.nonfinite = nonfinite
         self.distributed = distributed
@@ -189,7 +190,10 @@ class GMMPrototypes(nn.Module):
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
         self.register_buffer("n_samples_seen", torch.zeros((), dtype=torch.int64))
         self.register_buffer("n_reseeded", torch.zeros((), dtype=torch.int64))
-        self.register_buffer("rng_state", _rng_to_tensor(np.random.RandomState(random_state)))
+        self.register_buffer("rng_state",
+                             _state.rng_to_tensor(np.random.RandomState(random_state)))
+        for name, value in _state.empty_warmup_buffers(self.dim).items():
+            self.register_buffer(name, value)
         # whether ``seeded.any()``, kept on the host: the student path reads it without a
         # device sync and without a graph break under torch.compile
         self._has_prototypes = False
@@ -320,7 +324,7 @@ class GMMPrototypes(nn.Module):
         X = core.host_view(x)
         backend = core.select_backend(X)
         xp = backend.xp
-        rng = _rng_from_tensor(self.rng_state)
+        rng = _state.rng_from_tensor(self.rng_state)
         w = xp.ones(X.shape[0], dtype=X.dtype, device=self.device if X is x else "cpu")
         hooks = core.NO_HOOKS
         if dist_on:
@@ -329,14 +333,23 @@ class GMMPrototypes(nn.Module):
                 gather=_distributed.gather_batch,
                 reduce=lambda s: _distributed.reduce_stats(s, ct, xp),
             )
-        new_state, info, _ = core.advance(
-            self._state(), X, w, config=self.config, schedules=self._schedules(),
-            step=int(self.step), rng=rng, backend=backend, hooks=hooks,
-        )
+        warming = _state.phase(self.warmup_progress) != _state.DONE
+        warmup = (_state.warmup_of(self, x, self.warmup_restarts, self.warmup_size)
+                  if warming else None)
+        try:
+            new_state, info, _ = core.advance(
+                self._state(), X, w, config=self.config, schedules=self._schedules(),
+                step=int(self.step), rng=rng, backend=backend, hooks=hooks, warmup=warmup,
+            )
+        except BaseException:
+            _state.discard_uncommitted(self)
+            raise
         self._commit(new_state)
+        if warming:
+            _state.commit_warmup(self, info.warmup)
         # seeded components stay seeded (reseeding re-seeds them): no read of the buffer
         self._has_prototypes = self._has_prototypes or info.n_seeded > 0
-        self.rng_state.copy_(_rng_to_tensor(rng))
+        self.rng_state.copy_(_state.rng_to_tensor(rng))
         self.step += 1
         self.n_samples_seen += info.n_samples
         self.n_reseeded += info.n_reseeded
@@ -368,10 +381,10 @@ class GMMPrototypes(nn.Module):
         """All or nothing: every buffer of the checkpoint is checked against this module's
         (shape, the float64 state) before any is copied, so a refused checkpoint (another K,
         D or covariance type) leaves the module exactly as it was."""
-        problems = []
+        problems = _state.check_warmup_checkpoint(state_dict, prefix, self.dim)
         for name, own in self._buffers.items():
             key = prefix + name
-            if own is None or key not in state_dict:
+            if own is None or key not in state_dict or name in _state.WARMUP_BUFFERS:
                 continue
             value = state_dict[key]
             if not isinstance(value, Tensor) or tuple(value.shape) != tuple(own.shape):
@@ -383,6 +396,7 @@ class GMMPrototypes(nn.Module):
                 "n_prototypes, dim or covariance_type?): " + "; ".join(problems)
             )
             return
+        _state.resize_warmup_buffers(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
                                       missing_keys, unexpected_keys, error_msgs)
         self._has_prototypes = bool(self.seeded.any())

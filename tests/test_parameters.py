@@ -34,7 +34,8 @@ def test_the_bridge_checks_the_parameters_it_shares():
 
     bad = dict(covariance_type="x", forgetting="x", forgetting_rate=1.0, temperature_init=0.0,
                temperature_final=np.inf, anneal_steps=-1, anneal_schedule="x", seed_mass=-1.0,
-               dead_threshold=2.0, max_reseed=-1, reg_covar=-1.0, init_params="x")
+               dead_threshold=2.0, max_reseed=-1, reg_covar=-1.0, init_params="x",
+               warmup_size=-1, warmup_restarts=0)
     assert set(bad) == set(core.SHARED_WITH_BRIDGE)
     for name, value in bad.items():
         with pytest.raises(InvalidParameterError, match=f"'{name}' parameter of GMMPrototypes"):

@@ -63,13 +63,17 @@ def test_targets_before_any_update_is_a_clear_error():
         GMMPrototypes(4, 3).targets(torch.randn(5, 3))
 
 
-def test_same_math_as_the_estimator():
-    """normalize=False: the bridge and OnlineGaussianMixture are one algorithm."""
-    batches = _stream(dtype=torch.float64)
+@pytest.mark.parametrize(("bridge_warmup", "estimator_warmup"),
+                         [(0, 0), ("auto", 64 * 5), (100, 100)])
+def test_same_math_as_the_estimator(bridge_warmup, estimator_warmup):
+    """normalize=False: the bridge and OnlineGaussianMixture are one algorithm, the warm-up
+    included (the bridge's "auto" is the restarts on 64 rows per prototype, without the
+    estimator's refinement: the estimator's warm-up of that int size)."""
+    batches = _stream(dtype=torch.float64, n_batches=12)
     params = dict(covariance_type="diag", forgetting_rate=0.01, temperature_init=2.0,
                   anneal_steps=3, random_state=3)
-    head = GMMPrototypes(5, 8, normalize=False, **params)
-    est = OnlineGaussianMixture(5, warmup_size=0, **params)  # the bridge has no warm-up
+    head = GMMPrototypes(5, 8, normalize=False, warmup_size=bridge_warmup, **params)
+    est = OnlineGaussianMixture(5, warmup_size=estimator_warmup, **params)
     for b in batches:
         head.update(b)
         est.partial_fit(b.numpy())
@@ -205,8 +209,9 @@ dist.init_process_group("gloo", init_method="file://" + os.environ["INIT_FILE"],
                         rank=rank, world_size=world)
 data = torch.load(os.environ["DATA"])
 states = {}
-for ct in ("spherical", "full"):
-    head = GMMPrototypes(6, 8, covariance_type=ct, forgetting_rate=0.02, dead_threshold=0.5)
+for ct, ws in (("spherical", "auto"), ("full", "auto"), ("tied", 80)):
+    head = GMMPrototypes(6, 8, covariance_type=ct, forgetting_rate=0.02, dead_threshold=0.5,
+                         warmup_size=ws)
     for b in data["batches"]:
         half = b.shape[0] // 2
         head.update(b[:half] if rank == 0 else b[half:])
@@ -241,7 +246,8 @@ def test_ddp_two_gloo_ranks_equal_one_process(tmp_path):
     procs = [subprocess.Popen([sys.executable, str(script), str(r)], env=env) for r in (0, 1)]
     assert [p.wait(timeout=240) for p in procs] == [0, 0]
     outs = [torch.load(tmp_path / f"out.{r}") for r in (0, 1)]
-    for covariance_type in ("spherical", "full"):
+    # (tied: a warm-up of 80 rows, two whole batches, that completes; the others buffer)
+    for covariance_type, warmup_size in (("spherical", "auto"), ("full", "auto"), ("tied", 80)):
         ranks = [o["states"][covariance_type] for o in outs]
         # every rank holds bit-identical prototypes...
         for k in ranks[0]:
@@ -249,7 +255,7 @@ def test_ddp_two_gloo_ranks_equal_one_process(tmp_path):
         # ...equal to one process that saw the concatenated batches (float32 embeddings:
         # the ranks sum their statistics in another order, so float32 tolerance)
         single = GMMPrototypes(6, 8, covariance_type=covariance_type, forgetting_rate=0.02,
-                               dead_threshold=0.5)
+                               dead_threshold=0.5, warmup_size=warmup_size)
         for b in batches:
             single.update(b)
         for k, v in single.state_dict().items():
@@ -258,6 +264,7 @@ def test_ddp_two_gloo_ranks_equal_one_process(tmp_path):
             )
     # a NaN on one rank makes every rank refuse the batch (nobody hangs in a collective)
     assert outs[0]["raised"] and outs[1]["raised"]
+    assert int(outs[0]["states"]["tied"]["warmup_progress"][0]) == 2  # it completed
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

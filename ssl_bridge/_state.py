@@ -1,0 +1,145 @@
+"""The bridge's state beyond the mixture, kept in module buffers: the seeding RNG and the
+warm-up's buffer (both exact through ``state_dict``).
+
+The warm-up (the contract's "Warm-up", the core's :class:`online_gmm.core.Warmup`) is held
+in three buffers of :class:`~ssl_bridge.GMMPrototypes`:
+
+* ``warmup_rows`` (capacity, D), in the embeddings' dtype: the buffered (normalised) teacher
+  rows, allocated at the first update and emptied to (0, D) once the warm-up is over;
+* ``warmup_weights`` (capacity,): their weights;
+* ``warmup_progress`` (5,) int64: ``[phase, size, limit, refining, n_rows]``, with phase
+  :data:`NOT_STARTED`, :data:`BUFFERING` or :data:`DONE`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from online_gmm import core
+
+#: ``warmup_progress[0]``: before the first update, while rows are buffered, after.
+NOT_STARTED, BUFFERING, DONE = 0, 1, 2
+PROGRESS_FIELDS = ("phase", "size", "limit", "refining", "n_rows")
+WARMUP_BUFFERS = ("warmup_rows", "warmup_weights")
+
+RNG_WORDS = 624 + 3  # MT19937 key, position, has_gauss, cached gaussian (as int64 bits)
+
+
+def rng_to_tensor(rng: np.random.RandomState) -> Tensor:
+    """(627,) int64: the complete state of a NumPy ``RandomState``."""
+    _, key, pos, has_gauss, gauss = rng.get_state(legacy=True)
+    tail = np.array([pos, has_gauss, np.float64(gauss).view(np.int64)], dtype=np.int64)
+    return torch.from_numpy(np.concatenate([key.astype(np.int64), tail]))
+
+
+def rng_from_tensor(t: Tensor) -> np.random.RandomState:
+    """The ``RandomState`` that :func:`rng_to_tensor` stored."""
+    a = t.detach().cpu().numpy().astype(np.int64)
+    rng = np.random.RandomState()
+    gauss = np.int64(a[626]).view(np.float64)
+    rng.set_state(("MT19937", a[:624].astype(np.uint32), int(a[624]), int(a[625]), float(gauss)))
+    return rng
+
+
+def empty_warmup_buffers(dim: int) -> dict[str, Tensor]:
+    """The warm-up buffers of a new module (nothing buffered, not started)."""
+    return {
+        "warmup_rows": torch.zeros((0, dim), dtype=torch.float32),
+        "warmup_weights": torch.zeros((0,), dtype=torch.float32),
+        "warmup_progress": torch.zeros(len(PROGRESS_FIELDS), dtype=torch.int64),
+    }
+
+
+def phase(progress: Tensor) -> int:
+    return int(progress[0])
+
+
+def warmup_of(module, x: Tensor, restarts: int, warmup_size) -> core.Warmup | None:
+    """The warm-up to pass to :func:`online_gmm.core.advance` for the batch ``x`` (the
+    prepared embeddings, on the module's device), or None when it is off or over. At the
+    first update it starts (:func:`online_gmm.core.start_warmup`, sized for ``x``'s dtype);
+    later it is read from the buffers, whose rows are views (the core writes new rows past
+    ``n_rows`` only, so a failed step leaves the committed buffer as it was)."""
+    progress = module.warmup_progress
+    if phase(progress) == DONE:
+        return None
+    if phase(progress) == NOT_STARTED:
+        # the restarts only: the refinement needs a stationary stream, and an encoder's
+        # embeddings drift
+        return core.start_warmup(warmup_size, restarts, module.n_prototypes, module.dim,
+                                 x.element_size(), refine=False)
+    _, size, limit, refining, n_rows = (int(v) for v in progress)
+    return core.Warmup(size=size, restarts=restarts, X=core.host_view(module.warmup_rows),
+                       w=core.host_view(module.warmup_weights), n_rows=n_rows, limit=limit,
+                       refining=bool(refining))
+
+
+def commit_warmup(module, warmup: core.Warmup | None) -> None:
+    """Store the warm-up returned by a step that had one (``info.warmup``): its buffer and
+    marks, or an empty buffer and phase DONE once it is over."""
+    dev = module.warmup_progress.device
+    if warmup is None:
+        module.warmup_rows = torch.zeros((0, module.dim), dtype=module.warmup_rows.dtype,
+                                         device=dev)
+        module.warmup_weights = torch.zeros((0,), dtype=module.warmup_weights.dtype,
+                                            device=dev)
+        module.warmup_progress.copy_(torch.tensor([DONE, 0, 0, 0, 0]))
+        return
+    rows, weights = (torch.from_numpy(a) if isinstance(a, np.ndarray) else a
+                     for a in (warmup.X, warmup.w))
+    if rows is not module.warmup_rows and not _same_memory(rows, module.warmup_rows):
+        module.warmup_rows, module.warmup_weights = rows, weights
+    module.warmup_progress.copy_(torch.tensor(
+        [BUFFERING, warmup.size, warmup.limit, int(warmup.refining), warmup.n_rows]))
+
+
+def discard_uncommitted(module) -> None:
+    """After a failed step: zero the buffer's free space, where the step may have written
+    rows (it is all zeros otherwise), so the module is bit-identical to before the step."""
+    if phase(module.warmup_progress) == BUFFERING:
+        n_rows = int(module.warmup_progress[4])
+        module.warmup_rows[n_rows:] = 0
+        module.warmup_weights[n_rows:] = 0
+
+
+def _same_memory(a: Tensor, b: Tensor) -> bool:
+    return (a.shape == b.shape and a.dtype == b.dtype and a.device == b.device
+            and a.data_ptr() == b.data_ptr())
+
+
+def check_warmup_checkpoint(state_dict, prefix: str, dim: int) -> list[str]:
+    """What is wrong with a checkpoint's warm-up buffers (their shapes vary: they are
+    checked against each other and ``dim``, not against this module's)."""
+    rows, weights, progress = (state_dict.get(prefix + name) for name in
+                               ("warmup_rows", "warmup_weights", "warmup_progress"))
+    if rows is None and weights is None and progress is None:
+        return []  # (a checkpoint from before the warm-up: strict loading reports it)
+    if not all(isinstance(t, Tensor) for t in (rows, weights, progress)):
+        return [f"{prefix}warmup_rows, warmup_weights and warmup_progress must all be tensors"]
+    problems = []
+    if rows.ndim != 2 or rows.shape[1] != dim:
+        problems.append(f"{prefix}warmup_rows: {tuple(rows.shape)} in the checkpoint, (n, {dim})"
+                        " here")
+    if weights.shape != rows.shape[:1]:
+        problems.append(f"{prefix}warmup_weights: {tuple(weights.shape)} for "
+                        f"{rows.shape[0]} rows")
+    if progress.shape != (len(PROGRESS_FIELDS),):
+        problems.append(f"{prefix}warmup_progress: {tuple(progress.shape)}, expected "
+                        f"({len(PROGRESS_FIELDS)},)")
+    elif not (NOT_STARTED <= int(progress[0]) <= DONE and 0 <= int(progress[4]) <= rows.shape[0]):
+        problems.append(f"{prefix}warmup_progress: {progress.tolist()} does not fit "
+                        f"{rows.shape[0]} buffered rows")
+    return problems
+
+
+def resize_warmup_buffers(module, state_dict, prefix: str) -> None:
+    """Give the module's warm-up buffers the checkpoint's shapes and dtypes (the load then
+    copies into them)."""
+    for name in WARMUP_BUFFERS:
+        value = state_dict.get(prefix + name)
+        if isinstance(value, Tensor):
+            own = getattr(module, name)
+            setattr(module, name, torch.empty(value.shape, dtype=value.dtype,
+                                              device=own.device))
