@@ -91,10 +91,6 @@ class Config:
     # keyword arguments of GMMPrototypes beyond n_prototypes, dim and random_state; empty:
     # the bridge's defaults (what the example measures)
     gmm_options: dict = field(default_factory=dict)
-    # experimental, for measurement: after this many teacher rows, replace the mixture by
-    # the core's warm-up (k-means++ restarts, Lloyd, EM) on those rows, as the estimator's
-    # warmup_size does (0: off; the bridge has no warm-up of its own)
-    gmm_warmup_rows: int = 0
     knn_k: int = 20
     knn_temp: float = 0.07
     log_every: int = 50  # steps between two collapse measurements
@@ -344,38 +340,9 @@ class GMMRun:
 
     def targets(self, teacher_emb: list[Tensor]) -> list[Tensor]:
         self.head.update(torch.cat(teacher_emb))
-        if self.cfg.gmm_warmup_rows:
-            self._warm_up(torch.cat(teacher_emb))
         if self.initial_prototypes is None and bool(self.head.seeded.all()):
             self.initial_prototypes = F.normalize(self.head.prototypes.clone(), dim=1)
         return [self.train_targets(t) for t in teacher_emb]
-
-    def _warm_up(self, x: Tensor) -> None:
-        """Buffer the (normalised) teacher rows; once ``gmm_warmup_rows`` are held, replace
-        the head's state by the estimator's warm state on them (computed by the core's
-        warm-up through OnlineGaussianMixture, the head's settings otherwise)."""
-        from online_gmm import OnlineGaussianMixture
-
-        buf = getattr(self, "_buffer", [])
-        if buf is None:  # done
-            return
-        buf.append(F.normalize(x.double(), dim=1))
-        self._buffer = buf
-        rows = torch.cat(buf)
-        if len(rows) < self.cfg.gmm_warmup_rows:
-            return
-        h = self.head
-        est = OnlineGaussianMixture(
-            h.n_prototypes, covariance_type=h.config.covariance_type,
-            forgetting=h.config.forgetting, forgetting_rate=h.forgetting_rate,
-            dead_threshold=h.config.dead_threshold, seed_mass=h.config.seed_mass,
-            reg_covar=h.config.reg_covar, warmup_size=len(rows), random_state=self.cfg.seed,
-        )
-        est.partial_fit(rows.numpy())
-        state = est._state  # the warm state (the example may read the estimator's state)
-        h._commit(state)
-        self._buffer = None
-        self.initial_prototypes = None  # movement is measured from the warm state
 
     def train_targets(self, emb: Tensor) -> Tensor:
         """The targets of one view's batch, as training uses them (balanced or not)."""
@@ -679,11 +646,14 @@ _FINAL_KEYS = ("unique_0.025", "unique_0.1", "effective_usage", "target_usage",
 
 
 def variant(results: dict, kind: str) -> str:
-    """The name a head's run goes by in an aggregate: the head, and the GMM's targets."""
+    """The name a head's run goes by in an aggregate: the head, the GMM's targets and the
+    GMMPrototypes arguments it changed from the bridge's defaults."""
     if kind == "joint":
         return "joint"
     balance = results["config"].get("gmm_balance")
-    return f"gmm ({balance or 'posterior'})"
+    options = results["config"].get("gmm_options") or {}
+    changed = "".join(f", {k}={v}" for k, v in sorted(options.items()))
+    return f"gmm ({balance or 'posterior'}{changed})"
 
 
 def _final(results: dict, kind: str) -> dict:
@@ -848,9 +818,6 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     p.add_argument("--gmm-option", type=_option, action="append", default=[],
                    metavar="KEY=VALUE", help="any other GMMPrototypes argument (repeatable)")
     p.add_argument("--gmm-target-temp", type=float, default=None)
-    p.add_argument("--gmm-warmup-rows", type=int, default=None,
-                   help="experimental: replace the mixture by the core's warm-up on the "
-                        "first this many teacher rows (0: off)")
     p.add_argument("--teacher-temp", type=float, default=None)
     p.add_argument("--fast", action="store_true", help="a tiny smoke run (seconds)")
     p.add_argument("--save-state", action="store_true",
@@ -870,7 +837,7 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         cfg.n_local, cfg.warmup_epochs, cfg.log_every, cfg.n_train = 1, 1, 4, 384
         cfg.steps = None
     for name in ("epochs", "steps", "dim", "n_prototypes", "head_lr_mult",
-                 "head_weight_decay", "gmm_target_temp", "teacher_temp", "gmm_warmup_rows"):
+                 "head_weight_decay", "gmm_target_temp", "teacher_temp"):
         if getattr(a, name) is not None:
             setattr(cfg, name, getattr(a, name))
     if a.heads is not None:

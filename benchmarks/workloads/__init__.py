@@ -14,12 +14,14 @@ from . import (
     threads,
     throughput,
     time_to_quality,
+    variational,
 )
 
 #: In the order the suite runs them.
 WORKLOADS: dict[str, ModuleType] = {
     m.NAME: m
     for m in (
-        throughput, time_to_quality, embedding, full_cov, memory, startup, threads, quality
+        throughput, time_to_quality, embedding, full_cov, memory, startup, threads, quality,
+        variational,
     )
 }
