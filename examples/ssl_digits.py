@@ -20,8 +20,11 @@ raw pixels.
 Outputs in ``--out-dir`` (default ``docs/img``): ``ssl_results.json`` and, with matplotlib,
 ``ssl_diversity.png``. Run from the repository root::
 
-    python examples/ssl_digits.py            # about 10 minutes on 2 CPU cores
-    python examples/ssl_digits.py --fast     # a smoke run of a few seconds
+    python examples/ssl_digits.py                     # the recipe: about 5 minutes, 2 cores
+    python examples/ssl_digits.py --config stressed   # the learnable head collapses
+    python examples/ssl_digits.py --fast              # a smoke run of a few seconds
+
+The contrast over 3 seeds, the ablations and ``--aggregate``: docs/ssl.md.
 
 Requires ``torch`` (the ``torch`` extra) and, for the plot, ``matplotlib`` (``examples``).
 """

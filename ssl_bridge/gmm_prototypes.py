@@ -103,10 +103,12 @@ class GMMPrototypes(nn.Module):
         while the ordinary step runs; on the full buffer the mixture is replaced by the best
         of ``warmup_restarts`` restarts (k-means++, Lloyd, batch EM) on those rows, and the
         stream goes on from it (the restarts only: no refinement, which needs a stationary
-        stream). 0: no warm-up (the earlier behaviour). Measured in
-        docs/ssl.md ("Usage"): at K = 1024 it is what keeps the posterior's usage at
-        hundreds of prototypes rather than tens. The buffer is part of ``state_dict`` until
-        the warm-up is over (then emptied).
+        stream). 0: no warm-up (the earlier behaviour). Measured in docs/ssl.md
+        ("Usage"): at K = 1024 on embeddings that do not move (a frozen encoder), the
+        posterior uses 687 prototypes with it and 40 without; in SSL training, where the
+        encoder moves the embeddings, it is neutral. One-off cost: the restarts on the
+        buffer (about 19 s at K = 1024, D = 16 on 2 CPU cores). The buffer is part of
+        ``state_dict`` until the warm-up is over (then emptied).
     warmup_restarts : int, default=3
         Restarts of the warm-up; the one of highest log-likelihood on the buffer is kept.
     normalize : bool, default=True
@@ -425,7 +427,10 @@ class GMMPrototypes(nn.Module):
         ``T * sigma_k^2 / |mu_k|`` (about 0.03 at ``T=1`` on the synthetic example of
         docs/ssl.md, where ``T=0.04`` gives mean entropy 0.015 nats: nearly one-hot).
         ``temperature=1`` is the DINO-like choice; see docs/ssl.md, "Temperatures and
-        balancing".
+        balancing". To train an encoder, balance: with the plain posterior as its target
+        the encoder gathers its embeddings on the prototypes that already have weight
+        (docs/ssl.md, digits, K = 1024, 3 seeds: 106 prototypes used, 97.8 % unique;
+        balanced, 286 and 99.2 %), as DINO's teacher would without its centring.
 
         Parameters
         ----------
