@@ -35,8 +35,13 @@ LLOYD_ITERATIONS = 5
 EM_ITERATIONS = 5
 #: EM iterations of each refinement (at each doubling of the rows held, with "auto").
 REFINE_ITERATIONS = 5
-#: Restarts whose mean buffer log-likelihoods differ by less than this (relative) are tied.
+#: Restarts whose mean buffer log-likelihoods differ by less than this (relative) are tied,
+#: or by less than TIE_EPS machine epsilons of the buffer's dtype, whichever is larger: a
+#: float32 buffer's log-likelihood carries float32 rounding (sums of many terms), so two
+#: backends could otherwise rank two equally good restarts differently (measured: 3e-7 apart
+#: on bfloat16-valued rows, and the states diverged).
 TIE_TOLERANCE = 1e-9
+TIE_EPS = 100
 #: The buffer holds at most this many bytes (rows x features x the data's itemsize).
 MAX_BUFFER_BYTES = 512 * 2**20
 #: ``warmup_size="auto"``: this many rows per component, at most :data:`AUTO_MAX_ROWS`
@@ -204,6 +209,7 @@ def warm_state(Xb: Any, wb: Any, *, config: Any, restarts: int, rng: np.random.R
     state whose evidence is the buffer's statistics under its parameters; None if every
     restart failed (data too extreme for batch EM: the caller keeps its state)."""
     best = None
+    tie = max(TIE_TOLERANCE, TIE_EPS * float(backend.xp.finfo(Xb.dtype).eps))
     for _ in range(max(1, restarts)):
         try:
             state, loglik = _restart(Xb, wb, config, rng, backend)
@@ -213,7 +219,7 @@ def warm_state(Xb: Any, wb: Any, *, config: Any, restarts: int, rng: np.random.R
             continue
         # a later restart must be better by more than rounding: restarts that reach the
         # same optimum (in another order of the components) keep the first, on any backend
-        if best is None or loglik > best[1] + TIE_TOLERANCE * (1.0 + abs(best[1])):
+        if best is None or loglik > best[1] + tie * (1.0 + abs(best[1])):
             best = (state, loglik)
     return None if best is None else best[0]
 
