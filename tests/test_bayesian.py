@@ -310,7 +310,7 @@ def test_prior_parameters_are_checked_after_a_change():
 def test_what_it_does_not_take():
     with pytest.raises(NotImplementedError, match="from_sklearn"):
         OnlineBayesianGaussianMixture.from_sklearn(BayesianGaussianMixture())
-    da = pytest.importorskip("dask.array")
+    da = pytest.importorskip("dask.array", reason="the dask extra is not installed")
     X = da.from_array(np.random.default_rng(0).normal(size=(40, 2)), chunks=20)
     with pytest.raises(TypeError, match="Dask"):
         OnlineBayesianGaussianMixture(2).partial_fit(X)
