@@ -286,7 +286,7 @@ def effective_components(weights: np.ndarray, n_components: int) -> int:
     return int((np.asarray(weights) > 1.0 / (10 * n_components)).sum())
 
 
-def _plug_in_loglik(bgmm: Any, X: np.ndarray) -> float:
+def plug_in_loglik(bgmm: Any, X: np.ndarray) -> float:
     """Held-out mean log-likelihood of the posterior-mean mixture (``weights_``, ``means_``,
     ``covariances_``) of a fitted ``BayesianGaussianMixture``: a density, unlike its
     ``score`` (the variational E-step's log-sum-exp, reported alongside)."""
@@ -349,7 +349,7 @@ def run_variational(*, smoke: bool = False, seeds: list[int] | None = None,
                         for b in batches(Xtr, batch):
                             ours.partial_fit(b)
                         sk_ours = ours.to_sklearn()
-                        ll_ref, ll_ours = _plug_in_loglik(ref, Xte), _plug_in_loglik(sk_ours, Xte)
+                        ll_ref, ll_ours = plug_in_loglik(ref, Xte), plug_in_loglik(sk_ours, Xte)
                         runs.append({
                             "n_true": n_true, "separation": sep_name, "seed": seed,
                             "covariance_type": ct, "prior": prior,

@@ -87,10 +87,9 @@ def commit_warmup(module, warmup: core.Warmup | None) -> None:
                                             device=dev)
         module.warmup_progress.copy_(torch.tensor([DONE, 0, 0, 0, 0]))
         return
-    rows, weights = (torch.from_numpy(a) if isinstance(a, np.ndarray) else a
-                     for a in (warmup.X, warmup.w))
-    if rows is not module.warmup_rows and not _same_memory(rows, module.warmup_rows):
-        module.warmup_rows, module.warmup_weights = rows, weights
+    # (the core's arrays: views of these buffers, or new ones it allocated)
+    module.warmup_rows, module.warmup_weights = (
+        torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in (warmup.X, warmup.w))
     module.warmup_progress.copy_(torch.tensor(
         [BUFFERING, warmup.size, warmup.limit, int(warmup.refining), warmup.n_rows]))
 
@@ -102,11 +101,6 @@ def discard_uncommitted(module) -> None:
         n_rows = int(module.warmup_progress[4])
         module.warmup_rows[n_rows:] = 0
         module.warmup_weights[n_rows:] = 0
-
-
-def _same_memory(a: Tensor, b: Tensor) -> bool:
-    return (a.shape == b.shape and a.dtype == b.dtype and a.device == b.device
-            and a.data_ptr() == b.data_ptr())
 
 
 def check_warmup_checkpoint(state_dict, prefix: str, dim: int) -> list[str]:

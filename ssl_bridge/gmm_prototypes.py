@@ -199,6 +199,9 @@ class GMMPrototypes(nn.Module):
         # whether ``seeded.any()``, kept on the host: the student path reads it without a
         # device sync and without a graph break under torch.compile
         self._has_prototypes = False
+        # whether the warm-up is not over (``warmup_progress``'s phase), on the host: an
+        # update reads it without a device sync
+        self._warming = True
 
     # ------------------------------------------------------------------ plumbing
     def _apply(self, fn, *args, **kwargs):  # keep the float64 state through .to(dtype)
@@ -335,7 +338,7 @@ class GMMPrototypes(nn.Module):
                 gather=_distributed.gather_batch,
                 reduce=lambda s: _distributed.reduce_stats(s, ct, xp),
             )
-        warming = _state.phase(self.warmup_progress) != _state.DONE
+        warming = self._warming
         warmup = (_state.warmup_of(self, x, self.warmup_restarts, self.warmup_size)
                   if warming else None)
         try:
@@ -349,6 +352,7 @@ class GMMPrototypes(nn.Module):
         self._commit(new_state)
         if warming:
             _state.commit_warmup(self, info.warmup)
+            self._warming = info.warmup is not None
         # seeded components stay seeded (reseeding re-seeds them): no read of the buffer
         self._has_prototypes = self._has_prototypes or info.n_seeded > 0
         self.rng_state.copy_(_state.rng_to_tensor(rng))
@@ -402,6 +406,7 @@ class GMMPrototypes(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
                                       missing_keys, unexpected_keys, error_msgs)
         self._has_prototypes = bool(self.seeded.any())
+        self._warming = _state.phase(self.warmup_progress) != _state.DONE
 
     @torch.no_grad()
     def targets(

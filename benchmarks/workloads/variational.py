@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._common import Config, batches, interleaved, overlapping_clusters, row, silence_warnings
+from ..quality import effective_components, plug_in_loglik
 
 NAME = "variational"
 TITLE = "9. variational mixture, D = 8, K = 30, against BayesianGaussianMixture"
@@ -48,21 +49,6 @@ def sklearn_iteration(X: np.ndarray, k: int, seed: int):
         bgm._m_step(X, log_resp)
 
     return one_iteration
-
-
-def _plug_in(model: Any, X: np.ndarray) -> float:
-    """Held-out mean log-likelihood of a fitted ``BayesianGaussianMixture``'s posterior-mean
-    mixture (a density, unlike its variational ``score``)."""
-    from sklearn.mixture import GaussianMixture
-
-    gm = GaussianMixture(model.n_components, covariance_type=model.covariance_type)
-    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
-        setattr(gm, name, getattr(model, name))
-    return float(gm.score(X))
-
-
-def _effective(weights: np.ndarray, k: int) -> int:
-    return int((np.asarray(weights) > 1.0 / (10 * k)).sum())
 
 
 def run(cfg: Config) -> dict[str, Any]:
@@ -115,9 +101,10 @@ def run(cfg: Config) -> dict[str, Any]:
     fits = interleaved({"ours": ours_model, "sklearn": sk_model_fit}, repeats=cfg.reps(1),
                        warmup=0, setups={"ours": setup}, settle=cfg.settle)
     ours_model, sk_model = models["ours"], models["sklearn"]
-    ll_ours = _plug_in(ours_model.to_sklearn(), H)
-    ll_sk = _plug_in(sk_model, H)
-    eff_ours, eff_sk = _effective(ours_model.weights_, k), _effective(sk_model.weights_, k)
+    ll_ours = plug_in_loglik(ours_model.to_sklearn(), H)
+    ll_sk = plug_in_loglik(sk_model, H)
+    eff_ours, eff_sk = (effective_components(ours_model.weights_, k),
+                        effective_components(sk_model.weights_, k))
     t_ours, t_sk = fits["ours"].median, fits["sklearn"].median
     rows.append(row(
         case="variational: time to a model", quantity="seconds", unit="s", ours=t_ours,

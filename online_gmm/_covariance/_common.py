@@ -64,9 +64,13 @@ def live_weights(state: Any, xp: Any) -> Any:
     return wts / xp.sum(wts)
 
 
+def _is_spd(mat: np.ndarray) -> bool:
+    return bool(np.allclose(mat, mat.T) and np.all(np.linalg.eigvalsh(mat) > 0))
+
+
 def check_spd(mats: np.ndarray, covariance_type: str) -> None:
     for mat in mats:
-        if not np.allclose(mat, mat.T) or np.any(np.linalg.eigvalsh(mat) <= 0):
+        if not _is_spd(mat):
             raise ValueError(
                 f"{covariance_type!r} precisions_init must be symmetric positive definite."
             )
@@ -86,7 +90,7 @@ def check_prior_shape(prior: np.ndarray, shape: tuple, name: str) -> None:
 
 
 def check_prior_spd(prior: np.ndarray, covariance_type: str) -> None:
-    if not np.allclose(prior, prior.T) or np.any(np.linalg.eigvalsh(prior) <= 0):
+    if not _is_spd(prior):
         raise ValueError(
             f"'{covariance_type} covariance_prior' should be symmetric, positive-definite"
         )
