@@ -153,6 +153,13 @@ def posterior(X, p: Prepared, backend, inv_temp: float = 1.0):
     return xp.concat(resp_parts, axis=0), xp.concat(ll_parts, axis=0)
 
 
+def responsibility_chunks(X, p: Prepared, backend):
+    """``(slice, resp)`` of every chunk of ``X`` at T = 1 (the working memory of one
+    chunk, not of the batch)."""
+    for sl, _, G, a in _pieces(X, p, backend):
+        yield sl, backend.finish(G, a, p, 1.0)[0]
+
+
 def weighted_log_density(X, p: Prepared, backend):
     """``log pi_k + log N(x_n | mu_k, Sigma_k)`` for every row and component."""
     n, d = X.shape
@@ -170,16 +177,32 @@ def chunked_statistics(X, w, p: Prepared, inv_temp: float, backend) -> BatchStat
     ``w`` is the (n,) sample weight in the data's dtype. The returned masses, means and
     centred moments are float64; the log-likelihood is taken at T = 1.
     """
+    return _chunked(X, w, p, inv_temp, backend, entropy=False)[0]
+
+
+def statistics_and_entropy(X, w, p: Prepared, backend) -> tuple[BatchStats, float]:
+    """:func:`chunked_statistics` at T = 1 and the responsibilities' weighted entropy,
+    ``-sum_n w_n sum_k r_nk log r_nk`` (float; what the variational mixture's evidence lower
+    bound adds to its posterior's terms, :func:`online_gmm._variational.lower_bound`)."""
+    return _chunked(X, w, p, 1.0, backend, entropy=True)
+
+
+def _chunked(X, w, p: Prepared, inv_temp: float, backend, entropy: bool) -> tuple:
     n, d = X.shape
     K = p.mu_c.shape[0]
     xp = backend.xp
     total = empty_stats(K, d, p.covariance_type, xp, device(X))
+    h = 0.0
     with backend.blas_threads(n * K * d):
         for sl, Xc, G, a in _pieces(X, p, backend):
             R, ll = backend.finish(G, a, p, inv_temp)
             part = chunk_statistics(Xc, w[sl], R, ll, p, xp)
             total = merge_stats(total, part, p.covariance_type, xp)
-    return total
+            if entropy:
+                R64 = xp.astype(R, xp.float64)
+                r_log_r = xp.where(R64 > 0, R64 * xp.log(xp.where(R64 > 0, R64, 1.0)), 0.0)
+                h -= float(xp.sum(xp.astype(w[sl], xp.float64) * xp.sum(r_log_r, axis=1)))
+    return total, h
 
 
 def chunk_statistics(Xc, w, R, ll, p: Prepared, xp) -> BatchStats:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import digamma
+from scipy.special import betaln, digamma, gammaln
 
 from ._array_api import asarray_like, device, to_numpy
 from ._covariance import covariance
@@ -251,6 +251,39 @@ def _posterior(state: MixtureState, prior: Prior, covariance_type: str, reg_cova
         covariances=covariances,
         precisions_cholesky=prec_chol,
     )
+
+
+# ---------------------------------------------------------------------- the lower bound
+def lower_bound(post: Posterior, prior: Prior, entropy: float, *, covariance_type: str,
+                xp: Any) -> float:
+    """The evidence lower bound of a posterior ``post`` that is the M-step of
+    responsibilities of weighted entropy ``entropy`` (``-sum_n w_n sum_k r_nk log r_nk``),
+    up to the terms that only the prior and ``K`` fix: scikit-learn's
+    ``BayesianGaussianMixture._compute_lower_bound`` (its ``lower_bound_``), term by term,
+
+        entropy - sum_k log B(W_k, nu_k) - log C(weights) - D/2 sum_k log beta_k
+
+    (``log B`` the Wishart normaliser without its ``log pi`` term, of the normalised
+    precision factors; ``log C`` the Dirichlet's, or the Betas' ``-sum log Beta(a_k,
+    b_k)``). Valid only at such a pair: it compares the optima of one buffer, or the
+    iterations of one fit."""
+    K, D = post.means.shape
+    log_det = to_numpy(covariance(covariance_type).log_det_cholesky(
+        post.precisions_cholesky, D, xp))
+    dof = np.broadcast_to(np.asarray(to_numpy(post.degrees_of_freedom), dtype=np.float64), (K,))
+    # (``tied``: one matrix, its terms K times, as scikit-learn's)
+    log_det = np.broadcast_to(np.asarray(log_det, dtype=np.float64), (K,)) - 0.5 * D * np.log(dof)
+    i = np.arange(D)[:, None]
+    log_wishart = -np.sum(dof * log_det + dof * D * 0.5 * math.log(2.0)
+                          + np.sum(gammaln(0.5 * (dof[None, :] - i)), axis=0))
+    if prior.weight_concentration_prior_type == "dirichlet_process":
+        a, b = (np.asarray(to_numpy(c), dtype=np.float64) for c in post.weight_concentration)
+        log_norm_weight = -np.sum(betaln(a, b))
+    else:
+        c = np.asarray(to_numpy(post.weight_concentration), dtype=np.float64)
+        log_norm_weight = gammaln(np.sum(c)) - np.sum(gammaln(c))
+    beta = np.asarray(to_numpy(post.mean_precision), dtype=np.float64)
+    return float(entropy - log_wishart - log_norm_weight - 0.5 * D * np.sum(np.log(beta)))
 
 
 # ---------------------------------------------------------------------- the E-step
