@@ -58,7 +58,8 @@ class OnlineBayesianGaussianMixture(OnlineGaussianMixture):
     max_iter : int, default=100
         Maximum number of epochs of :meth:`fit`, and the variational iterations of each
         warm-up restart (a batch fit of the buffer, as scikit-learn's ``max_iter``; pruning
-        a start with many more components than clusters can take several hundred).
+        a start with many more components than clusters can take several hundred); a birth
+        proposal runs at most five times as many, stopped by its lower bound.
     n_init : int, default=1
         Independent restarts of :meth:`fit`; the best (highest lower bound) is kept.
     batch_size : int, default=1024
@@ -69,7 +70,9 @@ class OnlineBayesianGaussianMixture(OnlineGaussianMixture):
         Rows of ``X`` :meth:`fit` seeds from (see :class:`~online_gmm.OnlineGaussianMixture`).
     warmup_size : int or "auto", default="auto"
         Rows buffered at the start of a stream for the warm-up's restarts, which run
-        variational iterations here (see :class:`~online_gmm.OnlineGaussianMixture`).
+        variational iterations here (see :class:`~online_gmm.OnlineGaussianMixture`). With
+        "auto", each doubling of the rows held (to 32,768) also makes merge and birth moves
+        on them, each kept only if it raises the evidence lower bound (see Notes).
     warmup_restarts : int, default=3
         Restarts of the warm-up; the one of highest buffer score is kept.
     weight_concentration_prior_type : {"dirichlet_process", "dirichlet_distribution"}, \
@@ -106,7 +109,8 @@ default="dirichlet_process"
     dead_threshold : float, default=1e-3
         A component whose weight mass falls below ``dead_threshold / n_components`` of the
         total is reseeded where the data are explained worst, with ``seed_mass`` of weight
-        mass (a birth: new clusters of a growing stream are found this way). 0: never
+        mass (a birth between the warm-up's moves and after them: new clusters of a growing
+        stream are found this way). 0: never
         (components the prior switches off stay off, as in scikit-learn; on a long
         stationary stream this saves the reseeding of switched-off components at every
         step).
@@ -165,6 +169,14 @@ default="dirichlet_process"
     the softmax of the variational E-step's expected log-densities (with ``E[log pi_k]``),
     not a posterior-predictive density. The prior is resolved on the first
     :meth:`partial_fit` (or each :meth:`fit`) and kept for the stream.
+
+    A one-pass stream with exact statistics cannot split a component that its first rows
+    merged, nor merge two that a reseed split. So with ``warmup_size="auto"`` on a
+    stationary stream (``forgetting_rate=0``), each time the warm-up's rows double the
+    model is recomputed from them with memoized variational inference's moves (Hughes &
+    Sudderth 2013): exact merges of overlapping pairs, then a birth proposal (new
+    components where the live ones explain the rows worst, iterated), then merges again,
+    each kept only if scikit-learn's evidence lower bound on those rows rises.
 
     Examples
     --------

@@ -239,7 +239,8 @@ def _warm_up(stepped, X, w, warmup, config, temperature, eta, rng, backend, hook
     n = warmup.n_rows
     Xb, wb = warmup.X[:n, ...], warmup.w[:n]
     if warmup.refining:
-        state = _warmup.refined_state(stepped, Xb, wb, config=config, backend=backend)
+        state = _warmup.refined_state(stepped, Xb, wb, config=config, backend=backend,
+                                      rng=rng)
     else:
         state = _warmup.warm_state(Xb, wb, config=config, restarts=warmup.restarts, rng=rng,
                                    backend=backend)

@@ -25,10 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import asarray_like, device, take_index, to_numpy
-from ._seeding import seed_components, seed_from_sample
-from ._stats import MixtureState, empty_state
-from ._variational import statistics
+from ._array_api import asarray_like, device, scatter_rows, take_index, to_numpy
+from ._covariance import covariance
+from ._estep import responsibility_chunks, statistics_and_entropy
+from ._seeding import kmeans_plusplus_indices, seed_components, seed_from_sample
+from ._stats import BatchStats, MixtureState, empty_state, merge_stats
+from ._variational import lower_bound, posterior, statistics, step_prepared
 
 #: Lloyd iterations and EM iterations of each restart.
 LLOYD_ITERATIONS = 5
@@ -49,6 +51,21 @@ MAX_BUFFER_BYTES = 512 * 2**20
 #: short stream it serves; 64 rows per component are enough for its restarts).
 AUTO_ROWS_PER_COMPONENT = 64
 AUTO_MAX_ROWS = 32768
+#: Birth moves of a variational mixture, at each refinement (:func:`with_births`): a third
+#: of the live components' number are proposed (measured, ``docs/algorithm.md``, "Birth
+#: moves": fewer find too few, more take longer to prune than the proposal's iterations
+#: allow); the proposal iterates until its lower bound changes by less than
+#: :data:`BIRTH_TOL` per unit of buffer weight, at most :data:`BIRTH_ITERATIONS_FACTOR`
+#: times ``warmup_iterations`` (the estimator's ``max_iter``).
+BIRTH_FRACTION = 3
+BIRTH_TOL = 1e-5
+BIRTH_ITERATIONS_FACTOR = 5
+#: Merge moves (:func:`with_merges`): this many times a third of the live components'
+#: number of the most overlapping pairs are tried.
+MERGE_PAIRS = 3
+#: The proposal's lower bound is taken every this many iterations (its entropy costs a
+#: second pass over the buffer).
+BOUND_EVERY = 10
 
 
 def resolve_size(warmup_size: int | str, n_components: int) -> int:
@@ -184,18 +201,232 @@ def after(warmup: Warmup) -> Warmup | None:
 
 
 def refined_state(state: MixtureState, Xb: Any, wb: Any, *, config: Any, backend: Any,
-                  n_iter: int | None = None, tol: float | None = None) -> MixtureState | None:
+                  n_iter: int | None = None, tol: float | None = None,
+                  rng: np.random.RandomState | None = None) -> MixtureState | None:
     """The state recomputed from the buffer: ``n_iter`` (default
     :data:`REFINE_ITERATIONS`) EM iterations at T = 1 from
     ``state``'s parameters (fewer once the mean log-likelihood changes by less than
     ``tol``), each M-step from no evidence (so the state's evidence is the buffer's, every
-    row once); None if they fail or end non-finite."""
+    row once); None if they fail or end non-finite. With ``rng``, a variational mixture
+    (``config.prior``) then tries merge moves (:func:`with_merges`), a birth move
+    (:func:`with_births`) and merge moves again."""
     n_iter = REFINE_ITERATIONS if n_iter is None else n_iter
     try:
         state, _ = _em_iterations(state, Xb, wb, config, backend, n_iter, tol)
     except (ValueError, FloatingPointError):
         return None
-    return state if _finite(state, backend) else None
+    if not _finite(state, backend):
+        return None
+    if config.prior is None or rng is None:
+        return state
+    state = with_merges(state, Xb, wb, config=config, backend=backend)
+    state = with_births(state, Xb, wb, config=config, rng=rng, backend=backend)
+    # (a birth's iterations may leave splits they did not prune: merge them)
+    return with_merges(state, Xb, wb, config=config, backend=backend)
+
+
+def with_births(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
+                rng: np.random.RandomState, backend: Any) -> MixtureState:
+    """A birth move of a variational mixture on the buffer (Hughes & Sudderth 2013's
+    births, accepted by the evidence lower bound): the proposal keeps the live components
+    (at least one average row of evidence each), adds a third as many new ones in free
+    slots by D^2 sampling from them (the rows they explain worst), runs Lloyd's iterations
+    and variational iterations from those seeds (as a restart), and replaces ``state`` if
+    its lower bound (:func:`online_gmm._variational.lower_bound`) is higher than that of
+    one more iteration of ``state``; otherwise that iteration of ``state``. What prunes a
+    component the data do not need and grows one they do: a one-pass stream with exact
+    statistics cannot split a component that the warm-up's first, smaller buffer merged."""
+    w_total = float(backend.xp.sum(backend.xp.astype(wb, backend.xp.float64)))
+    n_iter = BIRTH_ITERATIONS_FACTOR * (config.warmup_iterations or EM_ITERATIONS)
+    tie = max(TIE_TOLERANCE, TIE_EPS * float(backend.xp.finfo(Xb.dtype).eps))
+    try:
+        current, incumbent = _lower_bound_iteration(state, Xb, wb, config, backend)
+        if not _finite(current, backend):
+            return state
+        proposal = _birth_proposal(current, Xb, wb, config, rng, backend)
+        if proposal is None:
+            return current
+        proposal, bound = _lower_bound_iterations(proposal, Xb, wb, config, backend, n_iter,
+                                                  BIRTH_TOL * w_total)
+    except (ValueError, FloatingPointError):  # an ill-defined proposal: keep the state
+        return state
+    better = bound > incumbent + tie * (1.0 + abs(incumbent))
+    return proposal if better and _finite(proposal, backend) else current
+
+
+def with_merges(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
+                backend: Any) -> MixtureState:
+    """Merge moves of a variational mixture on the buffer (Hughes & Sudderth 2013's
+    merges, exact: no iteration): one variational iteration of ``state``, then, for pairs
+    of live components in decreasing overlap of their responsibilities, the statistics of
+    the pair merged by the pairwise rule and the responsibilities' entropy with their
+    columns summed; a merge is kept if it raises the lower bound. At most
+    :data:`MERGE_PAIRS` times a third of the live components are tried, each component in
+    one merge at most. What undoes a split that the stream's reseeding or a birth left."""
+    xp, ct = backend.xp, config.covariance_type
+    try:
+        p = step_prepared(state, config, Xb.dtype, backend)
+        stats, entropy = statistics_and_entropy(Xb, wb, p, backend)
+        current, bound = _from_statistics(state, stats, entropy, config, backend)
+        w_host = np.asarray(to_numpy(wb), dtype=np.float64)
+        mass = np.asarray(to_numpy(stats.mass), dtype=np.float64)
+        live = np.flatnonzero(mass >= w_host.sum() / w_host.size)
+        pairs = _overlapping_pairs(Xb, wb, p, live, backend,
+                                   MERGE_PAIRS * -(-live.size // BIRTH_FRACTION))
+        if not pairs:
+            return current
+        gains = _merge_entropy_loss(Xb, wb, p, pairs, backend)
+        tie = max(TIE_TOLERANCE, TIE_EPS * float(xp.finfo(Xb.dtype).eps))
+        merged: set[int] = set()
+        for (i, j), loss in zip(pairs, gains, strict=True):
+            if i in merged or j in merged:
+                continue
+            target, source = min(i, j), max(i, j)  # (the earlier stick keeps the mass)
+            new_stats = _merged_statistics(stats, source, target, ct, xp)
+            proposal, new = _from_statistics(state, new_stats, entropy - loss, config,
+                                             backend)
+            if new > bound + tie * (1.0 + abs(bound)) and _finite(proposal, backend):
+                stats, entropy, current, bound = new_stats, entropy - loss, proposal, new
+                merged.update((i, j))
+    except (ValueError, FloatingPointError):  # an ill-defined merge: keep the state
+        return state
+    return current
+
+
+def _from_statistics(state, stats, entropy, config, backend) -> tuple[MixtureState, float]:
+    """The state of the buffer's statistics alone (an M-step from no evidence) and its
+    lower bound with the responsibilities' entropy ``entropy``."""
+    xp, ct = backend.xp, config.covariance_type
+    new = backend.m_step(_no_evidence(state, xp), stats, eta=0.0,
+                         forgetting=config.forgetting, covariance_type=ct,
+                         reg_covar=config.reg_covar)
+    post = posterior(new, config.prior, covariance_type=ct, reg_covar=config.reg_covar,
+                     backend=backend)
+    return new, lower_bound(post, config.prior, entropy, covariance_type=ct, xp=xp)
+
+
+def _overlapping_pairs(Xb, wb, p, live: np.ndarray, backend, n_pairs: int) -> list:
+    """Up to ``n_pairs`` pairs ``(i, j)`` of the ``live`` components, in decreasing
+    overlap ``sum_n w_n r_ni r_nj / sqrt(...ii ...jj)`` (positive only)."""
+    xp = backend.xp
+    if live.size < 2 or n_pairs <= 0:
+        return []
+    idx = take_index(live, Xb, xp)
+    O = None
+    for sl, R in responsibility_chunks(Xb, p, backend):
+        Rl = xp.astype(xp.take(R, idx, axis=1), xp.float64)
+        part = (Rl * xp.astype(wb[sl], xp.float64)[:, None]).T @ Rl
+        O = part if O is None else O + part
+    O = np.asarray(to_numpy(O), dtype=np.float64)
+    d = np.sqrt(np.maximum(np.diag(O), 1e-300))
+    C = np.triu(O / d[:, None] / d[None, :], k=1)
+    order = np.argsort(-C, axis=None, kind="stable")[:n_pairs]
+    a, b = np.unravel_index(order, C.shape)
+    return [(int(live[i]), int(live[j])) for i, j in zip(a, b, strict=True) if C[i, j] > 0]
+
+
+def _merge_entropy_loss(Xb, wb, p, pairs: list, backend) -> list:
+    """For each pair, what its merge takes from the responsibilities' entropy:
+    ``sum_n w_n [(r_i + r_j) log(r_i + r_j) - r_i log r_i - r_j log r_j]`` (>= 0)."""
+    xp = backend.xp
+    ii = take_index(np.array([i for i, _ in pairs]), Xb, xp)
+    jj = take_index(np.array([j for _, j in pairs]), Xb, xp)
+    total = np.zeros(len(pairs))
+
+    def xlogx(r):
+        return xp.where(r > 0, r * xp.log(xp.where(r > 0, r, 1.0)), 0.0)
+
+    for sl, R in responsibility_chunks(Xb, p, backend):
+        R64 = xp.astype(R, xp.float64)
+        ri, rj = xp.take(R64, ii, axis=1), xp.take(R64, jj, axis=1)
+        loss = xlogx(ri + rj) - xlogx(ri) - xlogx(rj)
+        total += np.asarray(to_numpy(xp.astype(wb[sl], xp.float64) @ loss), dtype=np.float64)
+    return [float(v) for v in total]
+
+
+def _merged_statistics(stats: BatchStats, source: int, target: int, covariance_type: str,
+                       xp) -> BatchStats:
+    """``stats`` with component ``source``'s merged into ``target`` by the pairwise rule;
+    ``source`` left empty."""
+    rest_moment, moved_moment = covariance(covariance_type).moved_moment(
+        stats.moment, source, target, xp)
+    zero = xp.zeros_like(stats.mass[:1])
+    src = np.array([source])
+    rest = BatchStats(mass=scatter_rows(stats.mass, src, zero, xp), mean=stats.mean,
+                      moment=rest_moment, weight=stats.weight, loglik=stats.loglik,
+                      n_samples=stats.n_samples)
+    moved = BatchStats(
+        mass=scatter_rows(xp.zeros_like(stats.mass), np.array([target]),
+                          stats.mass[source : source + 1], xp),
+        mean=scatter_rows(xp.zeros_like(stats.mean), np.array([target]),
+                          stats.mean[source : source + 1, ...], xp),
+        moment=moved_moment, weight=0.0, loglik=0.0, n_samples=0)
+    return merge_stats(rest, moved, covariance_type, xp)
+
+
+def _birth_proposal(state, Xb, wb, config, rng, backend) -> MixtureState | None:
+    """The live components and new ones (:func:`with_births`) after one E-step at their
+    seeds' own parameters; None when no slot is free or no row can seed."""
+    xp = backend.xp
+    w_host = np.asarray(to_numpy(wb), dtype=np.float64)
+    mass = np.asarray(to_numpy(state.mass), dtype=np.float64)
+    live = np.asarray(to_numpy(state.seeded), dtype=bool) & (mass >= w_host.sum() / w_host.size)
+    n_live, n_free = int(live.sum()), int((~live).sum())
+    n_new = min(n_free, -(-n_live // BIRTH_FRACTION))
+    if n_live == 0 or n_new == 0:
+        return None
+    live_means = xp.take(state.means, take_index(np.flatnonzero(live), state.means, xp),
+                         axis=0)
+    idx = kmeans_plusplus_indices(Xb, w_host, live_means, n_new, rng, xp)
+    if idx.size == 0:
+        return None
+    born = xp.astype(xp.take(Xb, take_index(idx, Xb, xp), axis=0), xp.float64)
+    means = _lloyd(Xb, wb, xp.concat([live_means, born], axis=0), LLOYD_ITERATIONS, xp)
+    # the free slots no birth took stay where they are, switched off (weight 0) for the
+    # first E-step; the variational iterations may give them data again
+    n_used = means.shape[0]
+    rest = np.flatnonzero(~live)[: state.means.shape[0] - n_used]
+    means = xp.concat([means, xp.take(state.means, take_index(rest, state.means, xp), axis=0)],
+                      axis=0)
+    proposal = _reseeded_at(state, means, Xb, wb, config, backend)
+    on = np.arange(means.shape[0]) < n_used
+    weights = asarray_like(on / on.sum(), proposal.weights, xp, dtype=xp.float64)
+    proposal = proposal.replace(weights=weights)
+    proposal, _ = _em_iterations(proposal, Xb, wb, config, backend, 1, from_seeds=True)
+    return proposal
+
+
+def _lower_bound_iteration(state, Xb, wb, config, backend) -> tuple[MixtureState, float]:
+    """One variational iteration on the buffer and the lower bound of its responsibilities
+    and M-step (scikit-learn's ``lower_bound_`` after one iteration of its fit)."""
+    xp, ct = backend.xp, config.covariance_type
+    p = step_prepared(state, config, Xb.dtype, backend)
+    stats, entropy = statistics_and_entropy(Xb, wb, p, backend)
+    state = backend.m_step(_no_evidence(state, xp), stats, eta=0.0,
+                           forgetting=config.forgetting, covariance_type=ct,
+                           reg_covar=config.reg_covar)
+    post = posterior(state, config.prior, covariance_type=ct, reg_covar=config.reg_covar,
+                     backend=backend)
+    return state, lower_bound(post, config.prior, entropy, covariance_type=ct, xp=xp)
+
+
+def _lower_bound_iterations(state, Xb, wb, config, backend, n_iter: int,
+                            tol: float) -> tuple[MixtureState, float]:
+    """Up to ``n_iter`` variational iterations, the bound taken every
+    :data:`BOUND_EVERY` (:func:`_lower_bound_iteration`; the others the backend's own),
+    stopped once it changes by less than ``tol`` per iteration; the last state and bound."""
+    bound, done = -np.inf, 0
+    while done < max(1, n_iter):
+        k = max(1, min(BOUND_EVERY, n_iter - done))
+        if k > 1:
+            state, _ = _em_iterations(state, Xb, wb, config, backend, k - 1)
+        state, new = _lower_bound_iteration(state, Xb, wb, config, backend)
+        done += k
+        converged = abs(new - bound) < tol * k
+        bound = new
+        if converged:
+            break
+    return state, bound
 
 
 def _finite(state: MixtureState, backend: Any) -> bool:

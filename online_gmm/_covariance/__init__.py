@@ -14,7 +14,8 @@ the type's name; they ask :func:`covariance` for the module and call its functio
   product, the distances' offsets and scales) and
   ``quadratic_pieces`` (the squared Mahalanobis distances' pieces);
 - statistics and the M-step: ``chunk_moments``, ``outer_term``, ``scale_moment``,
-  ``fold_tied_mass``, ``covariances_from_moments``, ``keep_where_empty``;
+  ``fold_tied_mass``, ``covariances_from_moments``, ``keep_where_empty``,
+  ``moved_moment`` (a merge of two components' statistics);
 - seeding: ``weighted_variance``, ``has_spread``, ``regularised``, ``pooled_variance``,
   ``seed``, ``initial_moment``, ``moment_from_covariances``, ``unregularised``;
 - the variational mixture (:mod:`online_gmm._variational`): ``degrees_of_freedom``,

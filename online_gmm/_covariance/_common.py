@@ -198,3 +198,16 @@ def elementwise_regularised(var: Any, reg_covar: float, xp: Any) -> Any:
 
 def elementwise_unregularised(covariances: np.ndarray, reg_covar: float) -> np.ndarray:
     return np.maximum(covariances - reg_covar, 0.0)
+
+
+def per_component_moved_moment(moment: Any, source: int, target: int, xp: Any) -> tuple:
+    """``(rest, moved)``: the moment without component ``source``'s own part, and one that
+    holds only that part, in slot ``target`` (to merge ``source`` into ``target`` by the
+    pairwise rule)."""
+    from .._array_api import scatter_rows
+
+    row = moment[source : source + 1, ...]
+    rest = scatter_rows(moment, np.array([source]), xp.zeros_like(row), xp)
+    moved = scatter_rows(xp.zeros_like(moment), np.array([target]), row, xp)
+    return rest, moved
+

@@ -74,6 +74,12 @@ def check_precisions(precisions: np.ndarray) -> None:
     check_spd(precisions[None], "tied")
 
 
+def moved_moment(moment: Any, source: int, target: int, xp: Any) -> tuple:
+    """``(rest, moved)`` of a merge of ``source`` into ``target``: the pooled scatter
+    already holds every component's own part (it stays); no part moves."""
+    return moment, xp.zeros_like(moment)
+
+
 # ---------------------------------------------------------------------- the E-step
 def layout(mu_c64: Any, prec_chol: Any, dtype: Any, xp: Any) -> tuple:
     """Whitened means ``mu U``: ``q = |x U|^2 - 2 (x U) (mu U)^T + |mu U|^2``."""

@@ -1,0 +1,310 @@
+"""The variational mixture's evidence lower bound and its birth moves: the bound equals
+scikit-learn's ``lower_bound_`` term by term; a birth move at a refinement of the warm-up
+splits the components a smaller buffer merged, and only when the bound rises; a stream
+with births resumes bit-identically."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.mixture import BayesianGaussianMixture
+
+from online_gmm import OnlineBayesianGaussianMixture, _warmup, core
+from online_gmm._estep import statistics_and_entropy
+from online_gmm._variational import lower_bound, posterior, resolve_prior, step_prepared
+
+from ._data import blobs, mixture
+from .test_bayesian import PRIORS, TYPES, _assert_bit_identical, _statistics_state
+
+
+# ---------------------------------------------------------------------- the lower bound
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+@pytest.mark.parametrize("prior_type", PRIORS)
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_the_lower_bound_is_scikit_learns(covariance_type, prior_type, backend):
+    """From given variational parameters, one iteration's bound (the entropy of its
+    responsibilities, the posterior of its M-step) equals scikit-learn's
+    ``_compute_lower_bound`` after its ``_e_step`` and ``_m_step``, to 1e-10 relative."""
+    X, _, _ = blobs(n=700, K=4, D=3, seed=4)
+    X = X + 50.0
+    K, reg = 4, 1e-6
+    resp = np.random.default_rng(3).dirichlet(np.ones(K), X.shape[0])
+    kw = dict(n_components=K, covariance_type=covariance_type, reg_covar=reg,
+              weight_concentration_prior_type=prior_type, weight_concentration_prior=0.3,
+              mean_precision_prior=0.7, degrees_of_freedom_prior=X.shape[1] + 0.5)
+    ref = BayesianGaussianMixture(**kw)
+    ref._check_parameters(X)
+    ref._initialize(X, resp)
+    log_prob_norm, log_resp = ref._e_step(X)
+    ref._m_step(X, log_resp)
+    expected = ref._compute_lower_bound(log_resp, log_prob_norm)
+
+    with core.use_backend(backend):
+        b = core.select_backend(X)
+        prior = resolve_prior(X, covariance_type=covariance_type, n_components=K,
+                              reg_covar=reg, weight_concentration_prior_type=prior_type,
+                              weight_concentration_prior=0.3, mean_precision_prior=0.7,
+                              degrees_of_freedom_prior=X.shape[1] + 0.5, xp=b.xp)
+        state = _statistics_state(X, resp, covariance_type, reg)
+        config = core.EMConfig(K, covariance_type, reg, max_reseed=0, prior=prior)
+        w = np.ones(X.shape[0])
+        stats, entropy = statistics_and_entropy(X, w, step_prepared(state, config, X.dtype, b),
+                                                b)
+        new = b.m_step(state, stats, eta=1.0, forgetting="uniform",
+                       covariance_type=covariance_type, reg_covar=reg)
+        post = posterior(new, prior, covariance_type=covariance_type, reg_covar=reg,
+                         backend=b)
+        ours = lower_bound(post, prior, entropy, covariance_type=covariance_type, xp=b.xp)
+    assert entropy == pytest.approx(-np.sum(np.exp(log_resp) * log_resp), rel=1e-10)
+    assert ours == pytest.approx(expected, rel=1e-10)
+
+
+def test_the_entropy_counts_each_row_by_its_weight():
+    """Weight 2 on a row counts its responsibilities' entropy twice (frequency weights, as
+    the statistics); weight 0 not at all."""
+    X, _, _ = blobs(n=300, K=3, D=2, seed=1)
+    b = core.select_backend(X)
+    model = OnlineBayesianGaussianMixture(3, random_state=0, warmup_size=0).fit(X)
+    config = model._config()
+    p = step_prepared(model._state, config, X.dtype, b)
+    w = np.ones(X.shape[0])
+    _, h = statistics_and_entropy(X, w, p, b)
+    _, h_doubled = statistics_and_entropy(np.concatenate([X, X[:50]]),
+                                          np.ones(X.shape[0] + 50), p, b)
+    w2 = w.copy()
+    w2[:50] = 2.0
+    _, h_weighted = statistics_and_entropy(X, w2, p, b)
+    w0 = w.copy()
+    w0[:50] = 0.0
+    _, h_dropped = statistics_and_entropy(X, w0, p, b)
+    _, h_rest = statistics_and_entropy(X[50:], w[50:], p, b)
+    assert h > 0
+    assert h_weighted == pytest.approx(h_doubled, rel=1e-12)
+    assert h_dropped == pytest.approx(h_rest, rel=1e-12)
+
+
+# ---------------------------------------------------------------------- birth moves
+def _four_blobs(n=4000, seed=0):
+    means = np.array([[-6.0, -6.0], [-6.0, 6.0], [6.0, -6.0], [6.0, 6.0]])
+    return mixture(n, means, np.ones(4), seed=seed)
+
+
+def _merged_state(X, y, config, backend, K=8):
+    """A variational state whose first two components each hold two of the four blobs
+    (what a buffer too small to separate them leaves), the other six switched off."""
+    resp = np.full((X.shape[0], K), 1e-10)
+    resp[np.arange(X.shape[0]), y // 2] = 1.0
+    resp /= resp.sum(axis=1, keepdims=True)
+    state = _statistics_state(X, resp, config.covariance_type, config.reg_covar)
+    state, _ = _warmup._em_iterations(state, X, np.ones(X.shape[0]), config, backend, 3)
+    return state
+
+
+def _bound(state, X, config, backend):
+    return _warmup._lower_bound_iteration(state, X, np.ones(X.shape[0]), config, backend)[1]
+
+
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+def test_a_birth_splits_merged_components_and_raises_the_bound(backend):
+    """Four blobs held by two components: each move adds a third as many as are live
+    (here one), and raises the bound; two moves leave the four blobs' components."""
+    X, y = _four_blobs()
+    w = np.ones(X.shape[0])
+    rng = np.random.RandomState(0)
+    with core.use_backend(backend):
+        b = core.select_backend(X)
+        prior = resolve_prior(X, covariance_type="diag", n_components=8, reg_covar=1e-6,
+                              xp=b.xp)
+        config = core.EMConfig(8, "diag", 1e-6, prior=prior, warmup_iterations=100)
+        state = _merged_state(X, y, config, b)
+        for n_live in (3, 4):
+            born = _warmup.with_births(state, X, w, config=config, rng=rng, backend=b)
+            assert _bound(born, X, config, b) > _bound(state, X, config, b)
+            weights = np.sort(np.asarray(born.mass) / X.shape[0])[::-1]
+            assert np.all(weights[:n_live] > 0.2) and np.all(weights[n_live:] < 0.01)
+            state = born
+
+
+def test_a_birth_the_bound_does_not_favour_is_refused():
+    """Three separated blobs already fitted: whatever the proposal, the state keeps three
+    components, and never a lower bound."""
+    X, y, _ = blobs(n=3000, K=3, D=2, sep=10.0, seed=2)
+    b = core.select_backend(X)
+    w = np.ones(X.shape[0])
+    prior = resolve_prior(X, covariance_type="diag", n_components=8, reg_covar=1e-6, xp=b.xp)
+    config = core.EMConfig(8, "diag", 1e-6, prior=prior, warmup_iterations=100)
+    resp = np.full((X.shape[0], 8), 1e-10)
+    resp[np.arange(X.shape[0]), y] = 1.0
+    resp /= resp.sum(axis=1, keepdims=True)
+    fitted = _statistics_state(X, resp, "diag", 1e-6)
+    fitted, _ = _warmup._lower_bound_iterations(fitted, X, w, config, b, 200, 1e-8)
+    for seed in range(4):
+        after = _warmup.with_births(fitted, X, w, config=config,
+                                    rng=np.random.RandomState(seed), backend=b)
+        assert int((np.asarray(after.mass) / X.shape[0] > 0.01).sum()) == 3
+        assert _bound(after, X, config, b) >= _bound(fitted, X, config, b) - 1e-6
+
+
+def test_a_state_with_no_free_slot_is_only_iterated():
+    X, y = _four_blobs(n=800)
+    b = core.select_backend(X)
+    prior = resolve_prior(X, covariance_type="diag", n_components=2, reg_covar=1e-6, xp=b.xp)
+    config = core.EMConfig(2, "diag", 1e-6, prior=prior, warmup_iterations=100)
+    state = _merged_state(X, y, config, b, K=2)
+    rng = np.random.RandomState(0)
+    before = rng.get_state()[1].copy()
+    after = _warmup.with_births(state, X, np.ones(X.shape[0]), config=config, rng=rng,
+                                backend=b)
+    expected, _ = _warmup._lower_bound_iteration(state, X, np.ones(X.shape[0]), config, b)
+    np.testing.assert_array_equal(rng.get_state()[1], before)  # no draw
+    np.testing.assert_array_equal(np.asarray(after.means), np.asarray(expected.means))
+
+
+def test_the_plain_mixture_has_no_births():
+    """The refinement of ``OnlineGaussianMixture`` (no prior) ignores the RNG."""
+    X, y = _four_blobs(n=800)
+    b = core.select_backend(X)
+    config = core.EMConfig(8, "diag", 1e-6)
+    resp = np.full((X.shape[0], 8), 1e-10)
+    resp[np.arange(X.shape[0]), y // 2] = 1.0
+    resp /= resp.sum(axis=1, keepdims=True)
+    state = _statistics_state(X, resp, "diag", 1e-6)
+    w = np.ones(X.shape[0])
+    a = _warmup.refined_state(state, X, w, config=config, backend=b)
+    c = _warmup.refined_state(state, X, w, config=config, backend=b,
+                              rng=np.random.RandomState(0))
+    np.testing.assert_array_equal(np.asarray(a.means), np.asarray(c.means))
+
+
+def test_one_pass_finds_clusters_the_first_buffer_merged():
+    """Eight clusters in pairs 3 standard deviations apart, K = 16 ("auto": 1,024 rows,
+    then refinements): one pass with births keeps the eight, as scikit-learn's converged
+    batch fit does on the same rows."""
+    rng = np.random.default_rng(5)
+    centres = rng.normal(0, 12, (4, 3))
+    offsets = rng.normal(0, 1, (4, 3))
+    offsets *= 3.0 / np.linalg.norm(offsets, axis=1, keepdims=True)
+    means = np.concatenate([centres + offsets / 2, centres - offsets / 2])
+    X, _ = mixture(12000, means, np.ones(8), seed=6)
+    model = OnlineBayesianGaussianMixture(16, random_state=0)
+    for batch in np.array_split(X, 24):
+        model.partial_fit(batch)
+    ref = BayesianGaussianMixture(n_components=16, covariance_type="diag", random_state=0,
+                                  max_iter=2000).fit(X)
+    effective = int((model.weights_ > 1 / 160).sum())
+    assert effective == int((ref.weights_ > 1 / 160).sum()) == 8
+
+
+def test_resume_across_birth_moves_is_bit_identical():
+    X, _, _ = blobs(n=2400, K=4, D=3, seed=8)
+    batches = np.array_split(X, 12)
+    kw = dict(n_components=8, covariance_type="full", random_state=0)  # marks at 512 .. 2048
+    straight = OnlineBayesianGaussianMixture(**kw)
+    for batch in batches:
+        straight.partial_fit(batch)
+    first = OnlineBayesianGaussianMixture(**kw)
+    for batch in batches[:3]:
+        first.partial_fit(batch)
+    resumed = pickle.loads(pickle.dumps(first))
+    for batch in batches[3:]:
+        resumed.partial_fit(batch)
+    for name, value in straight.__dict__.items():
+        _assert_bit_identical(getattr(resumed, name), value, name)
+
+
+# ---------------------------------------------------------------------- merge moves
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_merged_statistics_are_those_of_the_summed_responsibilities(covariance_type):
+    """Merging component 3 into 1 by the pairwise rule gives the statistics of the
+    responsibilities with column 3 added to column 1 (to 1e-10), and the entropy loss is
+    the entropy's change."""
+    from online_gmm._estep import chunk_statistics
+
+    X, _, _ = blobs(n=500, K=4, D=3, seed=3)
+    X = X + 20.0
+    w = np.random.default_rng(1).uniform(0.5, 2.0, X.shape[0])
+    resp = np.random.default_rng(2).dirichlet(np.ones(5), X.shape[0])
+    b = core.select_backend(X)
+    state = _statistics_state(X, resp, covariance_type, 1e-6)
+    p = core.state_prepared(state, covariance_type, X.dtype, b.xp)
+
+    def stats_of(R):
+        return chunk_statistics(X - p.shift_dt, w, R, np.zeros(X.shape[0]), p, b.xp)
+
+    summed = resp.copy()
+    summed[:, 1] += summed[:, 3]
+    summed[:, 3] = 0.0
+    expected = stats_of(summed)
+    merged = _warmup._merged_statistics(stats_of(resp), 3, 1, covariance_type, b.xp)
+    keep = np.arange(5) != 3  # (the emptied component's mean is not a statistic)
+    for name in ("mass", "mean", "moment"):
+        a, e = np.asarray(getattr(merged, name)), np.asarray(getattr(expected, name))
+        if name == "mean":
+            a, e = a[keep], e[keep]
+        np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-9, err_msg=name)
+
+    def entropy(R):
+        return -float(np.sum(w[:, None] * np.where(R > 0, R * np.log(np.where(R > 0, R, 1)),
+                                                    0.0)))
+
+    loss = (w @ (summed[:, 1] * np.log(summed[:, 1]) - resp[:, 1] * np.log(resp[:, 1])
+                 - resp[:, 3] * np.log(resp[:, 3])))
+    assert entropy(resp) - entropy(summed) == pytest.approx(loss, rel=1e-10)
+
+
+def _split_state(X, y, config, backend, K=8):
+    """Blob 0's rows split at random between components 0 and 3 (a split the data do not
+    need), blobs 1 and 2 in components 1 and 2."""
+    rng = np.random.default_rng(0)
+    resp = np.full((X.shape[0], K), 1e-10)
+    col = np.where((y == 0) & (rng.random(X.shape[0]) < 0.5), 3, y)
+    resp[np.arange(X.shape[0]), col] = 1.0
+    resp /= resp.sum(axis=1, keepdims=True)
+    return _statistics_state(X, resp, config.covariance_type, config.reg_covar)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_a_merge_undoes_a_split_and_raises_the_bound(covariance_type):
+    X, y, _ = blobs(n=3000, K=3, D=2, sep=10.0, seed=2)
+    w = np.ones(X.shape[0])
+    b = core.select_backend(X)
+    prior = resolve_prior(X, covariance_type=covariance_type, n_components=8, reg_covar=1e-6,
+                          xp=b.xp)
+    config = core.EMConfig(8, covariance_type, 1e-6, prior=prior, warmup_iterations=100)
+    split = _split_state(X, y, config, b)
+    merged = _warmup.with_merges(split, X, w, config=config, backend=b)
+    mass = np.asarray(merged.mass) / X.shape[0]
+    assert int((mass > 0.01).sum()) == 3
+    assert _bound(merged, X, config, b) > _bound(split, X, config, b)
+
+
+def test_separated_components_are_not_merged():
+    X, y, _ = blobs(n=3000, K=3, D=2, sep=10.0, seed=2)
+    w = np.ones(X.shape[0])
+    b = core.select_backend(X)
+    prior = resolve_prior(X, covariance_type="diag", n_components=8, reg_covar=1e-6, xp=b.xp)
+    config = core.EMConfig(8, "diag", 1e-6, prior=prior, warmup_iterations=100)
+    resp = np.full((X.shape[0], 8), 1e-10)
+    resp[np.arange(X.shape[0]), y] = 1.0
+    resp /= resp.sum(axis=1, keepdims=True)
+    fitted = _statistics_state(X, resp, "diag", 1e-6)
+    after = _warmup.with_merges(fitted, X, w, config=config, backend=b)
+    expected, _ = _warmup._lower_bound_iteration(fitted, X, w, config, b)
+    np.testing.assert_allclose(np.asarray(after.mass), np.asarray(expected.mass), rtol=1e-12)
+
+
+def test_one_pass_on_clusters_appearing_one_at_a_time():
+    """Four clusters join a stream one after another (K = 12, marks of the warm-up's
+    refinement at 1,536 .. 12,288 rows): one pass ends with one component per cluster."""
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    rng = np.random.default_rng(0)
+    model = OnlineBayesianGaussianMixture(12, random_state=0)
+    for i in range(64):
+        X = centres[rng.integers(0, min(4, 1 + i // 12), 200)] + rng.standard_normal((200, 2))
+        model.partial_fit(X)
+    active = np.flatnonzero(model.weights_ > 1 / 120)
+    assert active.size == 4
+    d = np.linalg.norm(model.means_[active][:, None] - centres[None], axis=2)
+    assert sorted(d.argmin(axis=1).tolist()) == [0, 1, 2, 3]
