@@ -219,10 +219,11 @@ def refined_state(state: MixtureState, Xb: Any, wb: Any, *, config: Any, backend
         return None
     if config.prior is None or rng is None:
         return state
-    state = with_merges(state, Xb, wb, config=config, backend=backend)
-    state = with_births(state, Xb, wb, config=config, rng=rng, backend=backend)
+    moved = with_merges(state, Xb, wb, config=config, backend=backend)
+    moved = with_births(moved, Xb, wb, config=config, rng=rng, backend=backend)
     # (a birth's iterations may leave splits they did not prune: merge them)
-    return with_merges(state, Xb, wb, config=config, backend=backend)
+    moved = with_merges(moved, Xb, wb, config=config, backend=backend)
+    return moved if _finite(moved, backend) else state
 
 
 def with_births(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
@@ -399,15 +400,9 @@ def _birth_proposal(state, Xb, wb, config, rng, backend) -> MixtureState | None:
 def _lower_bound_iteration(state, Xb, wb, config, backend) -> tuple[MixtureState, float]:
     """One variational iteration on the buffer and the lower bound of its responsibilities
     and M-step (scikit-learn's ``lower_bound_`` after one iteration of its fit)."""
-    xp, ct = backend.xp, config.covariance_type
     p = step_prepared(state, config, Xb.dtype, backend)
     stats, entropy = statistics_and_entropy(Xb, wb, p, backend)
-    state = backend.m_step(_no_evidence(state, xp), stats, eta=0.0,
-                           forgetting=config.forgetting, covariance_type=ct,
-                           reg_covar=config.reg_covar)
-    post = posterior(state, config.prior, covariance_type=ct, reg_covar=config.reg_covar,
-                     backend=backend)
-    return state, lower_bound(post, config.prior, entropy, covariance_type=ct, xp=xp)
+    return _from_statistics(state, stats, entropy, config, backend)
 
 
 def _lower_bound_iterations(state, Xb, wb, config, backend, n_iter: int,

@@ -61,6 +61,24 @@ def _statistics_state(X, resp, covariance_type, reg_covar):
     )
 
 
+def one_sklearn_iteration(covariance_type, prior_type):
+    """``(X, resp, ref, log_prob_norm, log_resp)``: scikit-learn's ``_initialize`` from
+    random responsibilities ``resp`` on rows far from the origin (K = 4, the priors given:
+    0.3, 0.7, D + 0.5), then one ``_e_step`` and ``_m_step``."""
+    X, _, _ = blobs(n=700, K=4, D=3, seed=4)
+    X = X + 50.0
+    resp = np.random.default_rng(3).dirichlet(np.ones(4), X.shape[0])
+    ref = BayesianGaussianMixture(
+        n_components=4, covariance_type=covariance_type, reg_covar=1e-6,
+        weight_concentration_prior_type=prior_type, weight_concentration_prior=0.3,
+        mean_precision_prior=0.7, degrees_of_freedom_prior=X.shape[1] + 0.5)
+    ref._check_parameters(X)
+    ref._initialize(X, resp)
+    log_prob_norm, log_resp = ref._e_step(X)
+    ref._m_step(X, log_resp)
+    return X, resp, ref, log_prob_norm, log_resp
+
+
 @pytest.mark.parametrize("backend", ["numba", "reference"])
 @pytest.mark.parametrize("prior_type", PRIORS)
 @pytest.mark.parametrize("covariance_type", TYPES)
@@ -70,18 +88,8 @@ def test_one_step_of_size_one_equals_one_batch_variational_iteration(covariance_
     scikit-learn's ``_initialize``), one step whose forgetting replaces the statistics by the
     batch's (``forgetting_rate=1``: step size 1) equals scikit-learn's ``_e_step`` then
     ``_m_step``, every fitted attribute to 1e-8 relative; the data sit far from the origin."""
-    X, _, _ = blobs(n=700, K=4, D=3, seed=4)
-    X = X + 50.0
+    X, resp, ref, _, log_resp = one_sklearn_iteration(covariance_type, prior_type)
     K, reg = 4, 1e-6
-    resp = np.random.default_rng(3).dirichlet(np.ones(K), X.shape[0])
-    kw = dict(n_components=K, covariance_type=covariance_type, reg_covar=reg,
-              weight_concentration_prior_type=prior_type, weight_concentration_prior=0.3,
-              mean_precision_prior=0.7, degrees_of_freedom_prior=X.shape[1] + 0.5)
-    ref = BayesianGaussianMixture(**kw)
-    ref._check_parameters(X)
-    ref._initialize(X, resp)
-    _, log_resp = ref._e_step(X)
-    ref._m_step(X, log_resp)
     ref._set_parameters(ref._get_parameters())  # weights_ and precisions_
 
     with core.use_backend(backend):
