@@ -108,12 +108,11 @@ default="dirichlet_process"
         Evidence (pseudo-count) a freshly seeded component starts with.
     dead_threshold : float, default=1e-3
         A component whose weight mass falls below ``dead_threshold / n_components`` of the
-        total is reseeded where the data are explained worst, with ``seed_mass`` of weight
-        mass (a birth between the warm-up's moves and after them: new clusters of a growing
-        stream are found this way). 0: never
-        (components the prior switches off stay off, as in scikit-learn; on a long
-        stationary stream this saves the reseeding of switched-off components at every
-        step).
+        total is reseeded at a row far from the live means (D^2 sampling), with
+        ``seed_mass`` of weight mass (a birth between the warm-up's moves and after
+        them: new clusters of a growing stream are found this way). 0: never (components
+        the prior switches off stay off, as in scikit-learn; on a long stationary stream
+        this saves the reseeding of switched-off components at every step).
     max_reseed : int or None, default=None
         At most this many dead components are reseeded per batch.
     random_state : int, RandomState instance or None, default=None
@@ -174,9 +173,11 @@ default="dirichlet_process"
     merged, nor merge two that a reseed split. So with ``warmup_size="auto"`` on a
     stationary stream (``forgetting_rate=0``), each time the warm-up's rows double the
     model is recomputed from them with memoized variational inference's moves (Hughes &
-    Sudderth 2013): exact merges of overlapping pairs, then a birth proposal (new
-    components where the live ones explain the rows worst, iterated), then merges again,
-    each kept only if scikit-learn's evidence lower bound on those rows rises.
+    Sudderth 2013): exact merges of overlapping pairs; under the Dirichlet process an exact
+    reorder of the components by decreasing weight (so labels may change at those marks);
+    then a birth proposal (a restart from the live means and new seeds far from them, the
+    live components in their own slots, iterated, then merged and reordered). Each is kept
+    only if scikit-learn's evidence lower bound on those rows rises.
 
     Examples
     --------

@@ -208,8 +208,8 @@ def refined_state(state: MixtureState, Xb: Any, wb: Any, *, config: Any, backend
     ``state``'s parameters (fewer once the mean log-likelihood changes by less than
     ``tol``), each M-step from no evidence (so the state's evidence is the buffer's, every
     row once); None if they fail or end non-finite. With ``rng``, a variational mixture
-    (``config.prior``) then tries merge moves (:func:`with_merges`), a birth move
-    (:func:`with_births`) and merge moves again."""
+    (``config.prior``) then tries merge moves (:func:`with_merges`) and a birth move
+    (:func:`with_births`, after a reorder move)."""
     n_iter = REFINE_ITERATIONS if n_iter is None else n_iter
     try:
         state, _ = _em_iterations(state, Xb, wb, config, backend, n_iter, tol)
@@ -221,27 +221,28 @@ def refined_state(state: MixtureState, Xb: Any, wb: Any, *, config: Any, backend
         return state
     moved = with_merges(state, Xb, wb, config=config, backend=backend)
     moved = with_births(moved, Xb, wb, config=config, rng=rng, backend=backend)
-    # (a birth's iterations may leave splits they did not prune: merge them)
-    moved = with_merges(moved, Xb, wb, config=config, backend=backend)
     return moved if _finite(moved, backend) else state
 
 
 def with_births(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
                 rng: np.random.RandomState, backend: Any) -> MixtureState:
     """A birth move of a variational mixture on the buffer (Hughes & Sudderth 2013's
-    births, accepted by the evidence lower bound): the proposal keeps the live components
-    (at least one average row of evidence each), adds a third as many new ones in free
-    slots by D^2 sampling from them (the rows they explain worst), runs Lloyd's iterations
-    and variational iterations from those seeds (as a restart), and replaces ``state`` if
-    its lower bound (:func:`online_gmm._variational.lower_bound`) is higher than that of
-    one more iteration of ``state``; otherwise that iteration of ``state``. What prunes a
+    births, accepted by the evidence lower bound): the proposal is a restart from the live
+    components' means (at least one average row of evidence each, each in its own slot) and
+    a third as many new seeds in free slots (after the live ones first), drawn by D^2
+    sampling from the live means (rows far from them); Lloyd's iterations and variational
+    iterations from those seeds, then the merge and reorder moves on the result (the
+    iterations may leave splits they did not prune). It replaces ``state`` if its lower
+    bound (:func:`online_gmm._variational.lower_bound`) is higher than that of
+    :func:`with_order` of ``state`` (one more iteration, sorted if that raises the bound:
+    the two in the same order); otherwise that. What prunes a
     component the data do not need and grows one they do: a one-pass stream with exact
     statistics cannot split a component that the warm-up's first, smaller buffer merged."""
     w_total = float(backend.xp.sum(backend.xp.astype(wb, backend.xp.float64)))
     n_iter = BIRTH_ITERATIONS_FACTOR * (config.warmup_iterations or EM_ITERATIONS)
     tie = max(TIE_TOLERANCE, TIE_EPS * float(backend.xp.finfo(Xb.dtype).eps))
     try:
-        current, incumbent = _lower_bound_iteration(state, Xb, wb, config, backend)
+        current, incumbent = _ordered(state, Xb, wb, config, backend)
         if not _finite(current, backend):
             return state
         proposal = _birth_proposal(current, Xb, wb, config, rng, backend)
@@ -249,6 +250,9 @@ def with_births(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
             return current
         proposal, bound = _lower_bound_iterations(proposal, Xb, wb, config, backend, n_iter,
                                                   BIRTH_TOL * w_total)
+        # (its iterations may leave splits they did not prune, and gaps: merged, sorted)
+        proposal = with_merges(proposal, Xb, wb, config=config, backend=backend)
+        proposal, bound = _ordered(proposal, Xb, wb, config, backend)
     except (ValueError, FloatingPointError):  # an ill-defined proposal: keep the state
         return state
     better = bound > incumbent + tie * (1.0 + abs(incumbent))
@@ -292,6 +296,54 @@ def with_merges(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
     except (ValueError, FloatingPointError):  # an ill-defined merge: keep the state
         return state
     return current
+
+
+def with_order(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
+               backend: Any) -> MixtureState:
+    """A reorder move of a variational mixture on the buffer, exact: one variational
+    iteration of ``state``, then its statistics and parameters with the components in
+    decreasing mass, kept if that raises the lower bound. Under the Dirichlet process (a
+    stick-breaking prior) every empty stick ahead of a used one costs bound; under the
+    Dirichlet distribution the bound does not depend on the order and the iteration is all
+    there is. The components' indices (so ``predict``'s labels) change where it is kept."""
+    try:
+        return _ordered(state, Xb, wb, config, backend)[0]
+    except (ValueError, FloatingPointError):  # an ill-defined state: keep it
+        return state
+
+
+def _ordered(state, Xb, wb, config, backend) -> tuple[MixtureState, float]:
+    """:func:`with_order`'s state and its lower bound."""
+    xp, ct = backend.xp, config.covariance_type
+    p = step_prepared(state, config, Xb.dtype, backend)
+    stats, entropy = statistics_and_entropy(Xb, wb, p, backend)
+    current, bound = _from_statistics(state, stats, entropy, config, backend)
+    order = np.argsort(-np.asarray(to_numpy(stats.mass), dtype=np.float64), kind="stable")
+    if (config.prior.weight_concentration_prior_type != "dirichlet_process"
+            or np.array_equal(order, np.arange(order.size))):
+        return current, bound
+    proposal, new = _from_statistics(_reordered(state, order, ct, xp),
+                                     _reordered(stats, order, ct, xp), entropy, config, backend)
+    tie = max(TIE_TOLERANCE, TIE_EPS * float(xp.finfo(Xb.dtype).eps))
+    if new > bound + tie * (1.0 + abs(bound)) and _finite(proposal, backend):
+        return proposal, new
+    return current, bound
+
+
+def _reordered(value, order: np.ndarray, covariance_type: str, xp):
+    """A state's or statistics' components in the order ``order`` (slot ``i`` gets
+    component ``order[i]``; a ``tied`` pooled moment, covariance and its mass stay)."""
+    cov = covariance(covariance_type)
+    idx = take_index(order, value.mass, xp)
+    if isinstance(value, BatchStats):
+        return replace(value, mass=xp.take(value.mass, idx, axis=0),
+                       mean=xp.take(value.mean, idx, axis=0),
+                       moment=cov.reordered(value.moment, order, xp))
+    return value.replace(
+        **{name: xp.take(getattr(value, name), idx, axis=0)
+           for name in ("weights", "means", "mass", "nu", "seeded")},
+        **{name: cov.reordered(getattr(value, name), order, xp)
+           for name in ("covariances", "precisions_cholesky", "moment")})
 
 
 def _from_statistics(state, stats, entropy, config, backend) -> tuple[MixtureState, float]:
@@ -383,14 +435,23 @@ def _birth_proposal(state, Xb, wb, config, rng, backend) -> MixtureState | None:
         return None
     born = xp.astype(xp.take(Xb, take_index(idx, Xb, xp), axis=0), xp.float64)
     means = _lloyd(Xb, wb, xp.concat([live_means, born], axis=0), LLOYD_ITERATIONS, xp)
-    # the free slots no birth took stay where they are, switched off (weight 0) for the
-    # first E-step; the variational iterations may give them data again
-    n_used = means.shape[0]
-    rest = np.flatnonzero(~live)[: state.means.shape[0] - n_used]
-    means = xp.concat([means, xp.take(state.means, take_index(rest, state.means, xp), axis=0)],
-                      axis=0)
+    # each live component stays in its slot and the births take the free slots after the
+    # last live one (all of them once :func:`with_order` has sorted the components), then
+    # the nearest before it: a stick-breaking prior's bound depends on the order, and
+    # packing the live components or filling a gap ahead of one would raise it alone (a
+    # split could pass as a birth). The free slots no birth took keep their means, switched
+    # off (weight 0) for the first E-step; the iterations may give them data again
+    free = np.flatnonzero(~live)
+    last = np.flatnonzero(live)[-1]
+    free = np.concatenate([free[free > last], free[free < last][::-1]])
+    n_born = means.shape[0] - n_live
+    slots = np.concatenate([np.flatnonzero(live), free])  # the slot of each row below
+    kept = xp.take(state.means, take_index(free[n_born:], state.means, xp), axis=0)
+    means = xp.concat([means, kept], axis=0)
+    means = xp.take(means, take_index(np.argsort(slots), means, xp), axis=0)
     proposal = _reseeded_at(state, means, Xb, wb, config, backend)
-    on = np.arange(means.shape[0]) < n_used
+    on = np.zeros(means.shape[0], dtype=bool)
+    on[slots[:n_live + n_born]] = True
     weights = asarray_like(on / on.sum(), proposal.weights, xp, dtype=xp.float64)
     proposal = proposal.replace(weights=weights)
     proposal, _ = _em_iterations(proposal, Xb, wb, config, backend, 1, from_seeds=True)

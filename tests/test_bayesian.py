@@ -61,13 +61,17 @@ def _statistics_state(X, resp, covariance_type, reg_covar):
     )
 
 
-def one_sklearn_iteration(covariance_type, prior_type):
+def one_sklearn_iteration(covariance_type, prior_type, empty=None):
     """``(X, resp, ref, log_prob_norm, log_resp)``: scikit-learn's ``_initialize`` from
     random responsibilities ``resp`` on rows far from the origin (K = 4, the priors given:
-    0.3, 0.7, D + 0.5), then one ``_e_step`` and ``_m_step``."""
+    0.3, 0.7, D + 0.5), then one ``_e_step`` and ``_m_step``. ``empty``: a column of
+    ``resp`` that is zero (a component with no evidence: its posterior is the prior's)."""
     X, _, _ = blobs(n=700, K=4, D=3, seed=4)
     X = X + 50.0
     resp = np.random.default_rng(3).dirichlet(np.ones(4), X.shape[0])
+    if empty is not None:
+        resp[:, empty] = 0.0
+        resp /= resp.sum(axis=1, keepdims=True)
     ref = BayesianGaussianMixture(
         n_components=4, covariance_type=covariance_type, reg_covar=1e-6,
         weight_concentration_prior_type=prior_type, weight_concentration_prior=0.3,

@@ -12,6 +12,7 @@ import pytest
 from sklearn.mixture import BayesianGaussianMixture
 
 from online_gmm import OnlineBayesianGaussianMixture, _warmup, core
+from online_gmm._array_api import to_numpy
 from online_gmm._estep import statistics_and_entropy
 from online_gmm._variational import lower_bound, posterior, resolve_prior, step_prepared
 
@@ -29,11 +30,14 @@ from .test_bayesian import (
 @pytest.mark.parametrize("backend", ["numba", "reference"])
 @pytest.mark.parametrize("prior_type", PRIORS)
 @pytest.mark.parametrize("covariance_type", TYPES)
-def test_the_lower_bound_is_scikit_learns(covariance_type, prior_type, backend):
+@pytest.mark.parametrize("empty", [None, 1], ids=["", "empty"])
+def test_the_lower_bound_is_scikit_learns(covariance_type, prior_type, backend, empty):
     """From given variational parameters, one iteration's bound (the entropy of its
     responsibilities, the posterior of its M-step) equals scikit-learn's
-    ``_compute_lower_bound`` after its ``_e_step`` and ``_m_step``, to 1e-10 relative."""
-    X, resp, ref, log_prob_norm, log_resp = one_sklearn_iteration(covariance_type, prior_type)
+    ``_compute_lower_bound`` after its ``_e_step`` and ``_m_step``, to 1e-10 relative; also
+    when a component starts with no evidence (the free slots a move leaves)."""
+    X, resp, ref, log_prob_norm, log_resp = one_sklearn_iteration(covariance_type, prior_type,
+                                                                  empty)
     K, reg = 4, 1e-6
     expected = ref._compute_lower_bound(log_resp, log_prob_norm)
 
@@ -138,11 +142,114 @@ def test_a_birth_the_bound_does_not_favour_is_refused():
     config = core.EMConfig(8, "diag", 1e-6, prior=prior, warmup_iterations=100)
     fitted = _labelled_state(X, y, "diag", 8)
     fitted, _ = _warmup._lower_bound_iterations(fitted, X, w, config, b, 200, 1e-8)
+    expected = _warmup.with_order(fitted, X, w, config=config, backend=b)
     for seed in range(4):
         after = _warmup.with_births(fitted, X, w, config=config,
                                     rng=np.random.RandomState(seed), backend=b)
-        assert int((np.asarray(after.mass) / X.shape[0] > 0.01).sum()) == 3
-        assert _bound(after, X, config, b) >= _bound(fitted, X, config, b) - 1e-6
+        for name in ("means", "mass", "covariances"):
+            np.testing.assert_array_equal(np.asarray(getattr(after, name)),
+                                          np.asarray(getattr(expected, name)), err_msg=name)
+
+
+@pytest.mark.parametrize("prior_type", PRIORS)
+def test_a_birth_is_not_accepted_for_the_order_of_the_components(prior_type):
+    """The three blobs fitted in the last slots of eight (the first five empty): under the
+    Dirichlet process, packing them into the first slots alone raises the bound. The
+    proposal keeps each live component in its slot, and is compared with the incumbent in
+    the same order (the reorder move's, which puts them first), so no birth is kept: three
+    components, in the reorder move's slots."""
+    X, y, _ = blobs(n=3000, K=3, D=2, sep=10.0, seed=2)
+    b = core.select_backend(X)
+    w = np.ones(X.shape[0])
+    prior = resolve_prior(X, covariance_type="diag", n_components=8, reg_covar=1e-6,
+                          weight_concentration_prior_type=prior_type, xp=b.xp)
+    config = core.EMConfig(8, "diag", 1e-6, prior=prior, warmup_iterations=100)
+    fitted = _labelled_state(X, y + 5, "diag", 8)
+    fitted, _ = _warmup._lower_bound_iterations(fitted, X, w, config, b, 200, 1e-8)
+    current, _ = _warmup._lower_bound_iteration(fitted, X, w, config, b)
+    expected = _warmup.with_order(fitted, X, w, config=config, backend=b)
+    for seed in range(3):
+        rng = np.random.RandomState(seed)
+        proposal = _warmup._birth_proposal(current, X, w, config, rng, b)
+        share = np.asarray(proposal.mass) / X.shape[0]
+        assert np.all(share[5:] > 0.1)  # the live components where they were
+        after = _warmup.with_births(fitted, X, w, config=config,
+                                    rng=np.random.RandomState(seed), backend=b)
+        used = np.flatnonzero(np.asarray(after.mass) / X.shape[0] > 0.01)
+        np.testing.assert_array_equal(
+            used, np.flatnonzero(np.asarray(expected.mass) / X.shape[0] > 0.01))
+        assert used.size == 3 and _bound(after, X, config, b) >= _bound(expected, X, config, b)
+
+
+# ---------------------------------------------------------------------- the order move
+@pytest.mark.parametrize("prior_type", PRIORS)
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_reordered_statistics_change_only_the_weight_terms(covariance_type, prior_type):
+    """The statistics and parameters in another order are the same mixture: the lower
+    bound of the permuted M-step equals the original's under the Dirichlet distribution (to
+    1e-10), and is higher under the Dirichlet process when the empty components came first;
+    the means are the permuted means."""
+    X, y, _ = blobs(n=3000, K=3, D=2, sep=10.0, seed=2)
+    b = core.select_backend(X)
+    w = np.ones(X.shape[0])
+    prior = resolve_prior(X, covariance_type=covariance_type, n_components=8,
+                          reg_covar=1e-6, weight_concentration_prior_type=prior_type,
+                          xp=b.xp)
+    config = core.EMConfig(8, covariance_type, 1e-6, prior=prior, warmup_iterations=100)
+    state = _labelled_state(X, y + 5, covariance_type, 8)
+    p = step_prepared(state, config, X.dtype, b)
+    stats, entropy = statistics_and_entropy(X, w, p, b)
+    current, bound = _warmup._from_statistics(state, stats, entropy, config, b)
+    order = np.array([5, 6, 7, 0, 1, 2, 3, 4])
+    moved, new = _warmup._from_statistics(
+        _warmup._reordered(state, order, covariance_type, b.xp),
+        _warmup._reordered(stats, order, covariance_type, b.xp), entropy, config, b)
+    np.testing.assert_allclose(moved.means, current.means[order], rtol=1e-12)
+    np.testing.assert_allclose(moved.mass, current.mass[order], rtol=1e-12)
+    if prior_type == "dirichlet_distribution":
+        assert new == pytest.approx(bound, rel=1e-10)
+    else:
+        assert new > bound + 10.0  # (five empty sticks no longer ahead of the used ones)
+
+
+@pytest.mark.parametrize("prior_type", PRIORS)
+def test_the_order_move_sorts_the_components_under_the_dirichlet_process(prior_type):
+    """Three blobs fitted in the last slots of eight: under the Dirichlet process the move
+    puts them first, heaviest first, and the bound rises; under the Dirichlet distribution
+    (order-free) it is one more iteration, in the same slots."""
+    X, y, _ = blobs(n=3000, K=3, D=2, sep=10.0, seed=2)
+    b = core.select_backend(X)
+    w = np.ones(X.shape[0])
+    prior = resolve_prior(X, covariance_type="diag", n_components=8, reg_covar=1e-6,
+                          weight_concentration_prior_type=prior_type, xp=b.xp)
+    config = core.EMConfig(8, "diag", 1e-6, prior=prior, warmup_iterations=100)
+    state = _labelled_state(X, y + 5, "diag", 8)
+    current, _ = _warmup._lower_bound_iteration(state, X, w, config, b)
+    after = _warmup.with_order(state, X, w, config=config, backend=b)
+    if prior_type == "dirichlet_distribution":
+        np.testing.assert_array_equal(after.means, current.means)
+        return
+    order = np.argsort(-current.mass, kind="stable")
+    np.testing.assert_allclose(after.means, current.means[order], rtol=1e-12)
+    assert np.all(np.diff(after.mass) <= 0)
+    assert _bound(after, X, config, b) > _bound(current, X, config, b)
+
+
+def test_births_take_the_free_slots_after_the_live_ones():
+    """Two live components in slots 2 and 5 of eight: they keep their slots, and the one
+    birth (a third of two, rounded up) takes slot 6, the first free one after them."""
+    X, y = _four_blobs()
+    b = core.select_backend(X)
+    w = np.ones(X.shape[0])
+    prior = resolve_prior(X, covariance_type="diag", n_components=8, reg_covar=1e-6,
+                          weight_concentration_prior_type="dirichlet_process", xp=b.xp)
+    config = core.EMConfig(8, "diag", 1e-6, prior=prior, warmup_iterations=100)
+    state = _labelled_state(X, np.array([2, 5])[y // 2], "diag", 8)
+    state, _ = _warmup._lower_bound_iteration(state, X, w, config, b)
+    proposal = _warmup._birth_proposal(state, X, w, config, np.random.RandomState(0), b)
+    share = np.asarray(proposal.mass) / X.shape[0]
+    assert np.all(share[[2, 5, 6]] > 0.1)
+    assert np.all(share[[0, 1, 3, 4, 7]] < 0.01)
 
 
 def test_a_state_with_no_free_slot_is_only_iterated():
@@ -155,7 +262,7 @@ def test_a_state_with_no_free_slot_is_only_iterated():
     before = rng.get_state()[1].copy()
     after = _warmup.with_births(state, X, np.ones(X.shape[0]), config=config, rng=rng,
                                 backend=b)
-    expected, _ = _warmup._lower_bound_iteration(state, X, np.ones(X.shape[0]), config, b)
+    expected = _warmup.with_order(state, X, np.ones(X.shape[0]), config=config, backend=b)
     np.testing.assert_array_equal(rng.get_state()[1], before)  # no draw
     np.testing.assert_array_equal(np.asarray(after.means), np.asarray(expected.means))
 
@@ -192,8 +299,26 @@ def test_one_pass_finds_clusters_the_first_buffer_merged():
     assert effective == int((ref.weights_ > 1 / 160).sum()) == 8
 
 
-def test_resume_across_birth_moves_is_bit_identical():
-    X, _, _ = blobs(n=2400, K=4, D=3, seed=8)
+def _births_recorded(monkeypatch) -> list:
+    """Whether each birth move of the warm-up was accepted (its state is not the reorder
+    move's of the incumbent), appended as the moves run."""
+    accepted, with_births = [], _warmup.with_births
+
+    def recorded(state, Xb, wb, *, config, rng, backend):
+        out = with_births(state, Xb, wb, config=config, rng=rng, backend=backend)
+        plain = _warmup.with_order(state, Xb, wb, config=config, backend=backend)
+        accepted.append(not np.array_equal(np.asarray(out.means), np.asarray(plain.means)))
+        return out
+
+    monkeypatch.setattr(_warmup, "with_births", recorded)
+    return accepted
+
+
+def test_resume_across_birth_moves_is_bit_identical(monkeypatch):
+    """Resumed before the refinement's marks (1,024 and 2,048 rows), where births are
+    accepted, the stream is bit-identical to the straight one."""
+    accepted = _births_recorded(monkeypatch)
+    X, _, _ = blobs(n=2400, K=6, D=3, sep=4.0, seed=8)
     batches = np.array_split(X, 12)
     kw = dict(n_components=8, covariance_type="full", random_state=0)  # marks at 512 .. 2048
     straight = OnlineBayesianGaussianMixture(**kw)
@@ -205,8 +330,40 @@ def test_resume_across_birth_moves_is_bit_identical():
     resumed = pickle.loads(pickle.dumps(first))
     for batch in batches[3:]:
         resumed.partial_fit(batch)
+    assert accepted[:2] == [True, True]  # (the straight stream's)
     for name, value in straight.__dict__.items():
         _assert_bit_identical(getattr(resumed, name), value, name)
+
+
+@pytest.mark.parametrize("library", ["array_api_strict", "torch"])
+def test_the_moves_on_other_array_libraries(library):
+    """A birth and the merges on array-api-strict arrays and on torch CPU tensors give the
+    NumPy state (to 1e-9): the moves are array-API code, their Lloyd's and D^2 draws on
+    the host."""
+    xl = pytest.importorskip(library, reason=f"{library} is an optional extra")
+    convert = xl.asarray if library == "array_api_strict" else xl.from_numpy
+    X, y = _four_blobs(n=2000)
+    w = np.ones(X.shape[0])
+
+    def config_for(data):
+        prior = resolve_prior(data, covariance_type="full", n_components=8, reg_covar=1e-6,
+                              weight_concentration_prior_type="dirichlet_process",
+                              xp=core.select_backend(data).xp)
+        return core.EMConfig(8, "full", 1e-6, prior=prior, warmup_iterations=100)
+
+    state = _merged_state(X, y, config_for(X), core.select_backend(X))
+    converted = state.replace(**{name: convert(np.asarray(value))
+                                 for name, value in vars(state).items()})
+    results = [_warmup.refined_state(s, data, weight, config=config_for(data),
+                                     backend=core.select_backend(data),
+                                     rng=np.random.RandomState(0))
+               for s, data, weight in ((state, X, w), (converted, convert(X), convert(w)))]
+    assert type(results[1].means).__module__.startswith(library)
+    assert int((np.asarray(results[0].mass) > 0.2 * X.shape[0]).sum()) == 3  # (one birth)
+    for name in ("weights", "means", "covariances", "precisions_cholesky"):
+        np.testing.assert_allclose(to_numpy(getattr(results[1], name)),
+                                   getattr(results[0], name), rtol=1e-9, atol=1e-9,
+                                   err_msg=name)
 
 
 # ---------------------------------------------------------------------- merge moves
@@ -285,6 +442,8 @@ def test_separated_components_are_not_merged():
     fitted = _labelled_state(X, y, "diag", 8)
     after = _warmup.with_merges(fitted, X, w, config=config, backend=b)
     expected, _ = _warmup._lower_bound_iteration(fitted, X, w, config, b)
+    p = step_prepared(fitted, config, X.dtype, b)
+    assert len(_warmup._overlapping_pairs(X, w, p, np.arange(3), b, 9)) > 0  # (pairs tried)
     np.testing.assert_allclose(np.asarray(after.mass), np.asarray(expected.mass), rtol=1e-12)
 
 

@@ -15,7 +15,8 @@ the type's name; they ask :func:`covariance` for the module and call its functio
   ``quadratic_pieces`` (the squared Mahalanobis distances' pieces);
 - statistics and the M-step: ``chunk_moments``, ``outer_term``, ``scale_moment``,
   ``fold_tied_mass``, ``covariances_from_moments``, ``keep_where_empty``,
-  ``moved_moment`` (a merge of two components' statistics);
+  ``moved_moment`` (a merge of two components' statistics), ``reordered`` (the
+  components permuted);
 - seeding: ``weighted_variance``, ``has_spread``, ``regularised``, ``pooled_variance``,
   ``seed``, ``initial_moment``, ``moment_from_covariances``, ``unregularised``;
 - the variational mixture (:mod:`online_gmm._variational`): ``degrees_of_freedom``,

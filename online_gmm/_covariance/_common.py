@@ -200,6 +200,14 @@ def elementwise_unregularised(covariances: np.ndarray, reg_covar: float) -> np.n
     return np.maximum(covariances - reg_covar, 0.0)
 
 
+def per_component_reordered(value: Any, order: np.ndarray, xp: Any) -> Any:
+    """A per-component array (a moment, covariances or precision factors) with its
+    components in the order ``order`` (slot ``i`` gets component ``order[i]``)."""
+    from .._array_api import take_index
+
+    return xp.take(value, take_index(order, value, xp), axis=0)
+
+
 def per_component_moved_moment(moment: Any, source: int, target: int, xp: Any) -> tuple:
     """``(rest, moved)``: the moment without component ``source``'s own part, and one that
     holds only that part, in slot ``target`` (to merge ``source`` into ``target`` by the

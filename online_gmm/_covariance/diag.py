@@ -29,6 +29,7 @@ from ._common import elementwise_unregularised as unregularised
 from ._common import per_component_degrees_of_freedom as degrees_of_freedom
 from ._common import per_component_initial_moment as initial_moment
 from ._common import per_component_moved_moment as moved_moment
+from ._common import per_component_reordered as reordered
 from ._common import unchanged_tied_mass as fold_tied_mass
 
 #: The numba kernels' code for ``diag`` (see ``online_gmm._kernels``).
@@ -37,7 +38,7 @@ KERNEL_KIND = 0
 __all__ = [
     "covariances_from_precisions", "degrees_of_freedom", "fold_tied_mass", "has_spread",
     "initial_moment",
-    "moved_moment", "precision_cholesky", "precisions_from_cholesky", "regularised",
+    "moved_moment", "precision_cholesky", "reordered", "precisions_from_cholesky", "regularised",
     "unregularised",
 ]
 

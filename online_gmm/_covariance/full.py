@@ -32,6 +32,7 @@ from ._common import matrix_weighted_variance as weighted_variance
 from ._common import per_component_degrees_of_freedom as degrees_of_freedom
 from ._common import per_component_initial_moment as initial_moment
 from ._common import per_component_moved_moment as moved_moment
+from ._common import per_component_reordered as reordered
 from ._common import unchanged_tied_mass as fold_tied_mass
 from ._common import upper_factor as precision_cholesky
 
@@ -40,8 +41,8 @@ KERNEL_KIND = None
 
 __all__ = [
     "covariances_from_precisions", "degrees_of_freedom", "fold_tied_mass", "has_spread",
-    "initial_moment",
-    "moved_moment", "precision_cholesky", "regularised", "unregularised", "weighted_variance",
+    "initial_moment", "moved_moment", "precision_cholesky", "reordered", "regularised",
+    "unregularised", "weighted_variance",
 ]
 
 

@@ -80,6 +80,12 @@ def moved_moment(moment: Any, source: int, target: int, xp: Any) -> tuple:
     return moment, xp.zeros_like(moment)
 
 
+def reordered(value: Any, order: np.ndarray, xp: Any) -> Any:
+    """The pooled moment, covariance or precision factor: the same in any order of the
+    components."""
+    return value
+
+
 # ---------------------------------------------------------------------- the E-step
 def layout(mu_c64: Any, prec_chol: Any, dtype: Any, xp: Any) -> tuple:
     """Whitened means ``mu U``: ``q = |x U|^2 - 2 (x U) (mu U)^T + |mu U|^2``."""
