@@ -8,12 +8,12 @@ the first 1,280 rows, ``max_iter=500`` iterations so that the prior can switch o
 cluster does not need) leaves one or two components. Then, each time the rows the warm-up
 holds double (to 32,768: the dotted lines), the model is recomputed from them with merge
 and birth moves accepted by the evidence lower bound: pairs of components are merged if the
-bound rises, and new components are proposed where the data are explained worst and kept if
-it rises (``docs/algorithm.md``, "Variational mixture"). Between those marks, components
-switched off by the prior are reseeded where the data are explained worst
-(``dead_threshold``). Left: the number of active components (weight above 1 / (10 K)) after
-each batch, against the number of clusters in the stream; middle: each component's weight
-as it appears; right: the last batches and the active components.
+bound rises, and new components are proposed at rows far from the live components' means
+(D^2 sampling) and kept if it rises (``docs/algorithm.md``, "Variational mixture").
+Between those marks, components switched off by the prior are reseeded at rows far from
+the live means (``dead_threshold``). Left: the number of active components (weight above
+1 / (10 K)) after each batch, against the number of clusters in the stream; middle: each
+component's weight as it appears; right: the last batches and the active components.
 
 What it shows, measured (three streams, seeds 0-2): one active component per cluster at the
 end, 9 of 9, on every stream (before the moves: 11, 14 and 16 active components, the first
