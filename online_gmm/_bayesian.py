@@ -174,10 +174,12 @@ default="dirichlet_process"
     stationary stream (``forgetting_rate=0``), each time the warm-up's rows double the
     model is recomputed from them with memoized variational inference's moves (Hughes &
     Sudderth 2013): exact merges of overlapping pairs; under the Dirichlet process an exact
-    reorder of the components by decreasing weight (so labels may change at those marks);
+    reorder of the components by decreasing evidence (so labels may change at those marks);
     then a birth proposal (a restart from the live means and new seeds far from them, the
     live components in their own slots, iterated, then merged and reordered). Each is kept
-    only if scikit-learn's evidence lower bound on those rows rises.
+    only if scikit-learn's evidence lower bound on those rows rises. :meth:`fit` makes them
+    on its sample (``init_size`` rows) before its epochs, once per doubling a stream's
+    buffer would make.
 
     Examples
     --------

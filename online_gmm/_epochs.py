@@ -87,8 +87,9 @@ def seed_for_fit(model: Any, X: Any, w: Any, backend: Any) -> None:
     """Seed every component from ``init_size`` random rows of ``X`` (the sample). With a
     warm-up, the stream's warm-up on the sample: the restarts on its first mark's worth of
     random rows (:func:`online_gmm._warmup.resolve_size`), then batch EM on the whole
-    sample from the best restart, until ``tol`` (its statistics are the evidence the epochs
-    start from). Without one, the first step's seeding alone (no statistics added)."""
+    sample from the best restart, until ``tol``, and a variational mixture's merge and
+    birth moves on it (its statistics are the evidence the epochs start from). Without one,
+    the first step's seeding alone (no statistics added)."""
     size = model.init_size
     warm = model._warmup is not None
     if size is None:
@@ -106,10 +107,11 @@ def seed_for_fit(model: Any, X: Any, w: Any, backend: Any) -> None:
         model._warmup = None
         if warm_state is not None:
             # on to the sample's optimum: the epochs then start there, not five EM
-            # iterations' way to it
-            converged = _warmup.refined_state(warm_state, X, w, config=config,
-                                              backend=backend, n_iter=model.max_iter,
-                                              tol=model.tol)
+            # iterations' way to it (a variational mixture's with the moves)
+            converged = _warmup.fitted_state(warm_state, X, w, config=config,
+                                             backend=backend, first=first,
+                                             n_iter=model.max_iter, tol=model.tol,
+                                             rng=model._rng)
             warm_state = warm_state if converged is None else converged
     if warm_state is not None:
         model._state = warm_state

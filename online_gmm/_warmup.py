@@ -224,6 +224,28 @@ def refined_state(state: MixtureState, Xb: Any, wb: Any, *, config: Any, backend
     return moved if _finite(moved, backend) else state
 
 
+def fitted_state(state: MixtureState, Xb: Any, wb: Any, *, config: Any, backend: Any,
+                 first: int, n_iter: int, tol: float,
+                 rng: np.random.RandomState) -> MixtureState | None:
+    """``fit``'s refinement of the restarts' ``state`` (on ``first`` rows) on its whole
+    sample ``Xb``: :func:`refined_state` (``n_iter`` iterations to ``tol``, then a variational
+    mixture's moves) as many times as a stream's buffer would double from ``first`` rows to
+    the sample's (each birth adds at most a third of the live components, and each is one
+    draw: a stream tries one at each doubling); None if the first fails."""
+    rounds = 1
+    if config.prior is not None:
+        while first * 2 ** (rounds + 1) <= Xb.shape[0]:
+            rounds += 1
+    out = None
+    for _ in range(rounds):
+        refined = refined_state(state, Xb, wb, config=config, backend=backend, n_iter=n_iter,
+                                tol=tol, rng=rng)
+        if refined is None:
+            break
+        state = out = refined
+    return out
+
+
 def with_births(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
                 rng: np.random.RandomState, backend: Any) -> MixtureState:
     """A birth move of a variational mixture on the buffer (Hughes & Sudderth 2013's
@@ -307,9 +329,10 @@ def with_order(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
     Dirichlet distribution the bound does not depend on the order and the iteration is all
     there is. The components' indices (so ``predict``'s labels) change where it is kept."""
     try:
-        return _ordered(state, Xb, wb, config, backend)[0]
+        ordered = _ordered(state, Xb, wb, config, backend)[0]
     except (ValueError, FloatingPointError):  # an ill-defined state: keep it
         return state
+    return ordered if _finite(ordered, backend) else state
 
 
 def _ordered(state, Xb, wb, config, backend) -> tuple[MixtureState, float]:

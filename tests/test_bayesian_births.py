@@ -185,10 +185,11 @@ def test_a_birth_is_not_accepted_for_the_order_of_the_components(prior_type):
 @pytest.mark.parametrize("prior_type", PRIORS)
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_reordered_statistics_change_only_the_weight_terms(covariance_type, prior_type):
-    """The statistics and parameters in another order are the same mixture: the lower
-    bound of the permuted M-step equals the original's under the Dirichlet distribution (to
-    1e-10), and is higher under the Dirichlet process when the empty components came first;
-    the means are the permuted means."""
+    """The statistics and parameters in another order are the same mixture: the permuted
+    M-step's parameters are the original's permuted, also those of an unseeded component
+    with no evidence (the M-step keeps its old parameters: the state's must be permuted
+    too); its lower bound equals the original's under the Dirichlet distribution (to 1e-10),
+    and is higher under the Dirichlet process when the empty components came first."""
     X, y, _ = blobs(n=3000, K=3, D=2, sep=10.0, seed=2)
     b = core.select_backend(X)
     w = np.ones(X.shape[0])
@@ -197,15 +198,29 @@ def test_reordered_statistics_change_only_the_weight_terms(covariance_type, prio
                           xp=b.xp)
     config = core.EMConfig(8, covariance_type, 1e-6, prior=prior, warmup_iterations=100)
     state = _labelled_state(X, y + 5, covariance_type, 8)
+    unseeded = np.arange(8) == 3  # (given parameters of its own, to be kept in its slot)
+    state = state.replace(
+        seeded=~unseeded, mass=np.where(unseeded, 0.0, state.mass),
+        means=np.where(unseeded[:, None], 7.0, state.means),
+        covariances=state.covariances * (1.0 + unseeded.reshape((8,) + (1,) * (
+            state.covariances.ndim - 1))) if covariance_type != "tied"
+        else state.covariances)
     p = step_prepared(state, config, X.dtype, b)
     stats, entropy = statistics_and_entropy(X, w, p, b)
+    assert float(stats.mass[3]) == 0.0
     current, bound = _warmup._from_statistics(state, stats, entropy, config, b)
     order = np.array([5, 6, 7, 0, 1, 2, 3, 4])
     moved, new = _warmup._from_statistics(
         _warmup._reordered(state, order, covariance_type, b.xp),
         _warmup._reordered(stats, order, covariance_type, b.xp), entropy, config, b)
-    np.testing.assert_allclose(moved.means, current.means[order], rtol=1e-12)
-    np.testing.assert_allclose(moved.mass, current.mass[order], rtol=1e-12)
+    cov = core.covariance(covariance_type)
+    for name in ("weights", "means", "mass", "seeded"):
+        np.testing.assert_allclose(getattr(moved, name), getattr(current, name)[order],
+                                   rtol=1e-12, err_msg=name)
+    for name in ("covariances", "precisions_cholesky"):
+        np.testing.assert_allclose(getattr(moved, name),
+                                   cov.reordered(getattr(current, name), order, np),
+                                   rtol=1e-12, err_msg=name)
     if prior_type == "dirichlet_distribution":
         assert new == pytest.approx(bound, rel=1e-10)
     else:
@@ -280,16 +295,20 @@ def test_the_plain_mixture_has_no_births():
     np.testing.assert_array_equal(np.asarray(a.means), np.asarray(c.means))
 
 
-def test_one_pass_finds_clusters_the_first_buffer_merged():
-    """Eight clusters in pairs 3 standard deviations apart, K = 16 ("auto": 1,024 rows,
-    then refinements): one pass with births keeps the eight, as scikit-learn's converged
-    batch fit does on the same rows."""
+def _paired_clusters():
+    """Eight clusters in pairs 3 standard deviations apart (12,000 rows, 3-d)."""
     rng = np.random.default_rng(5)
     centres = rng.normal(0, 12, (4, 3))
     offsets = rng.normal(0, 1, (4, 3))
     offsets *= 3.0 / np.linalg.norm(offsets, axis=1, keepdims=True)
     means = np.concatenate([centres + offsets / 2, centres - offsets / 2])
-    X, _ = mixture(12000, means, np.ones(8), seed=6)
+    return mixture(12000, means, np.ones(8), seed=6)[0]
+
+
+def test_one_pass_finds_clusters_the_first_buffer_merged():
+    """Eight clusters in pairs, K = 16 ("auto": 1,024 rows, then refinements): one pass with
+    births keeps the eight, as scikit-learn's converged batch fit does on the same rows."""
+    X = _paired_clusters()
     model = OnlineBayesianGaussianMixture(16, random_state=0)
     for batch in np.array_split(X, 24):
         model.partial_fit(batch)
@@ -297,6 +316,18 @@ def test_one_pass_finds_clusters_the_first_buffer_merged():
                                   max_iter=2000).fit(X)
     effective = int((model.weights_ > 1 / 160).sum())
     assert effective == int((ref.weights_ > 1 / 160).sum()) == 8
+
+
+@pytest.mark.parametrize("prior_type", PRIORS)
+def test_fit_makes_the_moves_on_its_sample(prior_type):
+    """``fit``'s seeding (restarts on 1,024 rows, then batch iterations on its sample) makes
+    the moves on the sample, once per doubling a stream's buffer would make (here 3): the
+    eight paired clusters, where the iterations alone leave fewer (measured: 4 and 4
+    without the moves, 6 and 6 with one round)."""
+    X = _paired_clusters()
+    kw = dict(n_components=16, random_state=0, weight_concentration_prior_type=prior_type)
+    model = OnlineBayesianGaussianMixture(**kw).fit(X)
+    assert int((model.weights_ > 1 / 160).sum()) == 8
 
 
 def _births_recorded(monkeypatch) -> list:
@@ -352,7 +383,7 @@ def test_the_moves_on_other_array_libraries(library):
         return core.EMConfig(8, "full", 1e-6, prior=prior, warmup_iterations=100)
 
     state = _merged_state(X, y, config_for(X), core.select_backend(X))
-    converted = state.replace(**{name: convert(np.asarray(value))
+    converted = state.replace(**{name: convert(np.array(value))
                                  for name, value in vars(state).items()})
     results = [_warmup.refined_state(s, data, weight, config=config_for(data),
                                      backend=core.select_backend(data),

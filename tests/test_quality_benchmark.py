@@ -70,11 +70,12 @@ def test_smoke_mode_reports_every_dataset(tmp_path):
     assert {line["n_true"] for line in v["summary"]} == {5, 12}
     for r in v["runs"]:
         for key in ("ll_ours", "ll_sklearn", "gap_percent", "score_ours", "score_sklearn",
-                    "bound_sklearn", "bound_from_ours", "bound_sklearn_sorted"):
+                    "bound_sklearn", "bound_from_ours", "bound_sklearn_sorted",
+                    "gap_percent_fit"):
             assert math.isfinite(r[key]), (key, r)
         # (its own optimum, sorted and continued: no lower than where it was, to rounding)
         assert r["bound_sklearn_sorted"] >= r["bound_sklearn"] - 1e-6, r
-        for key in ("effective_ours", "effective_sklearn"):
+        for key in ("effective_ours", "effective_sklearn", "effective_fit"):
             assert 1 <= r[key] <= v["settings"]["n_components"], (key, r)
     for line in v["summary"]:
         assert line["gap_met"] in (True, False)

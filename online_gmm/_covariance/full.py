@@ -41,7 +41,7 @@ KERNEL_KIND = None
 
 __all__ = [
     "covariances_from_precisions", "degrees_of_freedom", "fold_tied_mass", "has_spread",
-    "initial_moment", "moved_moment", "precision_cholesky", "reordered", "regularised",
+    "initial_moment", "moved_moment", "precision_cholesky", "regularised", "reordered",
     "unregularised", "weighted_variance",
 ]
 

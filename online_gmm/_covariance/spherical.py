@@ -38,9 +38,8 @@ KERNEL_KIND = 1
 
 __all__ = [
     "covariances_from_precisions", "degrees_of_freedom", "fold_tied_mass", "has_spread",
-    "initial_moment",
-    "moved_moment", "precision_cholesky", "reordered", "precisions_from_cholesky", "regularised",
-    "unregularised",
+    "initial_moment", "moved_moment", "precision_cholesky", "precisions_from_cholesky",
+    "regularised", "reordered", "unregularised",
 ]
 
 
