@@ -262,7 +262,6 @@ def with_births(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
     statistics cannot split a component that the warm-up's first, smaller buffer merged."""
     w_total = float(backend.xp.sum(backend.xp.astype(wb, backend.xp.float64)))
     n_iter = BIRTH_ITERATIONS_FACTOR * (config.warmup_iterations or EM_ITERATIONS)
-    tie = max(TIE_TOLERANCE, TIE_EPS * float(backend.xp.finfo(Xb.dtype).eps))
     try:
         current, incumbent = _ordered(state, Xb, wb, config, backend)
         if not _finite(current, backend):
@@ -277,7 +276,7 @@ def with_births(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
         proposal, bound = _ordered(proposal, Xb, wb, config, backend)
     except (ValueError, FloatingPointError):  # an ill-defined proposal: keep the state
         return state
-    better = bound > incumbent + tie * (1.0 + abs(incumbent))
+    better = _beats(bound, incumbent, Xb.dtype, backend.xp)
     return proposal if better and _finite(proposal, backend) else current
 
 
@@ -303,7 +302,6 @@ def with_merges(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
         if not pairs:
             return current
         gains = _merge_entropy_loss(Xb, wb, p, pairs, backend)
-        tie = max(TIE_TOLERANCE, TIE_EPS * float(xp.finfo(Xb.dtype).eps))
         merged: set[int] = set()
         for (i, j), loss in zip(pairs, gains, strict=True):
             if i in merged or j in merged:
@@ -312,7 +310,7 @@ def with_merges(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
             new_stats = _merged_statistics(stats, source, target, ct, xp)
             proposal, new = _from_statistics(state, new_stats, entropy - loss, config,
                                              backend)
-            if new > bound + tie * (1.0 + abs(bound)) and _finite(proposal, backend):
+            if _beats(new, bound, Xb.dtype, xp) and _finite(proposal, backend):
                 stats, entropy, current, bound = new_stats, entropy - loss, proposal, new
                 merged.update((i, j))
     except (ValueError, FloatingPointError):  # an ill-defined merge: keep the state
@@ -347,8 +345,7 @@ def _ordered(state, Xb, wb, config, backend) -> tuple[MixtureState, float]:
         return current, bound
     proposal, new = _from_statistics(_reordered(state, order, ct, xp),
                                      _reordered(stats, order, ct, xp), entropy, config, backend)
-    tie = max(TIE_TOLERANCE, TIE_EPS * float(xp.finfo(Xb.dtype).eps))
-    if new > bound + tie * (1.0 + abs(bound)) and _finite(proposal, backend):
+    if _beats(new, bound, Xb.dtype, xp) and _finite(proposal, backend):
         return proposal, new
     return current, bound
 
@@ -508,6 +505,14 @@ def _lower_bound_iterations(state, Xb, wb, config, backend, n_iter: int,
     return state, bound
 
 
+def _beats(new: float, old: float, dtype: Any, xp: Any) -> bool:
+    """Whether ``new`` is higher than ``old`` by more than rounding (:data:`TIE_TOLERANCE`
+    relative, or :data:`TIE_EPS` units of ``dtype``'s precision): equal optima keep the
+    incumbent, on any backend."""
+    tie = max(TIE_TOLERANCE, TIE_EPS * float(xp.finfo(dtype).eps))
+    return new > old + tie * (1.0 + abs(old))
+
+
 def _finite(state: MixtureState, backend: Any) -> bool:
     return all(backend.all_finite(getattr(state, name))
                for name in ("weights", "means", "covariances", "precisions_cholesky"))
@@ -519,7 +524,6 @@ def warm_state(Xb: Any, wb: Any, *, config: Any, restarts: int, rng: np.random.R
     state whose evidence is the buffer's statistics under its parameters; None if every
     restart failed (data too extreme for batch EM: the caller keeps its state)."""
     best = None
-    tie = max(TIE_TOLERANCE, TIE_EPS * float(backend.xp.finfo(Xb.dtype).eps))
     for _ in range(max(1, restarts)):
         try:
             state, loglik = _restart(Xb, wb, config, rng, backend)
@@ -529,7 +533,7 @@ def warm_state(Xb: Any, wb: Any, *, config: Any, restarts: int, rng: np.random.R
             continue
         # a later restart must be better by more than rounding: restarts that reach the
         # same optimum (in another order of the components) keep the first, on any backend
-        if best is None or loglik > best[1] + tie * (1.0 + abs(best[1])):
+        if best is None or _beats(loglik, best[1], Xb.dtype, backend.xp):
             best = (state, loglik)
     return None if best is None else best[0]
 
