@@ -52,7 +52,12 @@ def _read_options(args: argparse.Namespace, batch_size: int) -> ReadOptions:
 def _sources(args: argparse.Namespace, specs: Sequence[str]) -> list[Source]:
     if list(specs).count("-") > 1:
         raise UsageError("standard input ('-') can be read only once")
-    return expand_sources(specs, args.format)
+    sources = expand_sources(specs, args.format)
+    if getattr(args, "key", None) is not None and not any(s.fmt == "npz" for s in sources):
+        formats = ", ".join(sorted({s.fmt for s in sources}))
+        raise UsageError(f"--key names an array of an .npz file, and no DATA is one "
+                         f"(read as: {formats})")
+    return sources
 
 
 def _persistence() -> tuple[Callable[..., Any], Callable[..., Any]]:

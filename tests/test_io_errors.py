@@ -250,3 +250,19 @@ def test_a_npy_file_read_as_npz_is_a_one_line_error(npy, tmp_path, capsys):
     assert status == 1
     line = _one_error_line(capsys.readouterr().err)
     assert str(npy) in line and "not an .npz archive" in line
+
+
+@pytest.mark.parametrize("command", ["fit", "predict"])
+def test_key_without_an_npz_file_is_a_usage_error(tmp_path, npy, model_path, capsys, command):
+    """``--key`` names an array of an .npz archive: with only .npy (or CSV) DATA it would be
+    ignored, so it is refused, naming the formats read; beside an .npz file it applies."""
+    out = tmp_path / "out.npy"
+    argv = (["fit", "-k", "2", "-o", str(out)] if command == "fit"
+            else ["predict", str(model_path), "-o", str(out)])
+    assert main([*argv, "--key", "a", str(npy)]) == 2
+    err = capsys.readouterr().err
+    assert "--key" in err and "npy" in err
+    assert not out.exists()
+    archive = tmp_path / "X.npz"
+    np.savez(archive, a=np.load(npy))
+    assert main([*argv, "--key", "a", str(npy), str(archive)]) == 0
