@@ -74,11 +74,7 @@ layout), and teach :func:`load` to migrate the old format, or list it as unreada
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import threading
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported where used: ``import online_gmm`` stays quick
@@ -102,6 +98,7 @@ from ._npz_format import (
     _write_npz,
 )
 from ._pickle_format import _describe_pickle, _load_pickle, _pickle_header, _pickle_payload
+from ._signals import signals_clean_up
 
 __all__ = [
     "FORMAT_VERSION",
@@ -226,7 +223,7 @@ def _write_atomically(path: str, write) -> str:
     from ._writers import atomic_target
 
     try:
-        with _signals_clean_up() as guard, atomic_target(path) as tmp:
+        with signals_clean_up() as guard, atomic_target(path) as tmp:
             guard.arm()  # from here on a signal removes the temporary file
             write(tmp)
     except OSError as exc:
@@ -235,59 +232,6 @@ def _write_atomically(path: str, write) -> str:
         # name the target, not the temporary file next to it
         raise OSError(exc.errno, exc.strerror, path) from exc
     return path
-
-
-class _Terminated(BaseException):
-    """Raised by the temporary signal handler of :func:`_signals_clean_up`."""
-
-
-class _SignalGuard:
-    """The handler :func:`_signals_clean_up` installs: it records the signal, and raises
-    :class:`_Terminated` once :meth:`arm` has been called (the temporary file exists and is
-    in the hands of ``atomic_target``, which removes it on an exception)."""
-
-    def __init__(self) -> None:
-        self.armed = False
-        self.received: list[int] = []
-
-    def handler(self, signum, frame) -> None:
-        self.received.append(signum)
-        if self.armed:
-            raise _Terminated(signum)
-
-    def arm(self) -> None:
-        self.armed = True
-        if self.received:  # arrived while the temporary file was being created
-            raise _Terminated(self.received[0])
-
-
-@contextlib.contextmanager
-def _signals_clean_up() -> Iterator[_SignalGuard]:
-    """While saving, SIGTERM (and SIGHUP) raise an exception instead of killing the process
-    at once, so that the temporary file is removed; the process then dies of the signal, as
-    it would have. Only where the signal's disposition is the default one (an application's
-    own handler is left alone) and in the main thread (the only one Python lets install
-    handlers)."""
-    guard = _SignalGuard()
-    if threading.current_thread() is not threading.main_thread():
-        yield guard
-        return
-    signums = [
-        getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
-        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is signal.SIG_DFL
-    ]
-    for signum in signums:
-        signal.signal(signum, guard.handler)
-    try:
-        yield guard
-    except _Terminated:
-        pass  # atomic_target has removed the temporary file
-    finally:
-        guard.armed = False  # a signal from now on is only recorded ...
-        for signum in signums:
-            signal.signal(signum, signal.SIG_DFL)  # (this runs pending handlers first)
-        if guard.received:  # ... and kills the process as it would have without the handler
-            signal.raise_signal(guard.received[0])
 
 
 def is_model_archive(path: str | os.PathLike) -> bool:

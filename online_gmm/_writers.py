@@ -197,7 +197,10 @@ class ArrayWriter:
         self._dtype, self._tail = arr.dtype, arr.shape[1:]
         if self.path == "-":
             return
-        self._tmp = _temp_in(self.path)
+        from ._signals import deferred
+
+        with deferred():  # (a signal now raises once the name is held, so abort removes it)
+            self._tmp = _temp_in(self.path)
         if self.fmt == "npy":
             self._file = open(self._tmp, "wb")
             header = _npy_header(self._dtype, (self._RESERVED_ROWS, *self._tail))

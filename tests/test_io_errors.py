@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import io
 import os
+import signal
+import subprocess
 import sys
 import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -266,3 +270,36 @@ def test_key_without_an_npz_file_is_a_usage_error(tmp_path, npy, model_path, cap
     archive = tmp_path / "X.npz"
     np.savez(archive, a=np.load(npy))
     assert main([*argv, "--key", "a", str(npy), str(archive)]) == 0
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or sys.platform == "win32",
+                    reason="POSIX signals")
+@pytest.mark.parametrize("command", ["predict", "sample"])
+def test_sigterm_mid_output_leaves_no_temporary_file(tmp_path, model_path, command):
+    """SIGTERM while ``predict`` (or ``sample``) writes its output: the process dies of the
+    signal, as it would have, and neither the output nor its temporary file is left."""
+    out = tmp_path / "out" / "result.npy"
+    out.parent.mkdir()
+    if command == "predict":
+        big = tmp_path / "big.npy"
+        np.save(big, np.random.default_rng(0).normal(size=(1_000_000, 3)))
+        argv = ["predict", str(model_path), str(big), "--batch-size", "100", "-o", str(out)]
+    else:
+        argv = ["sample", str(model_path), "--n-samples", str(10**9), "-o", str(out)]
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "online_gmm", *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not os.listdir(out.parent) and time.monotonic() < deadline:
+            time.sleep(0.002)  # the temporary file appears: the output is under way
+        assert os.listdir(out.parent), proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGTERM, err
+    assert os.listdir(out.parent) == []
