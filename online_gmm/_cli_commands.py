@@ -272,7 +272,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         or Path(target).is_dir()
     )
     if is_matrix:
-        C = load_matrix(_sources(args, [target]), _read_options(args, 65536))
+        C = load_matrix(_sources(args, [target], data=False), _read_options(args, 65536))
         weights = _read_vector(args.weights) if args.weights else None
     else:
         model = _load_model(target, args.trusted)

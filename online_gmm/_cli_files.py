@@ -49,11 +49,15 @@ def _read_options(args: argparse.Namespace, batch_size: int) -> ReadOptions:
     )
 
 
-def _sources(args: argparse.Namespace, specs: Sequence[str]) -> list[Source]:
+def _sources(args: argparse.Namespace, specs: Sequence[str], *,
+             data: bool = True) -> list[Source]:
+    """The sources of ``specs``; for a command's DATA (``data``), ``--key`` with no .npz
+    among them is a usage error (it would be ignored)."""
     if list(specs).count("-") > 1:
         raise UsageError("standard input ('-') can be read only once")
     sources = expand_sources(specs, args.format)
-    if getattr(args, "key", None) is not None and not any(s.fmt == "npz" for s in sources):
+    if (data and getattr(args, "key", None) is not None
+            and not any(s.fmt == "npz" for s in sources)):
         formats = ", ".join(sorted({s.fmt for s in sources}))
         raise UsageError(f"--key names an array of an .npz file, and no DATA is one "
                          f"(read as: {formats})")

@@ -59,6 +59,6 @@ def _estimator_from(args: argparse.Namespace) -> Any:
     except ValueError as exc:
         raise UsageError(" ".join(str(exc).split())) from None
     if args.means_init is not None:
-        src = _sources(args, [args.means_init])
+        src = _sources(args, [args.means_init], data=False)
         model.set_params(means_init=load_matrix(src, _read_options(args, 65536)))
     return model

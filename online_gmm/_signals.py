@@ -37,11 +37,13 @@ class SignalGuard:
     def handler(self, signum, frame) -> None:
         self.received.append(signum)
         if self.armed:
+            self.armed = False  # (once: a second signal must not interrupt the clean-up)
             raise Terminated(signum)
 
     def arm(self) -> None:
         self.armed = True
         if self.received:  # arrived while the temporary file was being created
+            self.armed = False
             raise Terminated(self.received[0])
 
 
@@ -49,7 +51,7 @@ class SignalGuard:
 def deferred() -> Iterator[None]:
     """While a temporary file is created (and its name not yet held by its writer), a
     signal is only recorded; it raises when the block ends."""
-    guard = _ACTIVE[-1] if _ACTIVE else None
+    guard = _ACTIVE[-1] if _ACTIVE else None  # (the guard that installed the handlers)
     if guard is None or not guard.armed:
         yield
         return
@@ -75,6 +77,9 @@ def signals_clean_up() -> Iterator[SignalGuard]:
         getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
         if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is signal.SIG_DFL
     ]
+    if not signums:  # an application's own handlers, or an outer guard's: theirs to handle
+        yield guard
+        return
     for signum in signums:
         signal.signal(signum, guard.handler)
     _ACTIVE.append(guard)

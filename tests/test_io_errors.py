@@ -303,3 +303,28 @@ def test_sigterm_mid_output_leaves_no_temporary_file(tmp_path, model_path, comma
             proc.kill()
     assert proc.returncode == -signal.SIGTERM, err
     assert os.listdir(out.parent) == []
+
+
+def test_key_applies_to_data_not_to_a_means_init_file(tmp_path, npy):
+    """``--key`` picks the array of the .npz DATA; a ``--means-init`` .npy beside it is
+    read as it is (the rule is about DATA)."""
+    archive = tmp_path / "X.npz"
+    np.savez(archive, a=np.load(npy))
+    init = tmp_path / "init.npy"
+    np.save(init, np.array([[-5.0, -5.0, -5.0], [5.0, 5.0, 5.0]]))
+    out = tmp_path / "m.npz"
+    assert main(["fit", "-k", "2", "--key", "a", "--means-init", str(init), "-o", str(out),
+                 str(archive)]) == 0
+
+
+def test_a_second_signal_does_not_interrupt_the_clean_up():
+    """Once the guard has raised for a signal, a second one (SIGHUP then SIGTERM, say) is
+    only recorded: the writer's clean-up runs to its end."""
+    from online_gmm._signals import SignalGuard, Terminated
+
+    guard = SignalGuard()
+    guard.arm()
+    with pytest.raises(Terminated):
+        guard.handler(signal.SIGHUP, None)
+    guard.handler(signal.SIGTERM, None)  # (no exception)
+    assert guard.received == [signal.SIGHUP, signal.SIGTERM]
