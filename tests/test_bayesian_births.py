@@ -151,6 +151,17 @@ def test_a_birth_the_bound_does_not_favour_is_refused():
                                           np.asarray(getattr(expected, name)), err_msg=name)
 
 
+def _late_blobs(prior_type):
+    """``(X, w, backend, config, state)``: three separated blobs held by the last three of
+    eight components (the first five empty), ``diag``."""
+    X, y, _ = blobs(n=3000, K=3, D=2, sep=10.0, seed=2)
+    b = core.select_backend(X)
+    prior = resolve_prior(X, covariance_type="diag", n_components=8, reg_covar=1e-6,
+                          weight_concentration_prior_type=prior_type, xp=b.xp)
+    config = core.EMConfig(8, "diag", 1e-6, prior=prior, warmup_iterations=100)
+    return X, np.ones(X.shape[0]), b, config, _labelled_state(X, y + 5, "diag", 8)
+
+
 @pytest.mark.parametrize("prior_type", PRIORS)
 def test_a_birth_is_not_accepted_for_the_order_of_the_components(prior_type):
     """The three blobs fitted in the last slots of eight (the first five empty): under the
@@ -158,13 +169,7 @@ def test_a_birth_is_not_accepted_for_the_order_of_the_components(prior_type):
     proposal keeps each live component in its slot, and is compared with the incumbent in
     the same order (the reorder move's, which puts them first), so no birth is kept: three
     components, in the reorder move's slots."""
-    X, y, _ = blobs(n=3000, K=3, D=2, sep=10.0, seed=2)
-    b = core.select_backend(X)
-    w = np.ones(X.shape[0])
-    prior = resolve_prior(X, covariance_type="diag", n_components=8, reg_covar=1e-6,
-                          weight_concentration_prior_type=prior_type, xp=b.xp)
-    config = core.EMConfig(8, "diag", 1e-6, prior=prior, warmup_iterations=100)
-    fitted = _labelled_state(X, y + 5, "diag", 8)
+    X, w, b, config, fitted = _late_blobs(prior_type)
     fitted, _ = _warmup._lower_bound_iterations(fitted, X, w, config, b, 200, 1e-8)
     current, _ = _warmup._lower_bound_iteration(fitted, X, w, config, b)
     expected = _warmup.with_order(fitted, X, w, config=config, backend=b)
@@ -232,13 +237,7 @@ def test_the_order_move_sorts_the_components_under_the_dirichlet_process(prior_t
     """Three blobs fitted in the last slots of eight: under the Dirichlet process the move
     puts them first, heaviest first, and the bound rises; under the Dirichlet distribution
     (order-free) it is one more iteration, in the same slots."""
-    X, y, _ = blobs(n=3000, K=3, D=2, sep=10.0, seed=2)
-    b = core.select_backend(X)
-    w = np.ones(X.shape[0])
-    prior = resolve_prior(X, covariance_type="diag", n_components=8, reg_covar=1e-6,
-                          weight_concentration_prior_type=prior_type, xp=b.xp)
-    config = core.EMConfig(8, "diag", 1e-6, prior=prior, warmup_iterations=100)
-    state = _labelled_state(X, y + 5, "diag", 8)
+    X, w, b, config, state = _late_blobs(prior_type)
     current, _ = _warmup._lower_bound_iteration(state, X, w, config, b)
     after = _warmup.with_order(state, X, w, config=config, backend=b)
     if prior_type == "dirichlet_distribution":
