@@ -291,11 +291,21 @@ def test_sigterm_mid_output_leaves_no_temporary_file(tmp_path, model_path, comma
                                                          os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-m", "online_gmm", *argv], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    def writing() -> bool:  # the temporary file holds a header: the output is under way
+        # (not the empty probe of the directory's writability, created and removed first)
+        for p in out.parent.iterdir():
+            try:
+                if p.stat().st_size > 0:
+                    return True
+            except FileNotFoundError:  # (the probe, removed meanwhile)
+                pass
+        return False
+
     try:
-        deadline = time.monotonic() + 60
-        while not os.listdir(out.parent) and time.monotonic() < deadline:
-            time.sleep(0.002)  # the temporary file appears: the output is under way
-        assert os.listdir(out.parent), proc.stderr.read()
+        deadline = time.monotonic() + 300
+        while not writing() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert writing(), (proc.poll(), os.listdir(out.parent))
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
     finally:
