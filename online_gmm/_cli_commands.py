@@ -18,9 +18,8 @@ from ._cli_files import _check_writable, _load_model, _read_options, _save_model
 from ._cli_options import _estimator_from
 from ._cli_output import EXIT_OK, Progress, UsageError, _say, _status_enabled
 from ._readers import count_rows, iter_batches, load_matrix
-from ._signals import signals_clean_up
 from ._sources import DataError, Source, source_names
-from ._writers import ArrayWriter
+from ._writers import ArrayWriter, writing
 
 #: File extensions read as data (a matrix) by ``diagnose``; anything else is a model.
 _MATRIX_EXTENSIONS = (".npy", ".npz", ".csv", ".tsv", ".txt")
@@ -159,11 +158,8 @@ def _infer(
     batch_size = _inference_batch(args, model)
     progress = Progress(_status_enabled(args))
     n, total = 0, 0.0
-    # (SIGTERM or SIGHUP: the partial output's temporary file is removed, then the process
-    # dies of the signal)
-    with signals_clean_up() as guard:
-        try:
-            guard.arm()
+    try:
+        with writing(writer):  # (an exception or a signal drops the partial output)
             opts = _read_options(args, batch_size)
             for batch in iter_batches(sources, batch_size, opts, _n_features(model)):
                 out = np.asarray(method(model, batch))
@@ -176,12 +172,8 @@ def _infer(
                 raise DataError(f"no data: {source_names(sources)} holds no row")
             if writer is not None:
                 writer.close()
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            raise
-        finally:
-            progress.close()
+    finally:
+        progress.close()
     return n, total
 
 
@@ -221,24 +213,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if seed is None and isinstance(model.random_state, (int, np.integer)):
         seed = int(model.random_state)
     model.set_params(random_state=np.random.RandomState(seed))
-    with signals_clean_up() as guard:  # (as in _infer)
-        try:
-            guard.arm()
-            left = args.n_samples
-            while left > 0:
-                X, y = model.sample(min(left, _SAMPLE_CHUNK))
-                writer.write(X)
-                if labels is not None:
-                    labels.write(np.asarray(y, dtype=np.int64))
-                left -= X.shape[0]
-            writer.close()
+    with writing(writer, labels):
+        left = args.n_samples
+        while left > 0:
+            X, y = model.sample(min(left, _SAMPLE_CHUNK))
+            writer.write(X)
             if labels is not None:
-                labels.close()
-        except BaseException:
-            writer.abort()
-            if labels is not None:
-                labels.abort()
-            raise
+                labels.write(np.asarray(y, dtype=np.int64))
+            left -= X.shape[0]
+        writer.close()
+        if labels is not None:
+            labels.close()
     return EXIT_OK
 
 

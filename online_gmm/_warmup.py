@@ -291,9 +291,7 @@ def with_merges(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
     one merge at most. What undoes a split that the stream's reseeding or a birth left."""
     xp, ct = backend.xp, config.covariance_type
     try:
-        p = step_prepared(state, config, Xb.dtype, backend)
-        stats, entropy = statistics_and_entropy(Xb, wb, p, backend)
-        current, bound = _from_statistics(state, stats, entropy, config, backend)
+        p, stats, entropy, current, bound = _iteration(state, Xb, wb, config, backend)
         w_host = np.asarray(to_numpy(wb), dtype=np.float64)
         mass = np.asarray(to_numpy(stats.mass), dtype=np.float64)
         live = np.flatnonzero(mass >= w_host.sum() / w_host.size)
@@ -336,9 +334,7 @@ def with_order(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
 def _ordered(state, Xb, wb, config, backend) -> tuple[MixtureState, float]:
     """:func:`with_order`'s state and its lower bound."""
     xp, ct = backend.xp, config.covariance_type
-    p = step_prepared(state, config, Xb.dtype, backend)
-    stats, entropy = statistics_and_entropy(Xb, wb, p, backend)
-    current, bound = _from_statistics(state, stats, entropy, config, backend)
+    _, stats, entropy, current, bound = _iteration(state, Xb, wb, config, backend)
     order = np.argsort(-np.asarray(to_numpy(stats.mass), dtype=np.float64), kind="stable")
     if (config.prior.weight_concentration_prior_type != "dirichlet_process"
             or np.array_equal(order, np.arange(order.size))):
@@ -481,9 +477,16 @@ def _birth_proposal(state, Xb, wb, config, rng, backend) -> MixtureState | None:
 def _lower_bound_iteration(state, Xb, wb, config, backend) -> tuple[MixtureState, float]:
     """One variational iteration on the buffer and the lower bound of its responsibilities
     and M-step (scikit-learn's ``lower_bound_`` after one iteration of its fit)."""
+    return _iteration(state, Xb, wb, config, backend)[3:]
+
+
+def _iteration(state, Xb, wb, config, backend) -> tuple:
+    """One variational iteration on the buffer: ``(p, stats, entropy, new, bound)``, the
+    E-step's prepared parameters, the statistics and the responsibilities' entropy, then
+    the M-step's state and its lower bound."""
     p = step_prepared(state, config, Xb.dtype, backend)
     stats, entropy = statistics_and_entropy(Xb, wb, p, backend)
-    return _from_statistics(state, stats, entropy, config, backend)
+    return (p, stats, entropy, *_from_statistics(state, stats, entropy, config, backend))
 
 
 def _lower_bound_iterations(state, Xb, wb, config, backend, n_iter: int,

@@ -262,6 +262,24 @@ class ArrayWriter:
             self._tmp = None
 
 
+@contextlib.contextmanager
+def writing(*writers: ArrayWriter | None) -> Iterator[None]:
+    """The block that writes ``writers``' rows: on any exception each drops its partial
+    file (:meth:`ArrayWriter.abort`); on SIGTERM or SIGHUP too, then the process dies of the
+    signal (:func:`online_gmm._signals.signals_clean_up`)."""
+    from ._signals import signals_clean_up
+
+    with signals_clean_up() as guard:
+        try:
+            guard.arm()
+            yield
+        except BaseException:
+            for writer in writers:
+                if writer is not None:
+                    writer.abort()
+            raise
+
+
 def _to_csv(arr: np.ndarray, delimiter: str) -> str:
     """Rows as CSV text: integers as such, float64 as the shortest text that reads back to
     the same number (Python's ``repr``), float32 with 9 significant digits (round-trip)."""
