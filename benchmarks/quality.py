@@ -473,7 +473,8 @@ def variational_markdown(v: dict[str, Any]) -> list[str]:
         f"with its components sorted by decreasing weight, then continued (the Dirichlet "
         f"process's bound depends on the order, and prefers that one: the comparison "
         f"without it; with the Dirichlet distribution the two are the same). Last: our "
-        f"`fit` on the same rows (defaults: its warm-up and moves on the rows, then epochs): "
+        f"`fit` on the same rows (defaults: its warm-up and moves on a sample, then batch "
+        f"variational EM on every row): "
         f"its effective components, how often they equal scikit-learn's, and its gap.",
         "",
         "| true clusters | separation | type | weight prior | effective, ours | effective, "

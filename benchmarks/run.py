@@ -7,7 +7,7 @@ Usage::
     python -m benchmarks.run --only throughput --only embedding
     python -m benchmarks.run --out benchmarks/results --repeats 5
 
-Workloads: throughput, time_to_quality, embedding, full_cov, memory, startup, threads, quality
+Workloads: throughput, time_to_quality, fit, embedding, full_cov, memory, startup, threads, quality
 (the last is ``python -m benchmarks.quality``, 4-6 min of the full suite).
 """
 

@@ -51,23 +51,25 @@ class OnlineBayesianGaussianMixture(OnlineGaussianMixture):
         Covariance parametrisation, as in scikit-learn (``diag`` by default, as
         :class:`~online_gmm.OnlineGaussianMixture`).
     tol : float, default=1e-3
-        :meth:`fit` stops when the per-epoch change of the mean log-likelihood is below it.
+        :meth:`fit` (batch variational EM, as scikit-learn's) stops when the change of the
+        evidence lower bound from one iteration to the next is below it.
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance (as scikit-learn's: ``n_k * reg_covar`` in
         the Wishart posterior's scale).
     max_iter : int, default=100
-        Maximum number of epochs of :meth:`fit`, and the variational iterations of each
+        Maximum number of variational iterations of :meth:`fit`, and of each
         warm-up restart (a batch fit of the buffer, as scikit-learn's ``max_iter``; pruning
         a start with many more components than clusters can take several hundred); a birth
         proposal runs at most five times as many, stopped by its lower bound.
     n_init : int, default=1
-        Independent restarts of :meth:`fit`; the best (highest lower bound) is kept.
+        Initialisations of :meth:`fit`; the one of highest lower bound is kept.
     batch_size : int, default=1024
-        Mini-batch size of :meth:`fit`.
+        Rows per online step where the model splits a source into steps itself.
     init_params : {"k-means++", "kmeans", "random", "random_from_data"}, default="k-means++"
         How components are seeded (see :class:`~online_gmm.OnlineGaussianMixture`).
     init_size : int or None, default=None
-        Rows of ``X`` :meth:`fit` seeds from (see :class:`~online_gmm.OnlineGaussianMixture`).
+        Rows of ``X`` :meth:`fit` initialises from (see
+        :class:`~online_gmm.OnlineGaussianMixture`).
     warmup_size : int or "auto", default="auto"
         Rows buffered at the start of a stream for the warm-up's restarts, which run
         variational iterations here (see :class:`~online_gmm.OnlineGaussianMixture`). With
@@ -147,9 +149,13 @@ default="dirichlet_process"
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float
-        Mean per-sample score (the log-sum-exp of the variational E-step, as
-        :meth:`score_samples`) of the last epoch or batch, each batch scored before it
-        updates the model; not scikit-learn's evidence lower bound.
+        After :meth:`fit`: scikit-learn's evidence lower bound (of all the rows) at the last
+        iteration of the best initialisation. After :meth:`partial_fit`: the mean per-sample
+        score (the log-sum-exp of the variational E-step, as :meth:`score_samples`) of the
+        last batch, scored before it updates the model.
+    lower_bounds_ : list of float
+        The evidence lower bound at each iteration of the best initialisation of
+        :meth:`fit`.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
     n_steps_ : int
@@ -177,9 +183,9 @@ default="dirichlet_process"
     reorder of the components by decreasing evidence (so labels may change at those marks);
     then a birth proposal (a restart from the live means and new seeds far from them, the
     live components in their own slots, iterated, then merged and reordered). Each is kept
-    only if scikit-learn's evidence lower bound on those rows rises. :meth:`fit` makes them
-    on its sample (``init_size`` rows) before its epochs, once per doubling a stream's
-    buffer would make.
+    only if scikit-learn's evidence lower bound on those rows rises. :meth:`fit`'s default
+    initialisation makes them on its warm-up sample (up to 32,768 rows), once per doubling
+    a stream's buffer would make, then runs batch variational EM on every row.
 
     Examples
     --------
@@ -297,7 +303,7 @@ default="dirichlet_process"
 
     def _fit(self, X):
         _refuse_dask(X, "fit")
-        return super()._fit(X)
+        super()._fit(X)
 
     # ------------------------------------------------------------------ the attributes
     def _posterior(self, s: MixtureState) -> Posterior:

@@ -1,40 +1,43 @@
-"""Scale-out with Dask: one online-EM step over a ``dask.array``, its statistics computed
-where the data lives.
+"""Dask arrays as an input adapter of the estimators: their rows' statistics computed
+where the data lives, the estimator's own loop and step around them.
 
-The contract's batch statistics are sums, so a step over an array split into row-chunks is
+The contract's batch statistics are sums, so a pass over an array split into row-chunks is
 
-1. *seed* (only when the step has components to seed or reseed): the seeding sample, by
-   default the first row-chunk, is fetched to the client and seeded exactly as
-   :func:`online_gmm._online_em.em_step` seeds a batch;
-2. *E-step*: the parameters are laid out once (:func:`online_gmm._estep.prepare`, a few
+1. *E-step*: the parameters are laid out once (:func:`online_gmm._estep.prepare`, a few
    ``K x D`` arrays) and every worker computes the statistics of the chunks it holds
    (``backend.batch_statistics`` of the chunk's backend);
-3. *reduce*: the per-chunk statistics are merged on the workers by the contract's pairwise
+2. *reduce*: the per-chunk statistics are merged on the workers by the contract's pairwise
    rule (:func:`online_gmm._stats.merge_stats`) in a balanced tree in chunk order, so the
    result is deterministic; only one ``K``-component set of statistics reaches the client;
-4. *M-step*: on the client, inside :func:`online_gmm._online_em.advance` (the step every
-   caller takes: schedules, initial parameters, finiteness, RNG restore), with the
-   estimator's bookkeeping (step counter, counters, commit-or-nothing).
+3. *M-step*: on the client, by the estimator.
+
+``fit`` of a Dask array is batch EM over :class:`DaskRows` (one reduction per iteration;
+the initialisation on rows fetched to the client); ``partial_fit`` of one is one online
+step over a :class:`DaskBatch`, whose hooks compute its statistics on the workers and
+fetch its seeding sample (by default the first row-chunk) only when a component is
+seeded. This module reads and writes nothing of the estimator: the estimator asks it for
+a source, a batch and their checks.
 
 Nothing here imports Dask until a Dask array arrives: Dask stays an optional extra
-(``pip install "online-gmm[dask]"``). The estimator hands Dask input to :func:`partial_fit`
-and :func:`fit`; both may also be called directly. See ``docs/dask.md``.
+(``pip install "online-gmm[dask]"``). See ``docs/dask.md``.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from sklearn.utils.validation import assert_all_finite
 
 from ._backend import select_backend, use_backend
-from ._epochs import fit_restarts, run_epochs
 from ._estep import Prepared
-from ._locks import update_lock
-from ._online_em import Hooks, StepInfo
+from ._online_em import Hooks
 from ._stats import BatchStats, empty_stats, merge_stats
+from ._variational import step_prepared
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._estimator import OnlineGaussianMixture
@@ -42,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
 SeedFrom = Literal["first_chunk", "all"]
 _SEED_FROM = ("first_chunk", "all")
 
-__all__ = ["is_dask_array", "partial_fit", "fit"]
+__all__ = ["is_dask_array", "partial_fit", "fit", "source", "batch", "seeding_from"]
 
 
 def is_dask_array(X: Any) -> bool:
@@ -125,20 +128,7 @@ def _check_X(X: Any) -> Any:
     return X
 
 
-def _check_features(model: OnlineGaussianMixture, X: Any, reset: bool) -> None:
-    n_features = int(X.shape[1])
-    if reset:
-        model.n_features_in_ = n_features
-        if hasattr(model, "feature_names_in_"):
-            del model.feature_names_in_
-    elif hasattr(model, "n_features_in_") and n_features != model.n_features_in_:
-        raise ValueError(
-            f"X has {n_features} features, but {type(model).__name__} is expecting "
-            f"{model.n_features_in_} features as input."
-        )
-
-
-def _check_sample_weight(model: OnlineGaussianMixture, sample_weight: Any, X: Any) -> Any:
+def _check_sample_weight(check_host: Any, sample_weight: Any, X: Any) -> Any:
     """``None`` (ones, made on the workers) or a dask array chunked like X's rows."""
     import dask.array as da
 
@@ -155,7 +145,7 @@ def _check_sample_weight(model: OnlineGaussianMixture, sample_weight: Any, X: An
         # values are checked on the workers, chunk by chunk
         return sample_weight.astype(X.dtype).rechunk((X.chunks[0],))
     # host weights: the estimator's own validation (shape, reals, finite, non-negative)
-    w = model._check_sample_weight(sample_weight, np.empty((n, 0), dtype=X.dtype), np)
+    w = check_host(sample_weight, np.empty((n, 0), dtype=X.dtype), np)
     return da.from_array(w, chunks=(X.chunks[0],))
 
 
@@ -237,37 +227,104 @@ def statistics(X: Any, w: Any, prepared: Prepared, inv_temp: float,
     return stats
 
 
-def _step(model: OnlineGaussianMixture, X: Any, w: Any, seed_from: str, backend: Any) -> StepInfo:
-    """One online-EM step over the Dask array ``X``: :func:`advance` with its seeding sample
-    fetched to the client and its statistics computed on the workers. Commits to ``model``
-    only when the new state is complete and finite."""
-    sample: list = []
+class DaskRows:
+    """The rows of a Dask array as a batch-EM source (:class:`online_gmm._batch_em.Source`):
+    every iteration's statistics computed on the workers and tree-merged (one reduction per
+    iteration); initialisation samples fetched to the client."""
 
-    def gather(_X: Any, _w: Any) -> tuple[np.ndarray, np.ndarray]:
-        if not sample:  # fetched once per step, and only when something is seeded
-            sample.append(_seeding_sample(X, w, seed_from))
-        return sample[0]
+    def __init__(self, X: Any, backend: Any = None) -> None:
+        self.X = _check_X(X)
+        self.backend = backend
 
-    hooks = Hooks(gather=gather,
-                  statistics=lambda p, inv_temp: statistics(X, w, p, inv_temp, backend.name))
-    return model._step(X, w, backend, hooks)
+    @property
+    def meta(self) -> np.ndarray:
+        """An empty host array of the rows' width and dtype (what the estimator checks)."""
+        return np.empty((0, self.X.shape[1]), dtype=self.X.dtype)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.X.shape[0])
+
+    def on(self, backend: Any) -> DaskRows:
+        """The same rows, their statistics computed by ``backend`` on the workers."""
+        rows = DaskRows.__new__(DaskRows)
+        rows.X, rows.backend = self.X, backend
+        return rows
+
+    def statistics(self, state: Any, config: Any, inv_temp: float) -> BatchStats:
+        p = step_prepared(state, config, self.X.dtype, self.backend)
+        return statistics(self.X, None, p, inv_temp, self.backend.name)
+
+    def statistics_and_entropy(self, state: Any, config: Any, inv_temp: float) -> tuple:
+        raise TypeError("The variational mixture does not take Dask arrays (yet).")
+
+    def sample(self, size: int, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+        """``size`` rows drawn at random (all when ``size >= n_samples``), fetched."""
+        import dask
+
+        n = self.n_samples
+        X = self.X if size >= n else self.X[np.sort(rng.choice(n, size=size, replace=False))]
+        (Xs,) = dask.compute(X)
+        Xs = np.ascontiguousarray(Xs)
+        assert_all_finite(Xs, input_name="X")
+        return Xs, np.ones(Xs.shape[0], dtype=Xs.dtype)
 
 
-def _rollback_on_error(model: OnlineGaussianMixture):
-    """Context: on any exception restore the model's attributes (commit-or-nothing)."""
-    from contextlib import contextmanager
+def source(X: Any) -> DaskRows:
+    """``fit``'s source of the rows of the Dask array ``X`` (checked: 2-D, real, known
+    row-chunk sizes; float32 kept, else float64; columns in one chunk)."""
+    return DaskRows(X)
 
-    @contextmanager
-    def guard():
-        before = dict(model.__dict__)
-        try:
-            yield
-        except BaseException:
-            model.__dict__.clear()
-            model.__dict__.update(before)
-            raise
 
-    return guard()
+class DaskBatch:
+    """One ``partial_fit`` batch given as a Dask array: what the estimator's online step
+    needs of it. ``hooks(backend)`` gives the step's :class:`~online_gmm._online_em.Hooks`:
+    its statistics computed on the workers, its seeding sample (the first row-chunk, or
+    every row with ``seed_from="all"``, :func:`seeding_from`) fetched only when a
+    component is seeded."""
+
+    def __init__(self, X: Any, sample_weight: Any, check_host_weights: Any) -> None:
+        self.X = _check_X(X)
+        self.w = _check_sample_weight(check_host_weights, sample_weight, self.X)
+        self.seed_from = _SEEDING_FROM.get()
+
+    @property
+    def meta(self) -> np.ndarray:
+        return np.empty((0, self.X.shape[1]), dtype=self.X.dtype)
+
+    def hooks(self, backend: Any) -> Hooks:
+        X, w, seed_from = self.X, self.w, self.seed_from
+        sample: list = []
+
+        def gather(_X: Any, _w: Any) -> tuple[np.ndarray, np.ndarray]:
+            if not sample:  # fetched once per step, and only when something is seeded
+                sample.append(_seeding_sample(X, w, seed_from))
+            return sample[0]
+
+        return Hooks(gather=gather,
+                     statistics=lambda p, inv_temp: statistics(X, w, p, inv_temp, backend.name))
+
+
+def batch(X: Any, sample_weight: Any, check_host_weights: Any) -> DaskBatch:
+    """The Dask array ``X`` (and its weights) as one ``partial_fit`` batch (checked;
+    ``check_host_weights(sample_weight, X_like, xp)`` validates weights given on the
+    host, as the estimator's own)."""
+    return DaskBatch(X, sample_weight, check_host_weights)
+
+
+_SEEDING_FROM: ContextVar[str] = ContextVar("online_gmm_dask_seed_from", default="first_chunk")
+
+
+@contextmanager
+def seeding_from(seed_from: SeedFrom) -> Iterator[None]:
+    """Within the block, a Dask batch's seeding steps draw from ``seed_from``
+    (``"first_chunk"`` or ``"all"``, see :func:`partial_fit`)."""
+    _check_seed_from(seed_from)
+    token = _SEEDING_FROM.set(seed_from)
+    try:
+        yield
+    finally:
+        _SEEDING_FROM.reset(token)
 
 
 # ---------------------------------------------------------------------- public entry points
@@ -278,7 +335,8 @@ def partial_fit(
     *,
     seed_from: SeedFrom = "first_chunk",
 ) -> OnlineGaussianMixture:
-    """One online-EM step of ``model`` over the whole Dask array ``X``.
+    """One online-EM step of ``model`` over the whole Dask array ``X``:
+    ``model.partial_fit(X, sample_weight)`` with the choice of seeding rows.
 
     The statistics of every row-chunk are computed on the workers (the active Dask scheduler:
     a ``distributed.Client`` if one exists), merged by the pairwise rule, and folded in by one
@@ -295,77 +353,23 @@ def partial_fit(
     seed_from : {"first_chunk", "all"}, default="first_chunk"
         Where a step that seeds components (the first step, late components, dead ones)
         draws its seeds: the first row-chunk, fetched to the client, or the whole array
-        (fetched only on such a step). With ``"all"`` every step equals
-        ``model.partial_fit(X.compute())``; with ``"first_chunk"`` a step that seeds nothing
-        does, and a seeding step differs only in the candidates its seeds are drawn from.
+        (fetched only on such a step). With ``"all"`` and no warm-up (``warmup_size=0``)
+        every step equals ``model.partial_fit(X.compute())``; with ``"first_chunk"`` a step
+        that seeds nothing does, and a seeding step differs only in the candidates its
+        seeds are drawn from.
 
     Returns
     -------
     model : OnlineGaussianMixture
     """
-    _check_seed_from(seed_from)
-    model._validate_hyperparameters()
-    X = _check_X(X)
-    first = not model.__sklearn_is_fitted__()
-    with update_lock(model), _rollback_on_error(model):
-        _check_features(model, X, reset=first)
-        w = _check_sample_weight(model, sample_weight, X)
-        meta = np.empty((0, X.shape[1]), dtype=X.dtype)
-        backend = select_backend(meta)
-        model._start_call(meta, backend.xp, first)
-        info = _step(model, X, w, seed_from, backend)
-        model.n_iter_ = model.n_steps_
-        if info.weight > 0:
-            model.lower_bound_ = info.loglik / info.weight
-    return model
+    with seeding_from(seed_from):
+        return model.partial_fit(X, sample_weight=sample_weight)
 
 
-def step_bounds(X: Any, batch_size: int) -> list[tuple[int, int]]:
-    """Row ranges of :func:`fit`'s steps: consecutive whole row-chunks, grouped until a
-    group holds at least ``batch_size`` rows (a larger chunk is one step by itself).
-
-    Parameters
-    ----------
-    X : dask.array.Array
-        The data.
-    batch_size : int
-        The least number of rows a step covers (the last group may hold fewer).
-
-    Returns
-    -------
-    list of (start, stop)
-    """
-    bounds: list[tuple[int, int]] = []
-    start = stop = 0
-    for size in X.chunks[0]:
-        stop += int(size)
-        if stop - start >= batch_size:
-            bounds.append((start, stop))
-            start = stop
-    if stop > start:
-        bounds.append((start, stop))
-    return bounds
-
-
-def fit(
-    model: OnlineGaussianMixture, X: Any, *, seed_from: SeedFrom = "first_chunk"
-) -> OnlineGaussianMixture:
-    """:meth:`OnlineGaussianMixture.fit` on a Dask array: epochs of distributed steps.
-
-    Reset (unless ``warm_start``), then epochs until the per-epoch change of the mean
-    log-likelihood is below ``tol`` or ``max_iter`` epochs have run, best of ``n_init``
-    restarts, as the estimator's ``fit``. What differs is the mini-batch: rows are not
-    shuffled one by one (that would move every sample across the cluster each epoch);
-    instead a step covers whole row-chunks (:func:`step_bounds`: consecutive chunks grouped
-    to at least ``batch_size`` rows), and each epoch visits the steps in an order drawn from
-    the model's ``random_state``. Every step is one :func:`partial_fit`-step, its chunks'
-    statistics computed in parallel where they live.
-
-    So the result equals, to rounding, the single-process loop that feeds the same row
-    groups to ``partial_fit`` in the same order (``tests/test_dask.py`` checks it); it does
-    not equal ``model.fit(X.compute())``, whose row shuffle it deliberately avoids. Rechunk
-    the rows (``X.rechunk({0: rows})``) to choose the step size; shuffle the rows once
-    beforehand (``X[np.random.permutation(n)]``) if the array is sorted.
+def fit(model: OnlineGaussianMixture, X: Any) -> OnlineGaussianMixture:
+    """``model.fit(X)`` on a Dask array: batch EM, each iteration's statistics computed
+    where the rows live and reduced once (:class:`DaskRows`); the initialisation runs on
+    rows fetched to the client (``init_size`` of them, or the warm-up's sample).
 
     Parameters
     ----------
@@ -373,44 +377,9 @@ def fit(
         Fitted in place.
     X : dask.array.Array of shape (n_samples, n_features)
         The data.
-    seed_from : {"first_chunk", "all"}, default="first_chunk"
-        See :func:`partial_fit`.
 
     Returns
     -------
     model : OnlineGaussianMixture
     """
-    _check_seed_from(seed_from)
-    model._validate_hyperparameters()
-    X = _check_X(X)
-    continuing = model.warm_start and model.__sklearn_is_fitted__()
-    with update_lock(model), _rollback_on_error(model):
-        _check_features(model, X, reset=not continuing)
-        if model.means_init is not None or model.weights_init is not None:
-            model._validate_initial_parameters(X.shape[1])
-        meta = np.empty((0, X.shape[1]), dtype=X.dtype)
-        backend = select_backend(meta)
-        bounds = step_bounds(X, int(model.batch_size))
-        fit_restarts(model,
-            meta, backend.xp, continuing,
-            lambda: _fit_epochs(model, X, bounds, seed_from, backend),
-        )
-    model._warn_if_not_converged()
-    return model
-
-
-def _fit_epochs(
-    model: OnlineGaussianMixture,
-    X: Any,
-    bounds: list[tuple[int, int]],
-    seed_from: str,
-    backend: Any,
-) -> None:
-    """The estimator's epoch loop over groups of whole row-chunks, in a random order."""
-
-    def epoch_steps():
-        for g in model._rng.permutation(len(bounds)):
-            start, stop = bounds[int(g)]
-            yield _step(model, X[start:stop], None, seed_from, backend)
-
-    run_epochs(model, epoch_steps)
+    return model.fit(X)

@@ -180,11 +180,13 @@ def chunked_statistics(X, w, p: Prepared, inv_temp: float, backend) -> BatchStat
     return _chunked(X, w, p, inv_temp, backend, entropy=False)[0]
 
 
-def statistics_and_entropy(X, w, p: Prepared, backend) -> tuple[BatchStats, float]:
-    """:func:`chunked_statistics` at T = 1 and the responsibilities' weighted entropy,
+def statistics_and_entropy(X, w, p: Prepared, backend,
+                           inv_temp: float = 1.0) -> tuple[BatchStats, float]:
+    """:func:`chunked_statistics` (at T = 1 unless ``inv_temp`` says otherwise) and the
+    responsibilities' weighted entropy,
     ``-sum_n w_n sum_k r_nk log r_nk`` (float; what the variational mixture's evidence lower
     bound adds to its posterior's terms, :func:`online_gmm._variational.lower_bound`)."""
-    return _chunked(X, w, p, 1.0, backend, entropy=True)
+    return _chunked(X, w, p, inv_temp, backend, entropy=True)
 
 
 def _chunked(X, w, p: Prepared, inv_temp: float, backend, entropy: bool) -> tuple:
@@ -207,18 +209,30 @@ def _chunked(X, w, p: Prepared, inv_temp: float, backend, entropy: bool) -> tupl
 
 def chunk_statistics(Xc, w, R, ll, p: Prepared, xp) -> BatchStats:
     """One chunk's :class:`BatchStats` from its shifted rows and responsibilities."""
+    return _moments(Xc, w, R, ll, p.covariance_type, p.shift, xp)
+
+
+def responsibility_statistics(X, w, R, covariance_type: str, xp) -> BatchStats:
+    """The :class:`BatchStats` of rows ``X`` (n, D) with weights ``w`` (n,) under given
+    responsibilities ``R`` (n, K) (an initialisation's, as scikit-learn's ``_initialize``
+    takes them); no log-likelihood."""
+    shift = xp.mean(xp.astype(X, xp.float64), axis=0)
+    Xc = X - xp.astype(shift, X.dtype)
+    return _moments(Xc, w, xp.astype(R, X.dtype), None, covariance_type, shift, xp)
+
+
+def _moments(Xc, w, R, ll, covariance_type: str, shift, xp) -> BatchStats:
     f64 = xp.float64
     wX = Xc * w[:, None]
     m = xp.astype(w @ R, f64)
     safe = xp.where(m > 0, m, xp.ones_like(m))
-    xbc, Mb = covariance(p.covariance_type).chunk_moments(Xc, w, wX, R, m, safe, xp)
-    ll64 = xp.astype(ll, f64)
+    xbc, Mb = covariance(covariance_type).chunk_moments(Xc, w, wX, R, m, safe, xp)
     w64 = xp.astype(w, f64)
     return BatchStats(
         mass=m,
-        mean=xbc + p.shift,
+        mean=xbc + shift,
         moment=Mb,
         weight=float(xp.sum(w64)),
-        loglik=float(xp.sum(w64 * ll64)),
+        loglik=0.0 if ll is None else float(xp.sum(w64 * xp.astype(ll, f64))),
         n_samples=int(Xc.shape[0]),
     )

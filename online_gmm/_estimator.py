@@ -17,15 +17,14 @@ from sklearn.base import (
     DensityMixin,
     TransformerMixin,
 )
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, check_scalar, validate_data
 
 from . import _array_api, _dask, _interop, _variational, _warmup
 from ._array_api import device, to_numpy
 from ._backend import select_backend
+from ._base import BaseOnlineMixture
 from ._covariance import covariance
-from ._epochs import fit_epochs, fit_restarts
 from ._estep import posterior, weighted_log_density
 from ._input import check_sample_weight, is_plain_valid_batch
 from ._locks import update_lock
@@ -59,7 +58,8 @@ _valid_hyperparameters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class OnlineGaussianMixture(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator
+    BaseOnlineMixture, ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin,
+    BaseEstimator,
 ):
     """Gaussian mixture fitted by online EM, with annealing and responsibility-weighted forgetting.
 
@@ -80,15 +80,18 @@ class OnlineGaussianMixture(
         full covariance is ``D x D`` per component, and factorising it costs ``D ** 3`` per
         step.
     tol : float, default=1e-3
-        :meth:`fit` stops when the per-epoch change of the mean log-likelihood is below it.
+        :meth:`fit` (batch EM, as scikit-learn's) stops when the change of the lower bound
+        (the mean log-likelihood) from one iteration to the next is below it.
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance.
     max_iter : int, default=100
-        Maximum number of epochs of :meth:`fit`.
+        Maximum number of EM iterations of :meth:`fit` (0: the initialisation alone, as
+        scikit-learn's).
     n_init : int, default=1
-        Independent restarts of :meth:`fit`; the best (highest lower bound) is kept.
+        Initialisations of :meth:`fit`; the one of highest lower bound is kept.
     batch_size : int, default=1024
-        Mini-batch size of :meth:`fit`.
+        Rows per online-EM step where the model splits a source into steps itself (the
+        command line's streaming); :meth:`fit` passes over all rows at once.
     init_params : {"k-means++", "kmeans", "random", "random_from_data"}, default="k-means++"
         How components are seeded (scikit-learn's default is ``kmeans``; ``k-means++`` is
         the default here because a stream seeds from its first batch, and k-means++ needs
@@ -98,12 +101,11 @@ class OnlineGaussianMixture(
         seeds from its first batch; a stream is seeded best by a first call on a larger sample
         (see ``init_size``).
     init_size : int or None, default=None
-        :meth:`fit` seeds from this many rows of ``X`` drawn at random (as
-        ``MiniBatchKMeans``'s ``init_size``), not from its first mini-batch. None:
-        ``max(3 * batch_size, 3 * n_components)``; at most ``n_samples``. With
-        ``init_params="kmeans"``, a larger sample (a few hundred rows per component) gives
-        seeds close to scikit-learn's full-data k-means, at the cost of Lloyd iterations
-        over it. With a warm-up, None is the warm-up's size.
+        :meth:`fit` initialises from this many rows of ``X`` drawn at random (as
+        ``MiniBatchKMeans``'s ``init_size``). None: every row (scikit-learn's
+        initialisation), or with the warm-up's restarts (the default initialisation) the
+        warm-up's first mark (64 rows per component, at most 32,768); for a Dask array at
+        most 32,768 rows.
     warmup_size : int or "auto", default="auto"
         While components are seeded from data (no ``means_init``), the first
         ``warmup_size`` weighted rows are buffered ("auto": 64 per component, at most 512
@@ -164,10 +166,14 @@ class OnlineGaussianMixture(
     converged_ : bool
         Whether :meth:`fit` converged (always False after :meth:`partial_fit` alone).
     n_iter_ : int
-        Epochs run by the best :meth:`fit`, or online steps taken by :meth:`partial_fit`.
+        EM iterations of the best initialisation of :meth:`fit`, or online steps taken by
+        :meth:`partial_fit`.
     lower_bound_ : float
-        Mean log-likelihood of the last epoch (:meth:`fit`) or batch (:meth:`partial_fit`),
-        each batch scored before it updates the model.
+        Mean log-likelihood of the rows at the last EM iteration of the best initialisation
+        (:meth:`fit`, scikit-learn's), or of the last batch (:meth:`partial_fit`), scored
+        before it updates the model.
+    lower_bounds_ : list of float
+        The lower bound at each EM iteration of the best initialisation of :meth:`fit`.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when fitted on data with string feature names.
@@ -449,17 +455,23 @@ class OnlineGaussianMixture(
             return self._partial_fit(X, sample_weight)
 
     def _partial_fit(self, X, sample_weight):
-        if _dask.is_dask_array(X):
-            return _dask.partial_fit(self, X, sample_weight)
         self._validate_hyperparameters()
         first = not self.__sklearn_is_fitted__()
         before = dict(self.__dict__) if first else None
         try:
-            X = self._check_X(X, reset=first)
-            backend = select_backend(X)
-            w = self._check_sample_weight(sample_weight, X, backend.xp)
-            self._start_call(X, backend.xp, first, w)
-            info = self._step(X, w, backend)
+            if _dask.is_dask_array(X):  # one step, its statistics computed on the workers
+                batch = _dask.batch(X, sample_weight, self._check_sample_weight)
+                meta = validate_data(self, batch.meta, reset=first, ensure_min_samples=0,
+                                     dtype=None)
+                backend = select_backend(meta)
+                self._start_call(meta, backend.xp, first)
+                info = self._step(batch.X, batch.w, backend, batch.hooks(backend))
+            else:
+                X = self._check_X(X, reset=first)
+                backend = select_backend(X)
+                w = self._check_sample_weight(sample_weight, X, backend.xp)
+                self._start_call(X, backend.xp, first, w)
+                info = self._step(X, w, backend)
         except BaseException:
             if first:  # a failed first call leaves the model unfitted, as it was
                 self.__dict__.clear()
@@ -481,45 +493,6 @@ class OnlineGaussianMixture(
         else:
             self._check_namespace(xp)
 
-    def fit(self, X, y=None) -> OnlineGaussianMixture:
-        """Reset, then run epochs of shuffled mini-batches through :meth:`partial_fit`'s update
-        until the epoch's mean log-likelihood changes by less than ``tol``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : Ignored
-
-        Returns
-        -------
-        self : OnlineGaussianMixture
-        """
-        with update_lock(self):
-            return self._fit(X)
-
-    def _fit(self, X):
-        if _dask.is_dask_array(X):
-            return _dask.fit(self, X)
-        self._validate_hyperparameters()
-        continuing = self.warm_start and self.__sklearn_is_fitted__()
-        X = self._check_X(X, reset=not continuing)
-        backend = select_backend(X)
-        xp = backend.xp
-        if self.means_init is not None or self.weights_init is not None:
-            self._validate_initial_parameters(X.shape[1])
-        w = xp.ones(X.shape[0], dtype=X.dtype, device=device(X))
-        fit_restarts(self, X, xp, continuing, lambda: fit_epochs(self, X, w, backend))
-        self._warn_if_not_converged()
-        return self
-
-    def _warn_if_not_converged(self) -> None:
-        if not self.converged_:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init "
-                "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning, stacklevel=3,
-            )
-
     def _check_namespace(self, xp, method: str = "partial_fit") -> None:
         state_xp = select_backend(self._state.means).xp
         if state_xp is not xp:
@@ -528,10 +501,6 @@ class OnlineGaussianMixture(
                 f"namespace as the fitted model: its state lives in {state_xp.__name__!r}, "
                 f"the data is a {xp.__name__!r} array."
             )
-
-    def fit_predict(self, X, y=None):
-        """Fit, then return the component of each sample (as scikit-learn's)."""
-        return self.fit(X).predict(X)
 
     # ------------------------------------------------------------------ inference
     def _prepared(self, X, method: str):

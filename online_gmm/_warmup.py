@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 
 from ._array_api import asarray_like, device, scatter_rows, take_index, to_numpy
+from ._batch_em import from_statistics, m_step
 from ._covariance import covariance
 from ._estep import responsibility_chunks, statistics_and_entropy
 from ._seeding import kmeans_plusplus_indices, seed_components, seed_from_sample
 from ._stats import BatchStats, MixtureState, empty_state, merge_stats
-from ._variational import lower_bound, posterior, statistics, step_prepared
+from ._variational import statistics, step_prepared
 
 #: Lloyd iterations and EM iterations of each restart.
 LLOYD_ITERATIONS = 5
@@ -306,7 +307,7 @@ def with_merges(state: MixtureState, Xb: Any, wb: Any, *, config: Any,
                 continue
             target, source = min(i, j), max(i, j)  # (the earlier stick keeps the mass)
             new_stats = _merged_statistics(stats, source, target, ct, xp)
-            proposal, new = _from_statistics(state, new_stats, entropy - loss, config,
+            proposal, new = from_statistics(state, new_stats, entropy - loss, config,
                                              backend)
             if _beats(new, bound, Xb.dtype, xp) and _finite(proposal, backend):
                 stats, entropy, current, bound = new_stats, entropy - loss, proposal, new
@@ -339,7 +340,7 @@ def _ordered(state, Xb, wb, config, backend) -> tuple[MixtureState, float]:
     if (config.prior.weight_concentration_prior_type != "dirichlet_process"
             or np.array_equal(order, np.arange(order.size))):
         return current, bound
-    proposal, new = _from_statistics(_reordered(state, order, ct, xp),
+    proposal, new = from_statistics(_reordered(state, order, ct, xp),
                                      _reordered(stats, order, ct, xp), entropy, config, backend)
     if _beats(new, bound, Xb.dtype, xp) and _finite(proposal, backend):
         return proposal, new
@@ -360,18 +361,6 @@ def _reordered(value, order: np.ndarray, covariance_type: str, xp):
            for name in ("weights", "means", "mass", "nu", "seeded")},
         **{name: cov.reordered(getattr(value, name), order, xp)
            for name in ("covariances", "precisions_cholesky", "moment")})
-
-
-def _from_statistics(state, stats, entropy, config, backend) -> tuple[MixtureState, float]:
-    """The state of the buffer's statistics alone (an M-step from no evidence) and its
-    lower bound with the responsibilities' entropy ``entropy``."""
-    xp, ct = backend.xp, config.covariance_type
-    new = backend.m_step(_no_evidence(state, xp), stats, eta=0.0,
-                         forgetting=config.forgetting, covariance_type=ct,
-                         reg_covar=config.reg_covar)
-    post = posterior(new, config.prior, covariance_type=ct, reg_covar=config.reg_covar,
-                     backend=backend)
-    return new, lower_bound(post, config.prior, entropy, covariance_type=ct, xp=xp)
 
 
 def _overlapping_pairs(Xb, wb, p, live: np.ndarray, backend, n_pairs: int) -> list:
@@ -486,7 +475,7 @@ def _iteration(state, Xb, wb, config, backend) -> tuple:
     the M-step's state and its lower bound."""
     p = step_prepared(state, config, Xb.dtype, backend)
     stats, entropy = statistics_and_entropy(Xb, wb, p, backend)
-    return (p, stats, entropy, *_from_statistics(state, stats, entropy, config, backend))
+    return (p, stats, entropy, *from_statistics(state, stats, entropy, config, backend))
 
 
 def _lower_bound_iterations(state, Xb, wb, config, backend, n_iter: int,
@@ -562,7 +551,6 @@ def _em_iterations(state, Xb, wb, config, backend, n_iter: int = EM_ITERATIONS,
     evidence; stopped once the mean log-likelihood changes by less than ``tol``); the mean
     buffer log-likelihood of the last E-step. ``from_seeds``: ``state`` holds a restart's
     seeds (a variational mixture's first E-step is then at their own parameters)."""
-    xp, ct = backend.xp, config.covariance_type
     loglik = -np.inf
     for i in range(max(1, n_iter)):
         # a variational mixture's first E-step is at the seeds' own parameters (it starts
@@ -571,9 +559,7 @@ def _em_iterations(state, Xb, wb, config, backend, n_iter: int = EM_ITERATIONS,
         stats = statistics(state, step_config, Xb, wb, 1.0, backend)
         previous, loglik = loglik, (stats.loglik / stats.weight if stats.weight > 0
                                     else -np.inf)
-        state = backend.m_step(_no_evidence(state, xp), stats, eta=0.0,
-                               forgetting=config.forgetting, covariance_type=ct,
-                               reg_covar=config.reg_covar)
+        state = m_step(state, stats, config, backend)
         if tol is not None and abs(loglik - previous) < tol:
             break
     return state, loglik
@@ -615,11 +601,3 @@ def _reseeded_at(state: MixtureState, means, Xb, wb, config, backend) -> Mixture
     return seed_components(fresh, np.arange(K), means, var, seed_mass=config.seed_mass,
                            covariance_type=ct, reg_covar=config.reg_covar, backend=backend,
                            first=True)
-
-
-def _no_evidence(state: MixtureState, xp) -> MixtureState:
-    """The same parameters with no evidence behind them: an M-step from here is the batch
-    M-step of the statistics alone."""
-    return state.replace(mass=xp.zeros_like(state.mass), nu=xp.zeros_like(state.nu),
-                         moment=xp.zeros_like(state.moment),
-                         tied_mass=xp.zeros_like(state.tied_mass))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.mixture import BayesianGaussianMixture
 
-from online_gmm import OnlineBayesianGaussianMixture, _warmup, core
+from online_gmm import OnlineBayesianGaussianMixture, _batch_em, _warmup, core
 from online_gmm._array_api import to_numpy
 from online_gmm._estep import statistics_and_entropy
 from online_gmm._variational import lower_bound, posterior, resolve_prior, step_prepared
@@ -213,9 +213,9 @@ def test_reordered_statistics_change_only_the_weight_terms(covariance_type, prio
     p = step_prepared(state, config, X.dtype, b)
     stats, entropy = statistics_and_entropy(X, w, p, b)
     assert float(stats.mass[3]) == 0.0
-    current, bound = _warmup._from_statistics(state, stats, entropy, config, b)
+    current, bound = _batch_em.from_statistics(state, stats, entropy, config, b)
     order = np.array([5, 6, 7, 0, 1, 2, 3, 4])
-    moved, new = _warmup._from_statistics(
+    moved, new = _batch_em.from_statistics(
         _warmup._reordered(state, order, covariance_type, b.xp),
         _warmup._reordered(stats, order, covariance_type, b.xp), entropy, config, b)
     cov = core.covariance(covariance_type)

@@ -158,54 +158,24 @@ def test_float32_stays_float32(client):
     assert a.predict_proba(X[:5]).dtype == np.float32
 
 
-def _reference_fit(model, blocks):
-    """The single-process loop that ``_dask.fit`` distributes: the estimator's own fit with
-    its row shuffle replaced by a shuffle of whole row groups."""
-    from sklearn.utils import check_random_state
-
-    from online_gmm.core import select_backend
-
-    model._validate_hyperparameters()
-    model.n_features_in_ = blocks[0].shape[1]
-    model._reset(blocks[0], np)
-    model._rng = check_random_state(model.random_state)
-    prev = -np.inf
-    model.converged_ = False
-    for epoch in range(1, model.max_iter + 1):
-        ll = weight = 0.0
-        for g in model._rng.permutation(len(blocks)):
-            B = blocks[int(g)]
-            info = model._step(B, np.ones(len(B)), select_backend(B))
-            ll += info.loglik
-            weight += info.weight
-        model.lower_bound_ = ll / weight
-        model.n_iter_ = epoch
-        if abs(model.lower_bound_ - prev) < model.tol:
-            model.converged_ = True
-            break
-        prev = model.lower_bound_
-    return model
-
-
-@pytest.mark.parametrize(
-    "chunk, batch_size, seed_from",
-    [(300, 200, "first_chunk"), (100, 250, "all")],  # one chunk per step / 3 chunks per step
-)
-def test_fit_equals_the_single_process_loop(client, chunk, batch_size, seed_from):
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("init_params", ["k-means++", "kmeans"])
+def test_fit_is_distributed_em_equal_to_the_in_memory_fit(client, covariance_type, init_params):
     X, _, _ = blobs(n=900, K=3, D=3, seed=9)
     X = X[np.random.default_rng(1).permutation(len(X))]
-    params = dict(covariance_type="diag", batch_size=batch_size, max_iter=4, tol=1e-4,
-                  random_state=2, warmup_size=0)  # (see _params)
-    Xd = da.from_array(X, chunks=(chunk, 3)).persist()  # data lives on the workers
-    bounds = _dask.step_bounds(Xd, batch_size)
-    assert all(hi - lo >= batch_size for lo, hi in bounds)
+    params = dict(covariance_type=covariance_type, init_params=init_params, max_iter=30,
+                  tol=1e-6, random_state=2)
+    Xd = da.from_array(X, chunks=(200, 3)).persist()  # data lives on the workers
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        a = _dask.fit(OnlineGaussianMixture(3, **params), Xd, seed_from=seed_from)
-    b = _reference_fit(OnlineGaussianMixture(3, **params), [X[lo:hi] for lo, hi in bounds])
-    _assert_same_model(a, b)
-    assert a.converged_ == b.converged_
-    assert a.score(X) > -7.0
+        with distributed.get_task_stream(client) as ts:
+            a = _dask.fit(OnlineGaussianMixture(3, **params), Xd)
+        b = OnlineGaussianMixture(3, **params).fit(X)
+    _assert_same_model(a, b, rtol=1e-8)
+    assert a.lower_bounds_ == pytest.approx(b.lower_bounds_, rel=1e-10)
+    # one reduction per iteration: each iteration's chunks, then the merges, on the workers
+    blocks = [t for t in ts.data if "_block_statistics" in str(t["key"])]
+    assert len(blocks) == a.n_iter_ * Xd.numblocks[0]
 
 
 def test_fit_n_init_keeps_the_best(client):
@@ -306,9 +276,9 @@ def _spy(monkeypatch, name):
     return calls
 
 
-def test_estimator_hands_dask_arrays_to_online_gmm_dask(client, monkeypatch):
+def test_estimator_takes_dask_arrays_through_the_adapter(client, monkeypatch):
     X, _, _ = blobs(n=1200, K=3, D=3, seed=14)
-    pf, ft = _spy(monkeypatch, "partial_fit"), _spy(monkeypatch, "fit")
+    pf, ft = _spy(monkeypatch, "batch"), _spy(monkeypatch, "source")
     a = OnlineGaussianMixture(3, random_state=0).partial_fit(X[:400])
     b = OnlineGaussianMixture(3, random_state=0).partial_fit(X[:400])
     a.partial_fit(da.from_array(X[400:], chunks=(200, 3)))
@@ -319,4 +289,15 @@ def test_estimator_hands_dask_arrays_to_online_gmm_dask(client, monkeypatch):
         OnlineGaussianMixture(3, max_iter=2, random_state=0).fit(
             da.from_array(X, chunks=(300, 3))
         )
-    assert pf == ["partial_fit"] and ft == ["fit"]
+    assert pf == ["batch"] and ft == ["source"]
+
+
+def test_the_adapter_touches_no_private_member_of_the_estimator():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(_dask))
+    private = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+               and node.attr.startswith("_") and not node.attr.startswith("__")
+               and isinstance(node.value, ast.Name) and node.value.id == "model"}
+    assert private == set()

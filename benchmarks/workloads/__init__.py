@@ -7,6 +7,7 @@ from types import ModuleType
 
 from . import (
     embedding,
+    fit,
     full_cov,
     memory,
     quality,
@@ -21,7 +22,7 @@ from . import (
 WORKLOADS: dict[str, ModuleType] = {
     m.NAME: m
     for m in (
-        throughput, time_to_quality, embedding, full_cov, memory, startup, threads, quality,
-        variational,
+        throughput, time_to_quality, fit, embedding, full_cov, memory, startup, threads,
+        quality, variational,
     )
 }

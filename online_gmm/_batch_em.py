@@ -1,0 +1,121 @@
+"""Batch EM: what ``fit`` iterates (the contract's "What fit means").
+
+One iteration is one exact pass over every row (the E-step at the current parameters,
+chunk by chunk, on the same kernels as a ``partial_fit`` step), then the M-step of the
+summed statistics from no evidence: the statistics *are* the new evidence, every row
+counted once. The plain mixture's bound is the mean log-likelihood of the pass
+(scikit-learn's ``GaussianMixture.lower_bound_``), the variational mixture's the evidence
+lower bound of its posterior (``BayesianGaussianMixture.lower_bound_``).
+
+The rows come from a *source*: :class:`Rows` (one array in memory, NumPy or any array-API
+namespace) here, a Dask array in :mod:`online_gmm._dask`, files in the command line. A
+source sums the statistics of its rows under a state; that is all an iteration needs.
+Plain functions over the backend, as the online step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ._array_api import take_index
+from ._estep import statistics_and_entropy
+from ._stats import BatchStats, MixtureState
+from ._variational import lower_bound, posterior, statistics, step_prepared
+
+
+class Source(Protocol):
+    """The rows ``fit`` iterates over."""
+
+    n_samples: int
+
+    def statistics(self, state: MixtureState, config: Any, inv_temp: float) -> BatchStats:
+        """The statistics of every row under ``state`` (E-step at ``1 / inv_temp``)."""
+
+    def statistics_and_entropy(self, state: MixtureState, config: Any,
+                               inv_temp: float) -> tuple:
+        """The same and the responsibilities' weighted entropy (the variational bound)."""
+
+    def sample(self, size: int, rng: np.random.RandomState) -> tuple[Any, Any]:
+        """``size`` rows drawn at random (all of them when ``size >= n_samples``), in
+        memory, and their weights."""
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A source of rows in memory: ``X`` (n, D) with weights ``w`` (n,), on ``backend``."""
+
+    X: Any
+    w: Any
+    backend: Any
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.X.shape[0])
+
+    def statistics(self, state: MixtureState, config: Any, inv_temp: float) -> BatchStats:
+        context, plan = self.backend.step_plan(self.X, config.n_components,
+                                               config.covariance_type)
+        with context:
+            return statistics(state, config, self.X, self.w, inv_temp, self.backend, plan)
+
+    def statistics_and_entropy(self, state: MixtureState, config: Any,
+                               inv_temp: float) -> tuple:
+        p = step_prepared(state, config, self.X.dtype, self.backend)
+        return statistics_and_entropy(self.X, self.w, p, self.backend, inv_temp)
+
+    def sample(self, size: int, rng: np.random.RandomState) -> tuple[Any, Any]:
+        n = self.n_samples
+        if size >= n:
+            return self.X, self.w
+        xp = self.backend.xp
+        idx = take_index(np.sort(rng.choice(n, size=size, replace=False)), self.X, xp)
+        return xp.take(self.X, idx, axis=0), xp.take(self.w, idx, axis=0)
+
+
+def no_evidence(state: MixtureState, xp: Any) -> MixtureState:
+    """The same parameters with no evidence behind them: an M-step from here is the batch
+    M-step of the statistics alone."""
+    return state.replace(mass=xp.zeros_like(state.mass), nu=xp.zeros_like(state.nu),
+                         moment=xp.zeros_like(state.moment),
+                         tied_mass=xp.zeros_like(state.tied_mass))
+
+
+def m_step(state: MixtureState, stats: BatchStats, config: Any, backend: Any) -> MixtureState:
+    """The batch M-step: the parameters of ``stats`` alone (no forgetting, no prior
+    evidence); a component without mass keeps its parameters."""
+    return backend.m_step(no_evidence(state, backend.xp), stats, eta=0.0,
+                          forgetting=config.forgetting, covariance_type=config.covariance_type,
+                          reg_covar=config.reg_covar)
+
+
+def from_statistics(state: MixtureState, stats: BatchStats, entropy: float, config: Any,
+                    backend: Any) -> tuple[MixtureState, float]:
+    """A variational mixture's M-step of ``stats`` and the evidence lower bound of its
+    posterior with the responsibilities' entropy ``entropy`` (scikit-learn's
+    ``_compute_lower_bound``)."""
+    new = m_step(state, stats, config, backend)
+    post = posterior(new, config.prior, covariance_type=config.covariance_type,
+                     reg_covar=config.reg_covar, backend=backend)
+    return new, lower_bound(post, config.prior, entropy, covariance_type=config.covariance_type,
+                            xp=backend.xp)
+
+
+def iteration(state: MixtureState, source: Source, config: Any, backend: Any,
+              temperature: float = 1.0) -> tuple[MixtureState, float]:
+    """One batch-EM iteration over ``source``: ``(new state, bound)``.
+
+    The plain mixture (``config.prior`` None): the E-step at ``temperature`` (deterministic
+    annealing when it is not 1), the batch M-step, and the mean log-likelihood of the rows
+    under ``state`` (at T = 1), as scikit-learn's ``GaussianMixture`` reports it. The
+    variational mixture: the E-step under the posterior of ``state`` (at ``temperature``),
+    the M-step and the evidence lower bound after it with those responsibilities'
+    entropy, as ``BayesianGaussianMixture``'s."""
+    if config.prior is None:
+        stats = source.statistics(state, config, 1.0 / temperature)
+        bound = stats.loglik / stats.weight if stats.weight > 0 else -np.inf
+        return m_step(state, stats, config, backend), bound
+    stats, entropy = source.statistics_and_entropy(state, config, 1.0 / temperature)
+    return from_statistics(state, stats, entropy, config, backend)
