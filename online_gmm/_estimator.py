@@ -345,6 +345,7 @@ class OnlineGaussianMixture(
         )
 
     def _reset(self, X, xp, w=None) -> None:  # (w: the first batch's sample weights, if any)
+        self._validate_initial_parameters(X.shape[1])  # (whichever are given)
         self._state = empty_state(
             self.n_components, X.shape[1], self.covariance_type, xp, device(X)
         )
@@ -475,9 +476,7 @@ class OnlineGaussianMixture(
         model; a later one checks that the data's namespace is the state's (shared with
         :mod:`online_gmm._dask`, whose ``X_like`` is an empty host array)."""
         if first:
-            if self.means_init is not None or self.weights_init is not None:
-                self._validate_initial_parameters(X_like.shape[1])
-            self._reset(X_like, xp, w)
+            self._reset(X_like, xp, w)  # (it checks the initial parameters)
         else:
             self._check_namespace(xp)
 
