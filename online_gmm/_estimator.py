@@ -346,6 +346,7 @@ class OnlineGaussianMixture(
 
     def _reset(self, X, xp, w=None) -> None:  # (w: the first batch's sample weights, if any)
         self._validate_initial_parameters(X.shape[1])  # (whichever are given)
+        self._published_dtype = _array_api.float_name(X.dtype, xp)  # (the state is float64)
         self._state = empty_state(
             self.n_components, X.shape[1], self.covariance_type, xp, device(X)
         )
@@ -387,13 +388,13 @@ class OnlineGaussianMixture(
         self.__dict__.update(self._published(self._state, precisions))
 
     def _published(self, s: MixtureState, precisions=None) -> dict:
-        return {
+        return _array_api.astype_all({  # in the data's dtype, as scikit-learn's
             "weights_": s.weights,
             "means_": s.means,
             "covariances_": s.covariances,
             "precisions_cholesky_": s.precisions_cholesky,
             "precisions_": self._precisions(s) if precisions is None else precisions,
-        }
+        }, getattr(self, "_published_dtype", None))
 
     def _precisions(self, s: MixtureState):
         xp = select_backend(s.means).xp
@@ -539,7 +540,12 @@ class OnlineGaussianMixture(
         X = self._check_X(X, reset=False)
         backend = select_backend(X)
         self._check_namespace(backend.xp, method)
+        X = self._scoring_input(X, backend.xp, method)
         return X, _variational.step_prepared(self._state, self._config(), X.dtype, backend), backend
+
+    def _scoring_input(self, X, xp, method: str):
+        """The data an inference method computes on (scored in its own dtype here)."""
+        return X
 
     def _require_seeded(self) -> None:
         if not bool(_array_api.to_numpy(self._state.seeded).any()):
