@@ -7,7 +7,6 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections.abc import Callable
-from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, check_scalar, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _array_api, _dask, _interop, _variational, _warmup
 from ._array_api import device, to_numpy
@@ -597,12 +596,12 @@ class OnlineGaussianMixture(
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features)
-        y : ndarray of shape (n_samples,)
+        X : array of shape (n_samples, n_features)
+            float64, in the model's namespace and on its device.
+        y : array of shape (n_samples,)
+            int64 component labels, likewise.
         """
-        check_is_fitted(self)
-        check_scalar(n_samples, "n_samples", Integral, min_val=1)
-        return self.to_sklearn(_allow_unseeded=True).sample(n_samples)
+        return _interop.sample(self, n_samples)
 
     def _n_parameters(self) -> int:
         K, D = self.n_components, self.means_.shape[1]

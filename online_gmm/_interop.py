@@ -5,13 +5,13 @@
 
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, check_scalar
 
-from ._array_api import to_numpy
+from ._array_api import asarray_like, to_numpy
 from ._covariance import covariance
 from ._stats import MixtureState
 
@@ -40,6 +40,23 @@ def to_sklearn(model: Any, *, allow_unseeded: bool = False) -> Any:
     gm.precisions_cholesky_ = to_numpy(s.precisions_cholesky).astype(np.float64)
     gm.precisions_ = to_numpy(model._precisions(s)).astype(np.float64)  # (not float32 copies)
     return _with_bookkeeping(gm, model)
+
+
+def sample(model: Any, n_samples: int) -> tuple:
+    """``model.sample(n_samples)``: scikit-learn's sampler (its checks and messages, the
+    draws of ``random_state``) on the equivalent scikit-learn model, the draws returned as
+    scikit-learn's ``sample`` returns them: in the model's namespace and on its device
+    (``X`` float64, the state's dtype; ``y`` int64)."""
+    check_is_fitted(model)
+    check_scalar(n_samples, "n_samples", Integral)
+    X, y = model.to_sklearn(_allow_unseeded=True).sample(n_samples)
+    like = model._state.means
+    if isinstance(like, np.ndarray):
+        return X, y
+    import array_api_compat
+
+    xp = array_api_compat.array_namespace(like)
+    return asarray_like(X, like, xp), asarray_like(y, like, xp, dtype=xp.int64)
 
 
 def _checked_state(model: Any, allow_unseeded: bool) -> MixtureState:
