@@ -167,7 +167,15 @@ default="dirichlet_process"
     :meth:`score_samples` and :meth:`predict_proba` are scikit-learn's: the log-sum-exp and
     the softmax of the variational E-step's expected log-densities (with ``E[log pi_k]``),
     not a posterior-predictive density. The prior is resolved on the first
-    :meth:`partial_fit` (or each :meth:`fit`) and kept for the stream.
+    :meth:`partial_fit` (or each :meth:`fit`) and kept for the stream. As scikit-learn's, the
+    posterior's attributes, :meth:`score_samples` and :meth:`predict_proba` are float64
+    whatever the data's dtype (:meth:`transform` keeps the data's dtype).
+
+    With ``reg_covar=0``, a covariance that is singular but not zero (rows on a line, a
+    constant feature, with ``full`` or ``tied``) gets a relative floor, the float64 rounding
+    error of its scatter matrix (``10 D eps trace`` on its diagonal): the model is fitted,
+    where scikit-learn raises its "ill-defined empirical covariance" error. A zero
+    covariance (all rows identical) still raises an error.
 
     A one-pass stream with exact statistics cannot split a component that its first rows
     merged, nor merge two that a reseed split. So with ``warmup_size="auto"`` on a

@@ -183,6 +183,14 @@ class OnlineGaussianMixture(
     --------
     sklearn.mixture.GaussianMixture : Batch EM.
 
+    Notes
+    -----
+    With ``reg_covar=0``, a covariance that is singular but not zero (rows on a line, a
+    constant feature, with ``full`` or ``tied``) gets a relative floor, the float64 rounding
+    error of its scatter matrix (``10 D eps trace`` on its diagonal): the model is fitted,
+    where scikit-learn raises its "ill-defined empirical covariance" error. A component
+    whose rows are all identical (zero covariance) still raises that error.
+
     Examples
     --------
     >>> import numpy as np
