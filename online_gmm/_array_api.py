@@ -53,6 +53,32 @@ def asarray_like(a: Any, like: Any, xp: Any, dtype: Any = None) -> Any:
     return xp.asarray(np.ascontiguousarray(a), dtype=dtype, device=device(like))
 
 
+def astype_all(arrays: dict, dtype_name: str | None) -> dict:
+    """``arrays`` (a dict of fitted attributes) with each floating array cast to the
+    floating dtype ``dtype_name`` ("float32", "float64") of its own namespace, on its own
+    device; the arrays already of that dtype, and other values, as they are (no copy).
+    ``None``: the dict as it is."""
+    if dtype_name is None:
+        return arrays
+    out = {}
+    for name, a in arrays.items():
+        if isinstance(a, np.generic):  # a NumPy scalar stays one
+            if a.dtype.kind == "f":
+                a = a.astype(dtype_name)
+        elif hasattr(a, "dtype") and hasattr(a, "shape"):
+            xp = array_api_compat.array_namespace(a)
+            target = getattr(xp, dtype_name)
+            if a.dtype != target and xp.isdtype(a.dtype, "real floating"):
+                a = xp.astype(a, target)
+        out[name] = a
+    return out
+
+
+def float_name(dtype: Any, xp: Any) -> str:
+    """``"float32"`` for ``xp``'s float32, else ``"float64"`` (validated data is one of them)."""
+    return "float32" if dtype == xp.float32 else "float64"
+
+
 def take_index(idx: np.ndarray, like: Any, xp: Any) -> Any:
     """Host indices ``idx`` as an index array for ``like``'s namespace and device."""
     if isinstance(like, np.ndarray):

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from . import _dask, _interop
+from . import _array_api, _dask, _interop
 from ._backend import select_backend
 from ._covariance import covariance
 from ._estimator import _IDENTITY_PARAMS, _VALIDATED_PARAMS, OnlineGaussianMixture
@@ -173,7 +173,15 @@ default="dirichlet_process"
     :meth:`score_samples` and :meth:`predict_proba` are scikit-learn's: the log-sum-exp and
     the softmax of the variational E-step's expected log-densities (with ``E[log pi_k]``),
     not a posterior-predictive density. The prior is resolved on the first
-    :meth:`partial_fit` (or each :meth:`fit`) and kept for the stream.
+    :meth:`partial_fit` (or each :meth:`fit`) and kept for the stream. As scikit-learn's, the
+    posterior's attributes, :meth:`score_samples` and :meth:`predict_proba` are float64
+    whatever the data's dtype (:meth:`transform` keeps the data's dtype).
+
+    With ``reg_covar=0``, a covariance that is singular but not zero (rows on a line, a
+    constant feature, with ``full`` or ``tied``) gets a relative floor, the float64 rounding
+    error of its scatter matrix (``10 D eps trace`` on its diagonal): the model is fitted,
+    where scikit-learn raises its "ill-defined empirical covariance" error. A zero
+    covariance (all rows identical) still raises an error.
 
     A one-pass stream with exact statistics cannot split a component that its first rows
     merged, nor merge two that a reseed split. So with ``warmup_size="auto"`` on a
@@ -328,10 +336,29 @@ default="dirichlet_process"
             "degrees_of_freedom_": post.degrees_of_freedom,
             "weight_concentration_prior_": prior.weight_concentration,
             "mean_precision_prior_": prior.mean_precision,
-            "mean_prior_": prior.mean,
             "degrees_of_freedom_prior_": prior.degrees_of_freedom,
-            "covariance_prior_": prior.covariance,
+            **self._data_priors(prior),
         }
+
+    def _data_priors(self, prior) -> dict:
+        """``mean_prior_`` and ``covariance_prior_`` in scikit-learn's dtypes: the posterior
+        is float64 whatever the data (as scikit-learn's), but the priors it takes from the
+        data keep the data's dtype (its ``X.mean`` and, for ``diag`` and ``spherical``,
+        ``np.var``; ``full`` and ``tied`` take ``np.cov``, always float64)."""
+        dtype = getattr(self, "_published_dtype", None)
+        keep = {"mean_prior_": self.mean_prior is None,
+                "covariance_prior_": self.covariance_prior is None
+                and len(prior.covariance.shape) < 2}
+        values = {"mean_prior_": prior.mean, "covariance_prior_": prior.covariance}
+        return {k: _array_api.astype_all({k: v}, dtype if keep[k] else None)[k]
+                for k, v in values.items()}
+
+    def _scoring_input(self, X, xp, method: str):
+        """scikit-learn's variational scores are float64 whatever the data (float64 terms
+        of the posterior): the data in the state's dtype (``transform``, not a method of
+        scikit-learn's, keeps the data's dtype, as a transformer)."""
+        dtype = self._state.means.dtype
+        return X if method == "transform" or X.dtype == dtype else xp.astype(X, dtype)
 
     # ------------------------------------------------------------------ interop
     def to_sklearn(self, *, _allow_unseeded: bool = False):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections.abc import Callable
-from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ from sklearn.base import (
     TransformerMixin,
 )
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, check_scalar, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _array_api, _dask, _interop, _variational, _warmup
 from ._array_api import device, to_numpy
@@ -190,6 +189,14 @@ class OnlineGaussianMixture(
     --------
     sklearn.mixture.GaussianMixture : Batch EM.
 
+    Notes
+    -----
+    With ``reg_covar=0``, a covariance that is singular but not zero (rows on a line, a
+    constant feature, with ``full`` or ``tied``) gets a relative floor, the float64 rounding
+    error of its scatter matrix (``10 D eps trace`` on its diagonal): the model is fitted,
+    where scikit-learn raises its "ill-defined empirical covariance" error. A component
+    whose rows are all identical (zero covariance) still raises that error.
+
     Examples
     --------
     >>> import numpy as np
@@ -351,6 +358,8 @@ class OnlineGaussianMixture(
         )
 
     def _reset(self, X, xp, w=None) -> None:  # (w: the first batch's sample weights, if any)
+        self._validate_initial_parameters(X.shape[1])  # (whichever are given)
+        self._published_dtype = _array_api.float_name(X.dtype, xp)  # (the state is float64)
         self._state = empty_state(
             self.n_components, X.shape[1], self.covariance_type, xp, device(X)
         )
@@ -392,13 +401,13 @@ class OnlineGaussianMixture(
         self.__dict__.update(self._published(self._state, precisions))
 
     def _published(self, s: MixtureState, precisions=None) -> dict:
-        return {
+        return _array_api.astype_all({  # in the data's dtype, as scikit-learn's
             "weights_": s.weights,
             "means_": s.means,
             "covariances_": s.covariances,
             "precisions_cholesky_": s.precisions_cholesky,
             "precisions_": self._precisions(s) if precisions is None else precisions,
-        }
+        }, getattr(self, "_published_dtype", None))
 
     def _precisions(self, s: MixtureState):
         xp = select_backend(s.means).xp
@@ -487,9 +496,7 @@ class OnlineGaussianMixture(
         model; a later one checks that the data's namespace is the state's (shared with
         :mod:`online_gmm._dask`, whose ``X_like`` is an empty host array)."""
         if first:
-            if self.means_init is not None or self.weights_init is not None:
-                self._validate_initial_parameters(X_like.shape[1])
-            self._reset(X_like, xp, w)
+            self._reset(X_like, xp, w)  # (it checks the initial parameters)
         else:
             self._check_namespace(xp)
 
@@ -509,7 +516,12 @@ class OnlineGaussianMixture(
         X = self._check_X(X, reset=False)
         backend = select_backend(X)
         self._check_namespace(backend.xp, method)
+        X = self._scoring_input(X, backend.xp, method)
         return X, _variational.step_prepared(self._state, self._config(), X.dtype, backend), backend
+
+    def _scoring_input(self, X, xp, method: str):
+        """The data an inference method computes on (scored in its own dtype here)."""
+        return X
 
     def _require_seeded(self) -> None:
         if not bool(_array_api.to_numpy(self._state.seeded).any()):
@@ -561,12 +573,12 @@ class OnlineGaussianMixture(
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features)
-        y : ndarray of shape (n_samples,)
+        X : array of shape (n_samples, n_features)
+            float64, in the model's namespace and on its device.
+        y : array of shape (n_samples,)
+            int64 component labels, likewise.
         """
-        check_is_fitted(self)
-        check_scalar(n_samples, "n_samples", Integral, min_val=1)
-        return self.to_sklearn(_allow_unseeded=True).sample(n_samples)
+        return _interop.sample(self, n_samples)
 
     def _n_parameters(self) -> int:
         K, D = self.n_components, self.means_.shape[1]

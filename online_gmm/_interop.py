@@ -5,13 +5,13 @@
 
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, check_scalar
 
-from ._array_api import to_numpy
+from ._array_api import asarray_like, to_numpy
 from ._covariance import covariance
 from ._stats import MixtureState
 
@@ -38,8 +38,25 @@ def to_sklearn(model: Any, *, allow_unseeded: bool = False) -> Any:
     gm.means_ = to_numpy(s.means).astype(np.float64)
     gm.covariances_ = to_numpy(s.covariances).astype(np.float64)
     gm.precisions_cholesky_ = to_numpy(s.precisions_cholesky).astype(np.float64)
-    gm.precisions_ = to_numpy(model.precisions_).astype(np.float64)
+    gm.precisions_ = to_numpy(model._precisions(s)).astype(np.float64)  # (not float32 copies)
     return _with_bookkeeping(gm, model)
+
+
+def sample(model: Any, n_samples: int) -> tuple:
+    """``model.sample(n_samples)``: scikit-learn's sampler (its checks and messages, the
+    draws of ``random_state``) on the equivalent scikit-learn model, the draws returned as
+    scikit-learn's ``sample`` returns them: in the model's namespace and on its device
+    (``X`` float64, the state's dtype; ``y`` int64)."""
+    check_is_fitted(model)
+    check_scalar(n_samples, "n_samples", Integral)
+    X, y = model.to_sklearn(_allow_unseeded=True).sample(n_samples)
+    like = model._state.means
+    if isinstance(like, np.ndarray):
+        return X, y
+    import array_api_compat
+
+    xp = array_api_compat.array_namespace(like)
+    return asarray_like(X, like, xp), asarray_like(y, like, xp, dtype=xp.int64)
 
 
 def _checked_state(model: Any, allow_unseeded: bool) -> MixtureState:
@@ -81,11 +98,13 @@ def to_sklearn_bayesian(model: Any, *, allow_unseeded: bool = False) -> Any:
     params = BayesianGaussianMixture().get_params()
     bgm = BayesianGaussianMixture(**{k: v for k, v in model.get_params().items()
                                      if k in params})
-    for name in ("weight_concentration_prior_", "mean_precision_prior_", "mean_prior_",
-                 "degrees_of_freedom_prior_", "covariance_prior_", "mean_precision_",
+    for name in ("weight_concentration_prior_", "mean_precision_prior_",
+                 "degrees_of_freedom_prior_", "mean_precision_",
                  "means_", "degrees_of_freedom_", "covariances_", "precisions_cholesky_",
                  "precisions_", "weights_"):
         setattr(bgm, name, _host(getattr(model, name)))
+    bgm.mean_prior_ = _host(model._prior.mean)  # (the float64 prior, not its float32 copy)
+    bgm.covariance_prior_ = _host(model._prior.covariance)
     wc = model.weight_concentration_
     bgm.weight_concentration_ = (tuple(_host(c) for c in wc) if isinstance(wc, tuple)
                                  else _host(wc))
@@ -135,6 +154,7 @@ def from_sklearn(cls: type, gmm: Any, *, n_samples_seen: float | None = None,
     )
     model._user_init_pending = False
     model._warmup = None
+    model._published_dtype = "float32" if gmm.means_.dtype == np.float32 else "float64"
     model._reset_bookkeeping()
     model.n_features_in_ = means.shape[1]
     if hasattr(gmm, "feature_names_in_"):

@@ -163,7 +163,8 @@ def _encode(model: Any) -> dict[str, Any]:
         header["state"] = {"fields": list(STATE_FIELDS)}
         for name, field in _PUBLISHED.items():
             if name in attrs:
-                if field is not None and not _same_array(attrs[name], getattr(state, field)):
+                if field is not None and not _same_array(
+                        attrs[name], _as_published(getattr(state, field), attrs)):
                     raise _not_storable(name, attrs[name], " (it differs from the state's "
                                                            f"{field})")
                 del attrs[name]  # rebuilt from the state by load, as after every step
@@ -180,6 +181,14 @@ def _encode(model: Any) -> dict[str, Any]:
     text = json.dumps(header, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     data = text.encode("utf-8")
     return {_HEADER: np.frombuffer(data, dtype=np.uint8), **enc.members}
+
+
+def _as_published(arr: Any, attrs: dict) -> Any:
+    """A state's array as the model publishes it (in the dtype of the data it was fitted
+    on, ``_published_dtype``)."""
+    from ._array_api import astype_all
+
+    return astype_all({"a": arr}, attrs.get("_published_dtype"))["a"]
 
 
 def _same_array(a: Any, b: Any) -> bool:
@@ -459,6 +468,8 @@ class _Decoder:
                 raise self.fail(f"{k} must be a float, got {attrs.get(k)!r:.40}")
         if "_rng" not in attrs:
             raise self.fail("a fitted model without its random generator")
+        if attrs.get("_published_dtype") not in (None, "float32", "float64"):
+            raise self.fail(f"unknown _published_dtype {attrs.get('_published_dtype')!r:.40}")
         names = attrs.get("feature_names_in_")
         if names is not None and (not isinstance(names, np.ndarray) or names.dtype != object
                                   or names.shape != (attrs["n_features_in_"],)):

@@ -256,34 +256,65 @@ Model must be an int in the range [1, inf). Got 0 instead.
 
 def check_initial_parameters(n_components: int, covariance_type: str, n_features: int,
                              weights_init: Any, means_init: Any, precisions_init: Any) -> None:
-    """Shapes and values of user-given initial parameters (as scikit-learn checks them)."""
+    """Check the user's initial parameters as scikit-learn's ``GaussianMixture`` checks them
+    (``_check_weights``, ``_check_means``, ``_check_precisions``: the same messages), each
+    one that is given, on a host copy (an array of any namespace, on any device).
+
+    The one place these checks live: call it whenever a model is (re)initialised, whatever
+    is given (it checks nothing for the parameters that are None).
+
+    Examples
+    --------
+    >>> from online_gmm._parameters import check_initial_parameters
+    >>> check_initial_parameters(2, "diag", 2, None, None, [[1.0, 1.0], [1.0, -1.0]])
+    Traceback (most recent call last):
+    ...
+    ValueError: 'diag precision' should be positive
+    """
+    if weights_init is None and means_init is None and precisions_init is None:
+        return
     import numpy as np
 
     from ._covariance import covariance
 
     K, ct = n_components, covariance_type
     if weights_init is not None:
-        w = np.asarray(weights_init, dtype=np.float64)
-        if w.shape != (K,):
-            raise ValueError(f"weights_init must have shape ({K},), got {w.shape}.")
-        if not np.all(np.isfinite(w)) or np.any(w < 0) or np.any(w > 1):
-            raise ValueError("weights_init must be finite and lie in [0, 1].")
-        if not np.isclose(w.sum(), 1.0, atol=1e-8):
-            raise ValueError(f"weights_init must sum to 1, got {w.sum()!r}.")
-    if means_init is not None:
-        m = np.asarray(means_init, dtype=np.float64)
-        if m.shape != (K, n_features):
-            raise ValueError(f"means_init must have shape ({K}, {n_features}), got {m.shape}.")
-        if not np.all(np.isfinite(m)):
-            raise ValueError("means_init must be finite.")
-    if precisions_init is not None:
-        p = np.asarray(precisions_init, dtype=np.float64)
-        shape = covariance(ct).shape(K, n_features)
-        if p.shape != shape:
-            raise ValueError(
-                f"precisions_init for covariance_type={ct!r} must have shape {shape}, "
-                f"got {p.shape}."
+        w = _host_checked(weights_init)
+        _check_shape(w, (K,), "weights")
+        if np.any(w < 0.0) or np.any(w > 1.0):
+            raise ValueError(  # (sic: scikit-learn's message names the min "max value")
+                "The parameter 'weights' should be in the range [0, 1], but got max value "
+                f"{np.min(w):.5f}, min value {np.max(w):.5f}"
             )
-        if not np.all(np.isfinite(p)):
-            raise ValueError("precisions_init must be finite.")
+        atol = 1e-6 if w.dtype == np.float32 else 1e-8
+        if not np.allclose(float(np.abs(1.0 - np.sum(w))), 0.0, atol=atol):
+            raise ValueError(
+                "The parameter 'weights' should be normalized, but got sum(weights) = "
+                f"{np.sum(w):.5f}"
+            )
+    if means_init is not None:
+        _check_shape(_host_checked(means_init), (K, n_features), "means")
+    if precisions_init is not None:
+        p = _host_checked(precisions_init, allow_nd=ct == "full")
+        _check_shape(p, covariance(ct).shape(K, n_features), f"{ct} precision")
         covariance(ct).check_precisions(p)
+
+
+def _host_checked(a: Any, allow_nd: bool = False) -> Any:
+    """A host NumPy copy of ``a`` through scikit-learn's ``check_array`` (float64 or
+    float32, finite: its messages)."""
+    import numpy as np
+    from sklearn.utils import check_array
+
+    from ._array_api import to_numpy
+
+    return check_array(to_numpy(a), dtype=[np.float64, np.float32], ensure_2d=False,
+                       allow_nd=allow_nd)
+
+
+def _check_shape(param: Any, shape: tuple, name: str) -> None:
+    """scikit-learn's ``mixture._base._check_shape``."""
+    if param.shape != shape:
+        raise ValueError(
+            f"The parameter '{name}' should have the shape of {shape}, but got {param.shape}"
+        )

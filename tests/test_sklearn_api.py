@@ -132,5 +132,7 @@ def test_float32_in_float32_out():
     assert model.predict_proba(X).dtype == np.float32
     assert model.score_samples(X).dtype == np.float32
     assert model.transform(X).dtype == np.float32
-    # statistics accumulate in float64 so a long float32 stream cannot stall its counts
-    assert model.means_.dtype == np.float64
+    # the fitted attributes are float32, as scikit-learn's; the statistics accumulate in
+    # float64 so a long float32 stream cannot stall its counts
+    assert model.means_.dtype == np.float32
+    assert model._state.means.dtype == np.float64

@@ -182,14 +182,17 @@ def test_callable_schedules_returning_nonsense_leave_the_model_alone(fitted):
 @pytest.mark.parametrize(
     "params,match",
     [
-        (dict(means_init=np.zeros((2, 4))), r"means_init must have shape \(3, 4\)"),
-        (dict(weights_init=[0.5, 0.5, 0.5]), "sum to 1"),
-        (dict(weights_init=[0.5, 0.5]), "weights_init must have shape"),
-        (dict(means_init=np.zeros((3, 4)), precisions_init=-np.ones((3, 4))), "positive"),
+        # scikit-learn's messages (tests/test_dropin.py checks them against scikit-learn)
+        (dict(means_init=np.zeros((2, 4))),
+         r"The parameter 'means' should have the shape of \(3, 4\), but got \(2, 4\)"),
+        (dict(weights_init=[0.5, 0.5, 0.5]), "should be normalized"),
+        (dict(weights_init=[0.5, 0.5]), "The parameter 'weights' should have the shape"),
+        (dict(means_init=np.zeros((3, 4)), precisions_init=-np.ones((3, 4))),
+         "'diag precision' should be positive"),
         (
             dict(covariance_type="full", means_init=np.zeros((3, 4)),
                  precisions_init=-np.stack([np.eye(4)] * 3)),
-            "positive definite",
+            "'full precision' should be symmetric, positive-definite",
         ),
     ],
 )

@@ -13,7 +13,7 @@ from .._array_api import device, scatter_rows
 PD_MSG = (
     "Fitting the mixture model failed because some components have ill-defined empirical "
     "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
-    "number of components, or increase reg_covar."
+    "number of components, increase reg_covar, or scale the input data."
 )
 
 
@@ -71,14 +71,14 @@ def _is_spd(mat: np.ndarray) -> bool:
 def check_spd(mats: np.ndarray, covariance_type: str) -> None:
     for mat in mats:
         if not _is_spd(mat):
-            raise ValueError(
-                f"{covariance_type!r} precisions_init must be symmetric positive definite."
+            raise ValueError(  # scikit-learn's message
+                f"'{covariance_type} precision' should be symmetric, positive-definite"
             )
 
 
 def check_positive(p: np.ndarray, covariance_type: str) -> None:
     if np.any(p <= 0):
-        raise ValueError(f"{covariance_type!r} precisions_init must be positive.")
+        raise ValueError(f"'{covariance_type} precision' should be positive")  # scikit-learn's
 
 
 def check_prior_shape(prior: np.ndarray, shape: tuple, name: str) -> None:
