@@ -19,7 +19,7 @@ from sklearn.utils.validation import validate_data
 from . import _array_api, _dask
 from ._array_api import device
 from ._backend import select_backend
-from ._batch_em import Rows, Source, iteration
+from ._batch_em import Rows, RowSource, Source, iteration
 from ._fit_init import FitInit, initial_state
 from ._locks import update_lock
 from ._online_em import check_finite_state
@@ -139,11 +139,11 @@ class BaseOnlineMixture:
         recorded when ``reset``), an array standing for them (``X`` itself in memory, an
         empty host array of their dtype for a Dask array) and the backend."""
         if _dask.is_dask_array(X):
-            source = _dask.source(X)
-            meta = validate_data(self, source.meta, reset=reset, ensure_min_samples=0,
-                                 dtype=None)
+            X = _dask.source(X)
+        if isinstance(X, RowSource):  # (the command line's files, a Dask array)
+            meta = validate_data(self, X.meta, reset=reset, ensure_min_samples=0, dtype=None)
             backend = select_backend(meta)
-            return source.on(backend), meta, backend
+            return X.on(backend), meta, backend
         xp = _array_api.input_namespace(X)
         X = validate_data(self, X, reset=reset, dtype=[xp.float64, xp.float32],
                           ensure_min_samples=2)

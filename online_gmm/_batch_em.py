@@ -30,6 +30,7 @@ class Source(Protocol):
     """The rows ``fit`` iterates over."""
 
     n_samples: int
+    init_rows: int  # rows an initialisation draws when ``init_size`` is None
 
     def statistics(self, state: MixtureState, config: Any, inv_temp: float) -> BatchStats:
         """The statistics of every row under ``state`` (E-step at ``1 / inv_temp``)."""
@@ -43,6 +44,29 @@ class Source(Protocol):
         memory, and their weights."""
 
 
+#: The most rows an initialisation fetches by default from rows that are not in memory.
+INIT_ROWS = 32768
+
+
+class RowSource:
+    """Rows that are not an array in memory (a Dask array's, files'): ``fit`` takes one
+    in place of ``X``. A subclass gives ``meta`` (an empty host array of the rows' width
+    and dtype, what the estimator checks), ``n_samples``, ``on(backend)`` (the source
+    computing with ``backend``) and the :class:`Source` methods."""
+
+    meta: np.ndarray
+    n_samples: int
+
+    @property
+    def init_rows(self) -> int:
+        """Rows an initialisation draws when ``init_size`` is None (at most
+        :data:`INIT_ROWS`: they are fetched into memory)."""
+        return min(self.n_samples, INIT_ROWS)
+
+    def on(self, backend: Any) -> RowSource:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
 class Rows:
     """A source of rows in memory: ``X`` (n, D) with weights ``w`` (n,), on ``backend``."""
@@ -54,6 +78,11 @@ class Rows:
     @property
     def n_samples(self) -> int:
         return int(self.X.shape[0])
+
+    @property
+    def init_rows(self) -> int:
+        """Rows an initialisation draws when ``init_size`` is None: all (scikit-learn's)."""
+        return self.n_samples
 
     def statistics(self, state: MixtureState, config: Any, inv_temp: float) -> BatchStats:
         context, plan = self.backend.step_plan(self.X, config.n_components,

@@ -102,10 +102,10 @@ _FORMATTER = argparse.RawDescriptionHelpFormatter
 
 _EXAMPLES = {
     "fit": """examples:
-  online-gmm fit -k 16 -o model.joblib embeddings.npy
-  online-gmm fit -k 64 --epochs 3 -o model.joblib shards/          # every shards/*.npy
-  online-gmm fit -k 8 --converge -o model.joblib small.csv         # estimator.fit
-  producer | online-gmm fit -k 8 -o model.joblib -                 # CSV on stdin""",
+  online-gmm fit -k 16 -o model.joblib embeddings.npy             # batch EM, out of core
+  online-gmm fit -k 64 --epochs 3 -o model.joblib shards/          # 3 online passes
+  online-gmm fit -k 8 --converge -o model.joblib small.csv         # EM, DATA in memory
+  producer | online-gmm fit -k 8 -o model.joblib -                 # one online pass""",
     "partial-fit": """examples:
   online-gmm partial-fit model.joblib new_shard.npy                # update in place
   online-gmm partial-fit model.joblib 'day-*.npy' -o model-v2.joblib""",
@@ -220,13 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         metavar="N",
-        help="passes of partial_fit over DATA (default: 1)",
+        help="online EM instead of batch EM: N passes of partial_fit over DATA (DATA "
+        "that can be read once, such as standard input, gets one)",
     )
     p.add_argument(
         "--converge",
         action="store_true",
-        help="load DATA into memory and run the estimator's fit (shuffled epochs until "
-        "--tol or --max-iter, --n-init restarts) instead of streaming",
+        help="load DATA into memory for the batch EM (the estimator's fit, as without it: "
+        "iterations until --tol or --max-iter, --n-init initialisations); also for DATA "
+        "that can be read once",
     )
     _add_hyper_options(p)
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from ._cli_files import _check_writable, _load_model, _read_options, _save_model, _sources, _writer
 from ._cli_options import _estimator_from
-from ._cli_output import EXIT_OK, Progress, UsageError, _say, _status_enabled
+from ._cli_output import EXIT_OK, Progress, UsageError, _notice, _say, _status_enabled
+from ._file_rows import FileRows, is_read_once
 from ._readers import count_rows, iter_batches, load_matrix
 from ._sources import DataError, Source, source_names
 from ._writers import ArrayWriter, writing
@@ -87,19 +88,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     """``fit``: a new model from DATA, saved to ``--output``."""
     if args.converge and args.epochs is not None:
-        raise UsageError("--epochs applies to streaming; --converge runs until --tol/--max-iter")
+        raise UsageError("--epochs asks for online passes; --converge for EM until "
+                         "--tol/--max-iter")
     _check_integer_options(args)
     model = _estimator_from(args)
     _check_writable(args.output)
     sources = _sources(args, args.data)
     t0 = time.perf_counter()
-    if args.converge:
-        X = load_matrix(sources, _read_options(args, 65536))
-        model.fit(X)
-        n, how = X.shape[0], f"{model.n_iter_} epochs, converged: {model.converged_}"
-    else:
+    read_once = any(is_read_once(s) for s in sources)
+    if args.epochs is not None or (read_once and not args.converge):
+        if args.epochs is None:
+            _notice(args, "fit: DATA can be read only once (standard input, a pipe): one "
+                 "online pass (partial_fit) instead of batch EM's passes")
         n, steps = _stream_into(model, args, sources, model.batch_size, args.epochs or 1)
-        how = f"{steps} steps"
+        how = f"{steps} online steps"
+    else:  # batch EM: DATA in memory (--converge), or passes over the files (out of core)
+        data = (load_matrix(sources, _read_options(args, 65536)) if args.converge
+                else FileRows(sources, _read_options(args, model.batch_size), model.batch_size))
+        n = data.shape[0] if args.converge else data.n_samples
+        model.fit(data)
+        how = f"{model.n_iter_} EM iterations, converged: {model.converged_}"
     _save_model(model, args.output)
     _say(args, f"fit {_rate(n, time.perf_counter() - t0)}, {how} -> {args.output}")
     return EXIT_OK

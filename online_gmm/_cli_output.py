@@ -149,6 +149,12 @@ def _say(args: argparse.Namespace, message: str) -> None:
         print(f"{PROG}: {message}", file=sys.stderr)
 
 
+def _notice(args: argparse.Namespace, message: str) -> None:
+    """A line on standard error that a script should see too (unless --quiet)."""
+    if not getattr(args, "quiet", False):
+        print(f"{PROG}: {message}", file=sys.stderr)
+
+
 def _one_line(exc: BaseException) -> str:
     """A readable one-line message for an exception."""
     if isinstance(exc, OSError) and exc.strerror:

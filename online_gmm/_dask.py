@@ -34,6 +34,7 @@ import numpy as np
 from sklearn.utils.validation import assert_all_finite
 
 from ._backend import select_backend, use_backend
+from ._batch_em import RowSource
 from ._estep import Prepared
 from ._online_em import Hooks
 from ._stats import BatchStats, empty_stats, merge_stats
@@ -227,7 +228,7 @@ def statistics(X: Any, w: Any, prepared: Prepared, inv_temp: float,
     return stats
 
 
-class DaskRows:
+class DaskRows(RowSource):
     """The rows of a Dask array as a batch-EM source (:class:`online_gmm._batch_em.Source`):
     every iteration's statistics computed on the workers and tree-merged (one reduction per
     iteration); initialisation samples fetched to the client."""

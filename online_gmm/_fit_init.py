@@ -64,7 +64,7 @@ def initial_state(source: Source, n_features: int, *, init: FitInit, config: Any
         state = _warm(source, init, config, rng, backend)
         if state is not None:
             return state
-    size = source.n_samples if init.init_size is None else int(init.init_size)
+    size = source.init_rows if init.init_size is None else int(init.init_size)
     X, w = source.sample(size, rng)
     R = responsibilities(X, config.n_components, init.init_params, rng)
     xp = backend.xp

@@ -130,13 +130,63 @@ def test_fit_streams_partial_fit_like_the_api(npy, X, tmp_path):
     assert model.forgetting_rate == 0.01
 
 
-def test_fit_converge_calls_estimator_fit(npy, X, tmp_path):
+def test_fit_converge_loads_the_data_for_the_estimators_fit(npy, X, tmp_path):
     out = tmp_path / "m.joblib"
     argv = ["fit", "-k", "2", "--converge", "--random-state", "0", "--max-iter", "50"]
     assert main([*argv, "-q", "-o", str(out), str(npy)]) == 0
     ref = OnlineGaussianMixture(2, random_state=0, max_iter=50).fit(X)
     np.testing.assert_array_equal(load(out).means_, ref.means_)
     assert main([*argv, "--epochs", "2", "-o", str(out), str(npy)]) == 2
+
+
+def test_fit_is_batch_em_by_passes_over_the_files(X, tmp_path):
+    # two shards, read in batches of 128 rows at every pass: the estimator's fit of the rows
+    np.save(tmp_path / "a.npy", X[:250])
+    np.save(tmp_path / "b.npy", X[250:])
+    out = tmp_path / "m.npz"
+    argv = ["fit", "-k", "2", "--batch-size", "128", "--random-state", "0", "--tol", "1e-6"]
+    assert main([*argv, "-q", "-o", str(out), str(tmp_path / "a.npy"),
+                 str(tmp_path / "b.npy")]) == 0
+    model = load(out)
+    ref = OnlineGaussianMixture(2, random_state=0, tol=1e-6).fit(X)
+    np.testing.assert_allclose(model.means_, ref.means_, rtol=1e-10)
+    np.testing.assert_allclose(model.covariances_, ref.covariances_, rtol=1e-10)
+    assert model.n_iter_ == ref.n_iter_ and model.converged_
+    assert model.n_samples_seen_ == len(X)
+
+
+def test_fit_over_files_holds_one_batch_at_a_time(X, tmp_path, monkeypatch):
+    from online_gmm import _batch_em
+
+    np.save(tmp_path / "X.npy", X)
+    seen = []
+    original = _batch_em.Rows.statistics
+
+    def spy(self, state, config, inv_temp):
+        seen.append(self.n_samples)
+        return original(self, state, config, inv_temp)
+
+    monkeypatch.setattr(_batch_em.Rows, "statistics", spy)
+    argv = ["fit", "-k", "2", "--batch-size", "100", "--random-state", "0", "-q"]
+    assert main([*argv, "-o", str(tmp_path / "m.npz"), str(tmp_path / "X.npy")]) == 0
+    model = load(tmp_path / "m.npz")
+    assert seen and max(seen) == 100 and sum(seen) == model.n_iter_ * len(X)
+
+
+def test_fit_of_data_read_once_is_one_online_pass_with_a_notice(X, tmp_path, monkeypatch,
+                                                                 capsys):
+    text = "\n".join(",".join(f"{v:.17g}" for v in row) for row in X).encode() + b"\n"
+    _stdin(monkeypatch, text)
+    out = tmp_path / "m.npz"
+    assert main(["fit", "-k", "2", "--random-state", "0", "-o", str(out), "-"]) == 0
+    err = capsys.readouterr().err
+    assert "read only once" in err and "one online pass" in err
+    model = load(out)
+    ref = OnlineGaussianMixture(2, random_state=0)
+    for start in range(0, len(X), ref.batch_size):
+        ref.partial_fit(X[start : start + ref.batch_size])
+    np.testing.assert_allclose(model.means_, ref.means_, rtol=1e-12)
+    assert model.n_steps_ == ref.n_steps_
 
 
 def test_fit_means_init(npy, tmp_path):
@@ -151,7 +201,10 @@ def test_fit_means_init(npy, tmp_path):
 # ---------------------------------------------------------------------- input formats
 def _means_after_fit(tmp_path, *data, extra=()):
     out = tmp_path / "fmt.joblib"
-    argv = ["fit", "-k", "2", "--random-state", "0", "--batch-size", "128", *extra]
+    # (one online pass: the same rows in the same batches, whatever the format; standard
+    # input can give no other)
+    argv = ["fit", "-k", "2", "--random-state", "0", "--batch-size", "128", "--epochs", "1",
+            *extra]
     assert main([*argv, "-o", str(out), *map(str, data)]) == 0
     return load(out).means_
 
@@ -220,7 +273,8 @@ def test_shards_are_streamed_one_at_a_time(tmp_path, X, monkeypatch):
     monkeypatch.setattr(_readers, "_open_npy", recording_open)
     monkeypatch.setattr(OnlineGaussianMixture, "partial_fit", recording_partial_fit)
     out = tmp_path / "m.joblib"
-    assert main(["fit", "-k", "2", "--batch-size", "32", "-o", str(out), str(shards)]) == 0
+    argv = ["fit", "-k", "2", "--batch-size", "32", "--epochs", "1"]
+    assert main([*argv, "-o", str(out), str(shards)]) == 0
     assert fed[0] == 5 * rows
     opens = [n for kind, n in events if kind == "open"]
     assert len(opens) == 5
