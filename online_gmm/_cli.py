@@ -123,6 +123,16 @@ _EXAMPLES = {
 }
 
 
+def _add_warmup_buffer_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--include-warmup-buffer",
+        action="store_true",
+        help="also store the warm-up's buffer (raw training rows) in the model file, so that "
+        "a later partial-fit resumes the warm-up exactly; by default the file holds no "
+        "training row and the warm-up ends where the model is saved",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``online-gmm``.
 
@@ -228,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="load DATA into memory and run the estimator's fit (shuffled epochs until "
         "--tol or --max-iter, --n-init restarts) instead of streaming",
     )
+    _add_warmup_buffer_option(p)
     _add_hyper_options(p)
 
     p = add(
@@ -248,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--epochs", type=_positive_int, default=1, metavar="N", help="passes (default: 1)"
     )
+    _add_warmup_buffer_option(p)
 
     out_help = "output file, .npy or .csv/.tsv/.txt by extension (default: CSV on stdout)"
     for name, text, handler in (

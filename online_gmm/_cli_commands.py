@@ -100,7 +100,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     else:
         n, steps = _stream_into(model, args, sources, model.batch_size, args.epochs or 1)
         how = f"{steps} steps"
-    _save_model(model, args.output)
+    _save_model(model, args.output, include_warmup_buffer=args.include_warmup_buffer)
     _say(args, f"fit {_rate(n, time.perf_counter() - t0)}, {how} -> {args.output}")
     return EXIT_OK
 
@@ -138,7 +138,7 @@ def cmd_partial_fit(args: argparse.Namespace) -> int:
     batch_size = args.batch_size or int(model.batch_size)
     t0 = time.perf_counter()
     n, steps = _stream_into(model, args, sources, batch_size, args.epochs)
-    _save_model(model, output, save_format)
+    _save_model(model, output, save_format, include_warmup_buffer=args.include_warmup_buffer)
     _say(
         args,
         f"partial-fit {_rate(n, time.perf_counter() - t0)}, {steps} steps "

@@ -115,11 +115,13 @@ def _save_format(model: Any, path: str) -> str:
     return "npz"
 
 
-def _save_model(model: Any, path: str, format: str = "npz") -> None:  # noqa: A002
+def _save_model(model: Any, path: str, format: str = "npz",  # noqa: A002
+                include_warmup_buffer: bool = False) -> None:
     """Save atomically (``save`` writes a temporary file next to ``path``, then renames it
-    over ``path``); an error names ``path``."""
+    over ``path``); an error names ``path``. The warm-up's buffer (training rows) only with
+    ``include_warmup_buffer`` (``--include-warmup-buffer``)."""
     save, _ = _persistence()
-    save(model, path, format=format)
+    save(model, path, format=format, include_warmup_buffer=include_warmup_buffer)
 
 
 def _writer(path: str | None) -> ArrayWriter:
