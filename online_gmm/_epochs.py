@@ -14,6 +14,7 @@ from sklearn.utils import check_random_state
 
 from . import _warmup
 from ._array_api import take_index
+from ._consistency import check_fitted_parameters
 from ._seeding import seed_from_sample
 
 
@@ -29,6 +30,7 @@ def fit_restarts(model: Any, X_like: Any, xp: Any, continuing: bool,
             model._reset(X_like, xp)
             model._rng = rng
         elif init == 0:
+            check_fitted_parameters(model, "fit (warm_start=True)")
             model._check_namespace(xp, "fit")
         if model.verbose:
             print(f"Initialization {init}")

@@ -24,6 +24,7 @@ from sklearn.utils.validation import check_is_fitted, check_scalar, validate_dat
 from . import _array_api, _dask, _interop, _variational, _warmup
 from ._array_api import device, to_numpy
 from ._backend import select_backend
+from ._consistency import check_fitted_parameters
 from ._covariance import covariance
 from ._epochs import fit_epochs, fit_restarts
 from ._estep import posterior, weighted_log_density
@@ -449,9 +450,10 @@ class OnlineGaussianMixture(
             return self._partial_fit(X, sample_weight)
 
     def _partial_fit(self, X, sample_weight):
+        self._validate_hyperparameters()
+        check_fitted_parameters(self)  # n_components, covariance_type as fitted
         if _dask.is_dask_array(X):
             return _dask.partial_fit(self, X, sample_weight)
-        self._validate_hyperparameters()
         first = not self.__sklearn_is_fitted__()
         before = dict(self.__dict__) if first else None
         try:

@@ -20,7 +20,8 @@ Plain functions over the backend, as the step itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import threading
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -115,6 +116,9 @@ class Warmup:
     limit: int = 0
     #: the warm state exists: the next full mark (``size``) refines it
     refining: bool = False
+    #: who wrote the arrays' rows so far (:class:`_Claim`, shared by the warm-ups of one
+    #: allocation: a copied model's and the original's); None: not shared
+    claim: Any = field(default=None, compare=False, repr=False)
 
     @property
     def capacity(self) -> int:
@@ -143,10 +147,32 @@ class Warmup:
         state = dict(self.__dict__)
         if self.X is not None:
             state["X"], state["w"] = self.X[: self.n_rows, ...], self.w[: self.n_rows]
+        state["claim"] = None  # (a copy owns its rows: it reallocates before writing)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+
+
+class _Claim:
+    """The rows of a buffer's arrays written so far by any of the warm-ups sharing them:
+    a warm-up of ``n`` rows writes past them only if nobody did (its own rows are then the
+    arrays' first ``n``); otherwise (a copy of the model, ``copy.copy``, wrote there, or a
+    failed step did) it writes into a copy of its rows: copy on write."""
+
+    __slots__ = ("lock", "rows")
+
+    def __init__(self, rows: int = 0) -> None:
+        self.rows = rows
+        self.lock = threading.Lock()
+
+    def take(self, n: int, k: int) -> bool:
+        """Claim rows ``n`` to ``n + k``; False if another warm-up wrote past ``n``."""
+        with self.lock:
+            if self.rows > n:
+                return False
+            self.rows = n + k
+            return True
 
 
 def start(warmup_size: int, restarts: int, n_features: int, itemsize: int,
@@ -167,9 +193,12 @@ def buffer(warmup: Warmup, X: Any, w: Any, xp: Any) -> tuple[Warmup, Any, Any]:
     keep = np.flatnonzero(w_host > 0)
     n, capacity = warmup.n_rows, warmup.capacity
     take, rest = keep[: capacity - n], keep[capacity - n:]
-    BX, Bw = warmup.X, warmup.w
-    if BX is None or BX.shape[0] < capacity or BX.dtype != X.dtype:
-        # (first rows, or a buffer unpickled without its free space): allocated once
+    BX, Bw, claim = warmup.X, warmup.w, warmup.claim
+    if (BX is None or BX.shape[0] < capacity or BX.dtype != X.dtype
+            or (take.size and claim is not None and not claim.take(n, int(take.size)))):
+        # (first rows, a buffer unpickled without its free space, or another warm-up
+        # wrote past our rows): allocated once, then written by this warm-up's successors
+        claim = _Claim(n + int(take.size))
         dev = device(X)
         new_X = xp.zeros((capacity, X.shape[1]), dtype=X.dtype, device=dev)
         new_w = xp.zeros((capacity,), dtype=w.dtype, device=dev)
@@ -180,7 +209,7 @@ def buffer(warmup: Warmup, X: Any, w: Any, xp: Any) -> tuple[Warmup, Any, Any]:
     if take.size:
         BX[n : n + take.size, ...] = xp.take(X, take_index(take, X, xp), axis=0)
         Bw[n : n + take.size] = xp.take(w, take_index(take, w, xp), axis=0)
-    new = warmup.replace(X=BX, w=Bw, n_rows=n + int(take.size))
+    new = warmup.replace(X=BX, w=Bw, n_rows=n + int(take.size), claim=claim)
     X_rest = xp.take(X, take_index(rest, X, xp), axis=0)
     w_rest = xp.take(w, take_index(rest, w, xp), axis=0)
     return new, X_rest, w_rest
