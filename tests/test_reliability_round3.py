@@ -134,3 +134,20 @@ def test_a_non_finite_prior_is_refused_naming_it(name, value, covariance_type):
     with pytest.raises(ValueError, match=rf"'{name}' (must be finite|parameter of)"):
         model.partial_fit(X)
     assert not hasattr(model, "means_")
+
+
+# ---------------------------------------------------------------------- (14) weights
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_float32_weights_summing_past_float32_are_refused_naming_sample_weight(
+        covariance_type):
+    X = np.random.default_rng(0).normal(size=(10000, 3)).astype(np.float32)
+    model = OnlineGaussianMixture(2, covariance_type=covariance_type, random_state=0)
+    model.partial_fit(X[:100])
+    before = model.means_.copy()
+    with pytest.raises(ValueError, match=r"sample_weight sums to 1e\+39, more than float32"):
+        model.partial_fit(X, sample_weight=np.full(10000, 1e35, dtype=np.float32))
+    np.testing.assert_array_equal(model.means_, before)
+    # what float32 can sum still fits; float64 rows take far larger weights
+    model.partial_fit(X[:1000], sample_weight=np.full(1000, 1e35, dtype=np.float32))
+    OnlineGaussianMixture(2, covariance_type=covariance_type, random_state=0).partial_fit(
+        X.astype(np.float64), sample_weight=np.full(10000, 1e300))
