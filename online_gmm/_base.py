@@ -20,6 +20,7 @@ from . import _array_api, _dask
 from ._array_api import device
 from ._backend import select_backend
 from ._batch_em import Rows, RowSource, Source, iteration
+from ._consistency import check_fitted_parameters
 from ._fit_init import FitInit, initial_state
 from ._locks import update_lock
 from ._online_em import check_finite_state
@@ -96,13 +97,14 @@ class BaseOnlineMixture:
         if do_init:
             self._reset(X_like, xp)
         else:
+            check_fitted_parameters(self, "fit (warm_start=True)")
             self._check_namespace(xp, "fit")
         rng = check_random_state(self.random_state)
         config, schedules = self._config(), self._schedules()
         first_step = 0 if do_init else self.n_steps_  # (warm_start: the schedule goes on)
-        best = None
+        best, clock = None, _Clock()
         for i in range(self.n_init if do_init else 1):
-            self._verbose_init_start(i)
+            self._verbose_init_start(i, clock)
             state = (initial_state(source, X_like.shape[1], init=init, config=config, rng=rng,
                                    backend=backend)
                      if do_init else self._state)
@@ -116,12 +118,12 @@ class BaseOnlineMixture:
                 check_finite_state(state, backend)
                 bounds.append(lower_bound)
                 change = lower_bound - previous
-                self._verbose_iteration(n_iter, change)
+                self._verbose_iteration(n_iter, change, clock)
                 annealing = schedules.temperature_at(first_step + n_iter) != temperature
                 if abs(change) < self.tol and not annealing:
                     converged = True
                     break
-            self._verbose_init_end(lower_bound, converged)
+            self._verbose_init_end(lower_bound, converged, clock)
             if best is None or lower_bound > best[0] or best[0] == -np.inf:
                 best = (lower_bound, state, n_iter, bounds, converged)
         lower_bound, state, n_iter, bounds, converged = best
@@ -169,26 +171,31 @@ class BaseOnlineMixture:
             )
 
     # ------------------------------------------------------------------ verbose (sklearn's)
-    def _verbose_init_start(self, n_init: int) -> None:
+    def _verbose_init_start(self, n_init: int, clock: _Clock) -> None:
         if self.verbose:
             print(f"Initialization {n_init}")
-            self._init_prev_time = self._iter_prev_time = time.time()
+            clock.init = clock.iteration = time.time()
 
-    def _verbose_iteration(self, n_iter: int, change: float) -> None:
+    def _verbose_iteration(self, n_iter: int, change: float, clock: _Clock) -> None:
         if self.verbose and n_iter % self.verbose_interval == 0:
             if self.verbose == 1:
                 print(f"  Iteration {n_iter}")
             else:
                 now = time.time()
-                print(f"  Iteration {n_iter}\t time lapse {now - self._iter_prev_time:.5f}s\t "
+                print(f"  Iteration {n_iter}\t time lapse {now - clock.iteration:.5f}s\t "
                       f"ll change {change:.5f}")
-                self._iter_prev_time = now
+                clock.iteration = now
 
-    def _verbose_init_end(self, lower_bound: float, converged: bool) -> None:
+    def _verbose_init_end(self, lower_bound: float, converged: bool, clock: _Clock) -> None:
         message = "converged" if converged else "did not converge"
         if self.verbose == 1:
             print(f"Initialization {message}.")
         elif self.verbose >= 2:
-            t = time.time() - self._init_prev_time
-            print(f"Initialization {message}. time lapse {t:.5f}s\t lower bound "
-                  f"{lower_bound:.5f}.")
+            print(f"Initialization {message}. time lapse {time.time() - clock.init:.5f}s\t "
+                  f"lower bound {lower_bound:.5f}.")
+
+
+class _Clock:
+    """The times ``verbose`` reports (kept out of the estimator's attributes)."""
+
+    init = iteration = 0.0

@@ -20,7 +20,7 @@ from ._estimator import _IDENTITY_PARAMS, _VALIDATED_PARAMS, OnlineGaussianMixtu
 from ._online_em import EMConfig
 from ._parameters import VARIATIONAL_MIXTURE_PARAMETERS, constraints
 from ._stats import MixtureState
-from ._variational import Posterior, posterior, resolve_prior
+from ._variational import Posterior, changed_prior, posterior, resolve_prior
 
 
 class OnlineBayesianGaussianMixture(OnlineGaussianMixture):
@@ -307,11 +307,30 @@ default="dirichlet_process"
 
     def _partial_fit(self, X, sample_weight):
         _refuse_dask(X, "partial_fit")
+        self._validate_hyperparameters()
+        self._check_prior("partial_fit")
         return super()._partial_fit(X, sample_weight)
 
     def _fit(self, X):
         _refuse_dask(X, "fit")
+        if self.warm_start:
+            self._validate_hyperparameters()
+            self._check_prior("fit")
         super()._fit(X)
+
+    def _check_prior(self, method: str) -> None:
+        """A fitted model's prior is the one of its first data: refuse a prior parameter
+        changed since (``set_params``), which the model would silently ignore."""
+        if not self.__sklearn_is_fitted__():
+            return
+        name = changed_prior(self._prior, int(self._state.weights.shape[0]),
+                             int(self._state.means.shape[1]), self.get_params(deep=False))
+        if name is not None:
+            raise ValueError(
+                f"{name}={getattr(self, name)!r:.80}, but this {type(self).__name__} was "
+                f"fitted with another {name}: {method} cannot change the prior. Set {name} "
+                "back, or call fit() (warm_start=False) to fit a new model."
+            )
 
     # ------------------------------------------------------------------ the attributes
     def _posterior(self, s: MixtureState) -> Posterior:

@@ -123,6 +123,16 @@ _EXAMPLES = {
 }
 
 
+def _add_warmup_buffer_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--include-warmup-buffer",
+        action="store_true",
+        help="also store the warm-up's buffer (raw training rows) in the model file, so that "
+        "a later partial-fit resumes the warm-up exactly; by default the file holds no "
+        "training row and the warm-up ends where the model is saved",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``online-gmm``.
 
@@ -230,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         "iterations until --tol or --max-iter, --n-init initialisations); also for DATA "
         "that can be read once",
     )
+    _add_warmup_buffer_option(p)
     _add_hyper_options(p)
 
     p = add(
@@ -250,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--epochs", type=_positive_int, default=1, metavar="N", help="passes (default: 1)"
     )
+    _add_warmup_buffer_option(p)
 
     out_help = "output file, .npy or .csv/.tsv/.txt by extension (default: CSV on stdout)"
     for name, text, handler in (

@@ -14,10 +14,19 @@ from typing import Any
 
 import numpy as np
 
-from ._cli_files import _check_writable, _load_model, _read_options, _save_model, _sources, _writer
+from ._cli_files import (
+    _check_outputs,
+    _check_rereadable,
+    _check_writable,
+    _load_model,
+    _read_options,
+    _save_model,
+    _sources,
+    _writer,
+)
 from ._cli_options import _estimator_from
 from ._cli_output import EXIT_OK, Progress, UsageError, _notice, _say, _status_enabled
-from ._file_rows import FileRows, is_read_once
+from ._file_rows import FileRows
 from ._readers import count_rows, iter_batches, load_matrix
 from ._sources import DataError, Source, source_names
 from ._writers import ArrayWriter, writing
@@ -50,8 +59,7 @@ def _stream_into(
     epochs: int,
 ) -> tuple[int, int]:
     """``epochs`` passes of ``partial_fit`` over the sources; returns (samples, steps)."""
-    if epochs > 1 and any(s.is_stdin for s in sources):
-        raise UsageError("standard input can be read only once: --epochs must be 1 with '-'")
+    _check_rereadable(sources, epochs)
     opts = _read_options(args, batch_size)
     n_features = getattr(model, "n_features_in_", None)  # a saved model checks every source
     enabled = _status_enabled(args)
@@ -94,8 +102,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     model = _estimator_from(args)
     _check_writable(args.output)
     sources = _sources(args, args.data)
+    _check_outputs({"-o": args.output}, {"DATA": [s.name for s in sources]})
+    _check_rereadable(sources, args.epochs or 1)
     t0 = time.perf_counter()
-    read_once = any(is_read_once(s) for s in sources)
+    read_once = any(s.read_once for s in sources)
     if args.epochs is not None or (read_once and not args.converge):
         if args.epochs is None:
             _notice(args, "fit: DATA can be read only once (standard input, a pipe): one "
@@ -108,7 +118,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         n = data.shape[0] if args.converge else data.n_samples
         model.fit(data)
         how = f"{model.n_iter_} EM iterations, converged: {model.converged_}"
-    _save_model(model, args.output)
+    _save_model(model, args.output, include_warmup_buffer=args.include_warmup_buffer)
     _say(args, f"fit {_rate(n, time.perf_counter() - t0)}, {how} -> {args.output}")
     return EXIT_OK
 
@@ -129,9 +139,22 @@ def _check_integer_options(args: argparse.Namespace) -> None:
             if not 0 <= value <= 2**32 - 1:
                 raise UsageError(f"{option} must be in [0, {2**32 - 1}]; got {value}")
             continue
-        high = largest // 8 if param == "n_components" else largest
+        # a component is at least 64 bytes of state (weights, a mean, a variance, ... of
+        # one feature): K of them must fit in an array and in this machine's memory
+        high = min(largest, _memory_bytes()) // 64 if param == "n_components" else largest
         if value > high:
-            raise UsageError(f"{option} is too large: at most {high}; got {value}")
+            why = " for this machine's memory" if param == "n_components" else ""
+            raise UsageError(f"{option} is too large{why}: at most {high}; got {value}")
+
+
+def _memory_bytes() -> int:
+    """This machine's physical memory (the largest array index where it is unknown)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return int(np.iinfo(np.intp).max)
 
 
 def cmd_partial_fit(args: argparse.Namespace) -> int:
@@ -143,10 +166,13 @@ def cmd_partial_fit(args: argparse.Namespace) -> int:
     model = _load_model(args.model, args.trusted)
     save_format = _save_format(model, output)
     sources = _sources(args, args.data)
+    _check_outputs({"-o" if args.output else "MODEL": output},
+                   {"DATA": [s.name for s in sources]})
+    _check_rereadable(sources, args.epochs)
     batch_size = args.batch_size or int(model.batch_size)
     t0 = time.perf_counter()
     n, steps = _stream_into(model, args, sources, batch_size, args.epochs)
-    _save_model(model, output, save_format)
+    _save_model(model, output, save_format, include_warmup_buffer=args.include_warmup_buffer)
     _say(
         args,
         f"partial-fit {_rate(n, time.perf_counter() - t0)}, {steps} steps "
@@ -185,8 +211,17 @@ def _infer(
     return n, total
 
 
+def _check_inference_output(args: argparse.Namespace) -> None:
+    try:
+        data = [s.name for s in _sources(args, args.data)]
+    except (DataError, UsageError):  # reported once the model is loaded, as before
+        data = list(args.data)
+    _check_outputs({"-o": args.output}, {"MODEL": [args.model], "DATA": data})
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """``predict``: the component of each row (or its posterior with ``--proba``)."""
+    _check_inference_output(args)
     writer = _writer(args.output)
     if args.proba:
         _infer(args, lambda m, X: m.predict_proba(X), writer)
@@ -197,6 +232,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """``score``: the mean log-likelihood of DATA (per row with ``--output``)."""
+    _check_inference_output(args)
     writer = _writer(args.output) if args.output is not None else None
     n, total = _infer(args, lambda m, X: m.score_samples(X), writer)
     if args.output != "-":
@@ -208,6 +244,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     """``sample``: draw rows from the mixture."""
     if args.n_samples < 1:
         raise UsageError(f"--n-samples must be at least 1; got {args.n_samples}")
+    _check_outputs({"-o": args.output, "--labels": args.labels}, {"MODEL": [args.model]})
     writer = _writer(args.output)
     labels = None
     if args.labels is not None:

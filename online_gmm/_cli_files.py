@@ -39,6 +39,46 @@ def _check_writable(path: str) -> None:
     os.unlink(probe)
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (through links, relative parts, hard
+    links); a path that does not exist yet is compared by its resolved name."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_outputs(outputs: dict[str, str | None], inputs: dict[str, Sequence[str]]) -> None:
+    """A usage error, before any work, if an output (``{option: path}``) is one of the
+    inputs (``{what: paths}``) or another output, under any path: writing it would
+    replace what is being read (or the other output)."""
+    named = [(opt, path) for opt, path in outputs.items() if path not in (None, "-")]
+    for i, (opt, path) in enumerate(named):
+        for what, paths in inputs.items():
+            for other in paths:
+                if other != "-" and _same_file(path, other):
+                    raise UsageError(
+                        f"{opt} {path} is the {what} {other}: an output must not be one of "
+                        "the inputs (it would be replaced); write it elsewhere"
+                    )
+        for opt2, path2 in named[i + 1:]:
+            if _same_file(path, path2):
+                raise UsageError(f"{opt} {path} and {opt2} {path2} are the same file: "
+                                 "each output needs its own")
+
+
+def _check_rereadable(sources: Sequence[Source], epochs: int) -> None:
+    """A usage error if DATA read ``epochs`` > 1 times holds a source that can be read once
+    (standard input, a pipe, a FIFO: checked without opening it)."""
+    if epochs <= 1:
+        return
+    for s in sources:
+        if s.read_once:
+            what = "standard input ('-')" if s.is_stdin else f"{s.name} (not a regular file)"
+            raise UsageError(f"{what} can be read only once: --epochs must be 1 with it "
+                             f"(got {epochs}); save it to a file first")
+
+
 def _read_options(args: argparse.Namespace, batch_size: int) -> ReadOptions:
     return ReadOptions(
         key=args.key,
@@ -115,11 +155,13 @@ def _save_format(model: Any, path: str) -> str:
     return "npz"
 
 
-def _save_model(model: Any, path: str, format: str = "npz") -> None:  # noqa: A002
+def _save_model(model: Any, path: str, format: str = "npz",  # noqa: A002
+                include_warmup_buffer: bool = False) -> None:
     """Save atomically (``save`` writes a temporary file next to ``path``, then renames it
-    over ``path``); an error names ``path``."""
+    over ``path``); an error names ``path``. The warm-up's buffer (training rows) only with
+    ``include_warmup_buffer`` (``--include-warmup-buffer``)."""
     save, _ = _persistence()
-    save(model, path, format=format)
+    save(model, path, format=format, include_warmup_buffer=include_warmup_buffer)
 
 
 def _writer(path: str | None) -> ArrayWriter:

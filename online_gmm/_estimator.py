@@ -23,6 +23,7 @@ from . import _array_api, _dask, _interop, _variational, _warmup
 from ._array_api import device, to_numpy
 from ._backend import select_backend
 from ._base import BaseOnlineMixture
+from ._consistency import check_fitted_parameters
 from ._covariance import covariance
 from ._estep import posterior, weighted_log_density
 from ._input import check_sample_weight, is_plain_valid_batch
@@ -465,6 +466,7 @@ class OnlineGaussianMixture(
 
     def _partial_fit(self, X, sample_weight):
         self._validate_hyperparameters()
+        check_fitted_parameters(self)  # n_components, covariance_type as fitted
         first = not self.__sklearn_is_fitted__()
         before = dict(self.__dict__) if first else None
         try:

@@ -10,8 +10,6 @@ memory (to rounding) whenever the initialisation draws the same rows.
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,17 +19,6 @@ from ._batch_em import Rows, RowSource
 from ._readers import iter_batches
 from ._sources import DataError, ReadOptions, Source, source_names
 from ._stats import BatchStats, MixtureState, empty_stats, merge_stats
-
-
-def is_read_once(source: Source) -> bool:
-    """Whether ``source`` can be read only once (standard input, a pipe, a FIFO, a device):
-    anything but a regular file."""
-    if source.is_stdin:
-        return True
-    try:
-        return not stat.S_ISREG(os.stat(source.name).st_mode)
-    except OSError:  # (missing: the reader reports it)
-        return False
 
 
 class FileRows(RowSource):

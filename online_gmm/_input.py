@@ -14,8 +14,8 @@ from ._kernels import all_finite
 def check_sample_weight(sample_weight: Any, X: Any, xp: Any) -> Any:
     """``sample_weight`` as an (n,) array in ``X``'s dtype and namespace (ones for None);
     a clear ``ValueError`` for a wrong shape, non-real, NaN/inf or negative weights, and for
-    weights too large for the arithmetic: a sum that overflows float64, or a weight that
-    overflows the data's dtype (float32)."""
+    weights too large for the arithmetic: a sum that overflows float64, or a weight or a
+    sum of the weights that overflows the data's dtype (float32)."""
     n = X.shape[0]
     if sample_weight is None:
         return xp.ones(n, dtype=X.dtype, device=_array_api.device(X))
@@ -49,6 +49,13 @@ def check_sample_weight(sample_weight: Any, X: Any, xp: Any) -> Any:
         raise ValueError(
             f"sample_weight overflows {dtype.name}, the data's dtype (the largest "
             f"weight is {float(sw_np.max()):.3g}): rescale the weights."
+        )
+    limit = float(np.finfo(dtype).max) / 2 if dtype.kind == "f" else np.inf
+    if total > limit:  # the batch's masses, summed in the data's dtype, would overflow it
+        raise ValueError(
+            f"sample_weight sums to {total:.3g}, more than {dtype.name} (the data's dtype) "
+            f"can sum (at most {limit:.3g}): rescale the weights, or pass the rows as "
+            "float64."
         )
     return _array_api.asarray_like(sw_np, X, xp, dtype=X.dtype)
 

@@ -41,11 +41,6 @@ _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 # zlib, gzip, bz2, xz and lzma compressions.
 _PICKLE_MAGICS = (b"\x80", b"\x78", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x5d\x00\x00")
 
-#: The attributes of a fitted model and what they must hold (checked by :func:`load`).
-_COUNTERS = ("n_steps_", "n_samples_seen_", "n_reseeded_", "n_iter_")
-_FLAGS = ("converged_", "_user_init_pending")
-
-
 class UntrustedFileError(ValueError):
     """A pickle-based model file given to :func:`load` without ``trusted=True``."""
 

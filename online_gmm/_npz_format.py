@@ -14,10 +14,7 @@ if TYPE_CHECKING:  # imported where used: ``import online_gmm`` stays quick
     import zipfile
 
 from ._model_file import (
-    _BIT_GENERATORS,
     _CLASS,
-    _COUNTERS,
-    _FLAGS,
     _HEADER,
     _MAGIC,
     _MAX_HEADER_BYTES,
@@ -29,6 +26,7 @@ from ._model_file import (
     _reason,
     _refuse,
 )
+from ._npz_decode import ATTRIBUTES, _Decoder, read_member
 from ._version import __version__
 
 
@@ -94,7 +92,7 @@ class _Encoder:
             return {"array": self.array(v, key, where)}
         if type(v) is PowerDecay:
             return {"PowerDecay": [v.eta0, v.t0, v.alpha]}
-        if type(v) is Warmup:  # the rows held, not the buffer's free space
+        if type(v) is Warmup:  # the rows held, not the buffer's free space (on request)
             n = v.n_rows
             rows = (None if v.X is None else self.value(v.X[:n, ...], f"{key}.X", where),
                     None if v.w is None else self.value(v.w[:n], f"{key}.w", where))
@@ -116,12 +114,15 @@ class _Encoder:
         raise _not_storable(where, v, why)
 
 
-def _encode(model: Any) -> dict[str, Any]:
+def _encode(model: Any, include_warmup_buffer: bool = False) -> dict[str, Any]:
     """The members of the pickle-free file of ``model``: ``header`` first; a ``TypeError``
-    naming what cannot be stored."""
+    naming what cannot be stored, a ``ValueError`` for a model :func:`load` would refuse.
+    The warm-up's buffer (training rows) only with ``include_warmup_buffer``; without it
+    the file's warm-up is over (``_warmup`` None)."""
     import numpy as np
     import sklearn
 
+    from ._consistency import check_fitted_parameters
     from ._estimator import OnlineGaussianMixture
     from ._stats import STATE_FIELDS, MixtureState
 
@@ -133,6 +134,7 @@ def _encode(model: Any) -> dict[str, Any]:
             "online_gmm.load(path, trusted=True)).",
             f"a {type(model).__name__}",
         )
+    check_fitted_parameters(model, "save")
     enc = _Encoder()
     params = model.get_params(deep=False)
     header: dict[str, Any] = {
@@ -145,6 +147,18 @@ def _encode(model: Any) -> dict[str, Any]:
         "params": {k: enc.value(v, f"param.{k}", k) for k, v in params.items()},
     }
     attrs = {k: v for k, v in model.__dict__.items() if k not in params}
+    for k in attrs:
+        if k not in ATTRIBUTES and k not in ("_state", "_rng") and k not in _PUBLISHED:
+            raise _NotStorable(
+                f"Cannot save the attribute {k!r} in the pickle-free format, which holds the "
+                "estimator's own attributes only (load() refuses any other): delete it "
+                f"(del model.{k}), or save with online_gmm.save(model, path, "
+                "format=\"pickle\") (loading that file then needs "
+                "online_gmm.load(path, trusted=True)).",
+                k,
+            )
+    if not include_warmup_buffer and "_warmup" in attrs:
+        attrs["_warmup"] = None  # no training rows in the file: the warm-up is over
     state = attrs.pop("_state", None)
     header["fitted"] = state is not None
     if state is not None:
@@ -180,6 +194,10 @@ def _encode(model: Any) -> dict[str, Any]:
     header["order"] = list(model.__dict__)
     text = json.dumps(header, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     data = text.encode("utf-8")
+    if len(data) > _MAX_HEADER_BYTES:
+        raise ValueError(f"Cannot save this model: its header would take {len(data)} bytes, "
+                         f"more than load() reads ({_MAX_HEADER_BYTES}).")
+    _check_loads(json.loads(text), enc.members)
     return {_HEADER: np.frombuffer(data, dtype=np.uint8), **enc.members}
 
 
@@ -189,6 +207,23 @@ def _as_published(arr: Any, attrs: dict) -> Any:
     from ._array_api import astype_all
 
     return astype_all({"a": arr}, attrs.get("_published_dtype"))["a"]
+
+
+def _check_loads(header: dict, members: dict[str, Any]) -> None:
+    """Run :func:`load`'s checks on what :func:`save` is about to write: a ``ValueError``
+    (nothing written) instead of a file that would not load."""
+
+    def member(name: str, expect: Any) -> Any:
+        arr = members.get(name)
+        problem = "it is missing" if arr is None else expect(arr.shape, arr.dtype)
+        if problem:
+            raise ValueError(f"Cannot save this model, load() would refuse it: {problem}.")
+        return arr
+
+    def fail(detail: str) -> ValueError:
+        return ValueError(f"Cannot save this model, load() would refuse it: {detail}.")
+
+    _Decoder(member, fail).model(header)
 
 
 def _same_array(a: Any, b: Any) -> bool:
@@ -235,56 +270,21 @@ def _open_archive(path) -> Iterator[zipfile.ZipFile]:
         yield zf
 
 
-def _read_member(zf: zipfile.ZipFile, name: str, path, saved: str,
-                 max_bytes: int | None = None) -> Any:
-    """One array member, read with ``allow_pickle=False``: its ``.npy`` header is checked
-    against the zip directory before any data is allocated, and the data is read to the end
-    (which checks its CRC)."""
-    import numpy as np
-
-    fmt = np.lib.format
-    try:
-        info = zf.getinfo(f"{name}.npy")
-    except KeyError:
-        raise _refuse(path, saved, f"the file has no member {name!r}") from None
-    if max_bytes is not None and info.file_size > max_bytes:
-        raise _refuse(path, saved, f"member {name!r} is too large ({info.file_size} bytes)")
-    try:
-        with zf.open(info) as fh:
-            version = fmt.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = fmt.read_array_header_1_0(fh)
-            elif version in ((2, 0), (3, 0)):
-                shape, fortran, dtype = fmt.read_array_header_2_0(fh)
-            else:  # pragma: no cover - read_magic accepts only these
-                raise ValueError(f"npy version {version}")
-            if dtype.hasobject or dtype.fields or dtype.kind not in "biufc":
-                raise ValueError(f"dtype {dtype} is not numbers")
-            nbytes = math.prod(shape) * dtype.itemsize
-            if nbytes != info.file_size - fh.tell():
-                raise ValueError(
-                    f"shape {shape} of {dtype} does not match the member's size "
-                    f"({info.file_size} bytes)"
-                )
-            data = fh.read(nbytes)
-            if len(data) != nbytes or fh.read(1):
-                raise ValueError("the member's data ends early or runs on")
-    except Exception as exc:  # BadZipFile, zlib.error, EOFError, ValueError, OSError, ...
-        raise _refuse(path, saved, f"member {name!r} is damaged ({_reason(exc)})") from None
-    arr = np.frombuffer(data, dtype=dtype)
-    order = "F" if fortran else "C"
-    return arr.reshape(shape, order=order).copy(order=order)  # writable, own memory
-
-
 def _read_json_header(zf: zipfile.ZipFile, path) -> dict:
     import numpy as np
 
     names = zf.namelist()
     if not names or names[0] != f"{_HEADER}.npy":
         raise _refuse(path, "unknown", "an .npz archive that is not an online-gmm model file")
-    raw = _read_member(zf, _HEADER, path, "unknown", max_bytes=_MAX_HEADER_BYTES)
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise _refuse(path, "unknown", "the header is not JSON bytes")
+
+    def expect(shape: tuple, dtype: Any) -> str | None:
+        if dtype != np.uint8 or len(shape) != 1:
+            return "the header is not JSON bytes"
+        if shape[0] > _MAX_HEADER_BYTES:
+            return f"the header is too large ({shape[0]} bytes)"
+        return None
+
+    raw = read_member(zf, _HEADER, path, "unknown", expect)
     try:
         header = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -304,197 +304,15 @@ def _load_npz(path) -> Any:
             newer = type(fmt) is int and fmt > max(READABLE_FORMATS)
             hint = "; upgrade online-gmm to read it" if newer else ""
             raise _refuse(path, saved, f"unknown file format version {fmt!r}{hint}")
+        def member(name: str, expect: Any) -> Any:
+            return read_member(zf, name, path, saved, expect)
+
+        decoder = _Decoder(member, lambda detail: _refuse(path, saved, detail))
+        decoder.read.add(_HEADER)
         try:
-            return _Decoder(zf, path, saved).model(header)
+            return decoder.model(header)
         except _FileRefused:
             raise
         except Exception as exc:  # whatever a crafted value makes the checks raise
             raise _refuse(path, saved, f"the file does not hold a valid model "
                                        f"({type(exc).__name__}: {_reason(exc)})") from None
-
-
-class _Decoder:
-    """The inverse of :class:`_Encoder`, checking every value it builds."""
-
-    def __init__(self, zf: zipfile.ZipFile, path, saved: str) -> None:
-        self.zf, self.path, self.saved = zf, path, saved
-
-    def fail(self, detail: str) -> ValueError:
-        return _refuse(self.path, self.saved, detail)
-
-    def value(self, v: Any, where: str) -> Any:
-        import numpy as np
-
-        from ._schedules import PowerDecay
-
-        if v is None or isinstance(v, bool | str | int | float):
-            return v
-        if isinstance(v, list):
-            return [self.value(x, where) for x in v]
-        if not (isinstance(v, dict) and len(v) in (1, 2)):
-            raise self.fail(f"{where}: unreadable value {v!r:.60}")
-        tag = next(iter(v))
-        body = v[tag]
-        if tag == "float" and body in ("inf", "-inf", "nan"):
-            return float(body)
-        if tag == "numpy" and len(v) == 2 and isinstance(body, str):
-            dtype = np.dtype(body)
-            if dtype.kind not in "biuf" or dtype.itemsize > 8:
-                raise self.fail(f"{where}: unreadable NumPy scalar type {body!r}")
-            return dtype.type(self.value(v["value"], where))
-        if len(v) != 1:
-            raise self.fail(f"{where}: unreadable value {v!r:.60}")
-        if tag == "tuple" and isinstance(body, list):
-            return tuple(self.value(x, where) for x in body)
-        if tag == "dict" and isinstance(body, dict):
-            return {k: self.value(x, f"{where}[{k!r}]") for k, x in body.items()}
-        if tag == "array" and isinstance(body, str):
-            return _read_member(self.zf, body, self.path, self.saved)
-        if tag == "strings" and isinstance(body, list) and all(type(s) is str for s in body):
-            return np.array(body, dtype=object)
-        if tag == "PowerDecay" and isinstance(body, list) and len(body) == 3:
-            return PowerDecay(*body)
-        if tag == "RandomState":
-            return self.random_state(self.value(body, where), where)
-        if tag == "Warmup" and isinstance(body, dict):
-            return self.warmup(body, where)
-        raise self.fail(f"{where}: unreadable value {v!r:.60}")
-
-    def warmup(self, body: dict, where: str) -> Any:
-        import numpy as np
-
-        from ._warmup import Warmup
-
-        size, restarts, n = body.get("size"), body.get("restarts"), body.get("n_rows")
-        limit, refining = body.get("limit", 0), body.get("refining", False)
-        if (not all(type(x) is int and x >= 0 for x in (size, restarts, n, limit))
-                or type(refining) is not bool or n > max(size, limit)):
-            raise self.fail(f"{where}: unreadable warm-up buffer")
-        X = None if body.get("X") is None else self.value(body["X"], where)
-        w = None if body.get("w") is None else self.value(body["w"], where)
-        rows = (0 if X is None else X.shape[0], 0 if w is None else w.shape[0])
-        if rows != (n, n) or (X is not None and (X.ndim != 2 or not np.isfinite(X).all())):
-            raise self.fail(f"{where}: the warm-up buffer's rows do not match it")
-        return Warmup(size=size, restarts=max(1, restarts), X=X, w=w, n_rows=n, limit=limit,
-                      refining=refining)
-
-    def random_state(self, state: Any, where: str) -> Any:
-        import numpy as np
-
-        name = state.get("bit_generator") if isinstance(state, dict) else None
-        if name not in _BIT_GENERATORS:
-            raise self.fail(f"{where}: unreadable random generator {name!r}")
-        rng = np.random.RandomState(getattr(np.random, name)())
-        rng.set_state(state)
-        return rng
-
-    def model(self, header: dict) -> Any:
-        import numpy as np
-
-        from ._estimator import OnlineGaussianMixture
-        from ._stats import STATE_FIELDS, MixtureState
-
-        if header.get("class") != _CLASS:
-            raise self.fail(f"it holds a {header.get('class')!r:.80}, not an "
-                            "OnlineGaussianMixture")
-        names = OnlineGaussianMixture._get_param_names()
-        params = header.get("params")
-        if not isinstance(params, dict) or set(params) - set(names):
-            unknown = sorted(set(params) - set(names)) if isinstance(params, dict) else params
-            raise self.fail(f"unknown parameters {unknown!r:.80} (written by a newer "
-                            "online-gmm?)")
-        values = {k: self.value(v, k) for k, v in params.items()}
-        probe = OnlineGaussianMixture(**values)
-        probe._validate_hyperparameters()  # scikit-learn's messages, naming the parameter
-        state_dict = dict(probe.__dict__)
-
-        attrs = header.get("attributes", {})
-        if not isinstance(attrs, dict):
-            raise self.fail("unreadable attributes")
-        for k, v in attrs.items():
-            if not isinstance(k, str) or k.startswith("__") or hasattr(OnlineGaussianMixture, k):
-                raise self.fail(f"attribute {k!r:.60} would shadow the class's")
-            if k in names or k in ("_state", "_rng") or k in _PUBLISHED:
-                raise self.fail(f"attribute {k!r:.60} stored twice")
-            state_dict[k] = self.value(v, k)
-        if "rng" in header:
-            rng = header["rng"]
-            if rng == {"same_as": "random_state"}:
-                state_dict["_rng"] = state_dict["random_state"]
-            else:
-                state_dict["_rng"] = self.value(rng, "_rng")
-            if type(state_dict["_rng"]) is not np.random.RandomState:
-                raise self.fail("_rng is not a RandomState")
-        fitted = header.get("fitted")
-        if type(fitted) is not bool:
-            raise self.fail("unreadable 'fitted'")
-        if fitted:
-            if header.get("state", {}).get("fields") != list(STATE_FIELDS):
-                raise self.fail(f"the model's state has fields {header.get('state')!r:.100}, "
-                                f"not {list(STATE_FIELDS)}")
-            self.check_attributes(state_dict)
-            arrays = {f: _read_member(self.zf, f"state.{f}", self.path, self.saved)
-                      for f in STATE_FIELDS}
-            self.check_state(arrays, probe, int(state_dict["n_features_in_"]))
-            state_dict["_state"] = MixtureState(**arrays)
-        expected = set(state_dict) | (set(_PUBLISHED) if fitted else set())
-        order = header.get("order")
-        if (not isinstance(order, list) or len(set(order)) != len(order)
-                or not set(order) <= expected):
-            raise self.fail("the attribute order lists other attributes than the file's")
-        order = order + sorted(expected - set(order))
-        ordered = {k: state_dict.get(k) for k in order}
-        model = object.__new__(OnlineGaussianMixture)
-        ordered["_online_gmm_version"] = __version__  # not an unpickle: no version warning
-        model.__setstate__(ordered)
-        if fitted:
-            model._publish()  # weights_ ... precisions_, as after every step
-        return model
-
-    def check_attributes(self, attrs: dict) -> None:
-        import numpy as np
-
-        for k in (*_COUNTERS, "n_features_in_"):
-            v = attrs.get(k)
-            if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 0:
-                raise self.fail(f"{k} must be a non-negative integer, got {v!r:.40}")
-        if attrs["n_features_in_"] < 1:
-            raise self.fail("n_features_in_ must be at least 1")
-        for k in _FLAGS:
-            if not isinstance(attrs.get(k), bool | np.bool_):
-                raise self.fail(f"{k} must be a boolean, got {attrs.get(k)!r:.40}")
-        for k in ("lower_bound_", "temperature_"):
-            if not isinstance(attrs.get(k), float | np.floating):
-                raise self.fail(f"{k} must be a float, got {attrs.get(k)!r:.40}")
-        if "_rng" not in attrs:
-            raise self.fail("a fitted model without its random generator")
-        if attrs.get("_published_dtype") not in (None, "float32", "float64"):
-            raise self.fail(f"unknown _published_dtype {attrs.get('_published_dtype')!r:.40}")
-        names = attrs.get("feature_names_in_")
-        if names is not None and (not isinstance(names, np.ndarray) or names.dtype != object
-                                  or names.shape != (attrs["n_features_in_"],)):
-            raise self.fail("feature_names_in_ does not match n_features_in_")
-
-    def check_state(self, arrays: dict, probe: Any, n_features: int) -> None:
-        import numpy as np
-
-        from ._covariance import covariance
-
-        K, D = int(probe.n_components), n_features
-        cov = covariance(probe.covariance_type).shape(K, D)
-        shapes = {
-            "weights": (K,), "means": (K, D), "covariances": cov, "precisions_cholesky": cov,
-            "mass": (K,), "nu": (K,), "moment": cov, "tied_mass": (1,), "seeded": (K,),
-        }
-        for f, arr in arrays.items():
-            dtype = np.dtype(bool) if f == "seeded" else np.dtype(np.float64)
-            if arr.dtype != dtype or arr.shape != tuple(shapes[f]):
-                raise self.fail(
-                    f"state.{f} is {arr.dtype}{list(arr.shape)}, but n_components={K}, "
-                    f"n_features_in_={D} and covariance_type={probe.covariance_type!r} need "
-                    f"{dtype}{list(shapes[f])}"
-                )
-            if f != "seeded" and not np.isfinite(arr).all():
-                raise self.fail(f"state.{f} holds NaN or infinity")
-
-

@@ -54,9 +54,24 @@ t0, alpha]}``, ``{"RandomState": {...}}`` (its ``get_state(legacy=False)``). Any
 and names the parameter or attribute.
 
 :func:`load` checks everything before it builds the model: the zip structure and every
-member's CRC, each array's dtype and shape against ``n_components``, ``n_features_in_`` and
-``covariance_type``, the state's finiteness, the parameters (the estimator's own validation),
-the attribute types; anything else is a one-line ``ValueError`` naming the file.
+member's CRC; each array member's ``.npy`` header (dtype and shape) against where it is
+referenced, before any of its data is read (the state's fields by ``n_components``,
+``n_features_in_`` and ``covariance_type``, the initial parameters likewise, the warm-up's
+rows by its ``n_rows`` within :data:`online_gmm._warmup.MAX_BUFFER_BYTES`, a random
+generator's words), so a file cannot make it allocate more than its declared parameters
+need; each member referenced once; the attributes: only the estimator's own
+(:data:`online_gmm._npz_decode.ATTRIBUTES`), each of its type; the parameters (the
+estimator's own validation); the state: finite, weights a distribution (non-negative,
+summing to 1), masses non-negative, variances and precision factors positive and the
+factors those of the covariances; a warm-up buffer: restarts in ``[1, warmup_restarts]``,
+its size within the cap, rows ``n_rows x n_features_in_`` of float32/float64, finite, and
+weights 1-D, positive and finite; user initial parameters pending only with a valid
+``means_init``. Anything else is a one-line ``ValueError`` naming the file. :func:`save`
+runs the same checks on what it is about to write (a ``ValueError``, nothing written).
+
+The warm-up's buffer (``attr._warmup.X``, ``attr._warmup.w``: raw training rows) is
+written only with ``save(..., include_warmup_buffer=True)``; by default ``_warmup`` is
+stored as ``null`` (the file's warm-up is over), in both formats.
 
 Format 1 (pickle-based; online-gmm 0.1.0, and ``save(..., format="pickle")``)
 ------------------------------------------------------------------------------
@@ -119,6 +134,7 @@ def save(
     *,
     compress: int | bool = 3,
     format: str = "npz",  # noqa: A002 - the name users write
+    include_warmup_buffer: bool = False,
 ) -> str:
     """Write ``model`` (a fitted or unfitted :class:`~online_gmm.OnlineGaussianMixture`) to
     ``path``, atomically; returns the path written.
@@ -129,6 +145,15 @@ def save(
     :class:`~online_gmm.PowerDecay`; a model with a user callable (``forgetting_rate``,
     ``anneal_schedule``) or of a subclass must be saved with ``format="pickle"``, and
     loading that file then needs ``load(path, trusted=True)``.
+
+    **What the file contains**: the parameters, the bookkeeping, the random generator and
+    the mixture's state (its parameters and sufficient statistics: a summary of the data),
+    and **no training row** by default. While the warm-up buffers the start of a stream
+    (``warmup_size``, up to 32,768 rows with "auto"), its buffer holds raw rows: it is
+    written only with ``include_warmup_buffer=True``. Without it the file's warm-up is over:
+    the loaded model predicts exactly as ``model`` does now, and its later
+    :meth:`~online_gmm.OnlineGaussianMixture.partial_fit` calls are ordinary online-EM steps
+    (no restarts or refinements on the buffer). ``model`` itself is not changed.
 
     The file appears under ``path`` only once it is complete and flushed to disk: an
     interrupted or failed save (Ctrl-C, SIGTERM, a full disk) leaves the previous file as it
@@ -145,6 +170,10 @@ def save(
     format : {"npz", "pickle"}, default="npz"
         ``"npz"``: the pickle-free format 2. ``"pickle"``: the pickle-based format 1 of
         online-gmm 0.1.0 (joblib), for models the pickle-free format cannot hold.
+    include_warmup_buffer : bool, default=False
+        Also store the warm-up's buffer (raw training rows), so that the loaded model
+        resumes the warm-up exactly (bit-identical to an uninterrupted stream). The file
+        then contains training data. Same rule for both formats.
 
     Returns
     -------
@@ -154,8 +183,12 @@ def save(
     ------
     TypeError
         If ``model`` is not an ``OnlineGaussianMixture``, or (``format="npz"``) holds a
-        value the pickle-free format cannot store; the message names it and suggests
-        ``format="pickle"``. Nothing is written then.
+        value the pickle-free format cannot store (a callable, an attribute that is not the
+        estimator's own); the message names it and suggests ``format="pickle"``. Nothing is
+        written then.
+    ValueError
+        If the model is one :func:`load` would refuse (for instance ``n_components`` or
+        ``covariance_type`` changed by ``set_params`` after fitting); nothing is written.
     OSError
         If the file cannot be written (naming ``path``, not the temporary file); the
         previous file is untouched.
@@ -194,9 +227,9 @@ def save(
     # replace the state's arrays, never write into them: the snapshot stays whole).
     with update_lock(model):
         if format == "npz":
-            members = _encode(model)
+            members = _encode(model, include_warmup_buffer)
         else:
-            payload = _pickle_payload(model)
+            payload = _pickle_payload(model, include_warmup_buffer)
 
     if format == "npz":
 
@@ -275,7 +308,14 @@ def load(path: str | os.PathLike, *, trusted: bool = False) -> Any:
 
     A file in the pickle-free format (the default of :func:`save`) is read without running
     any code from it, and checked throughout before the model is built, so opening a model
-    file of unknown origin is safe.
+    file of unknown origin is safe: every array's header (shape, dtype) is checked against
+    the declared parameters before its data is read (a small file cannot make ``load``
+    allocate more than such a model needs), each array is read once, only the estimator's
+    own attributes are accepted, each of its type, and the state must be one that predicts
+    and samples (finite, weights a distribution, positive variances, precision factors
+    consistent with the covariances); a stored warm-up buffer must fit the model (see
+    :mod:`online_gmm._persistence` for the full list). A file holds no training row unless
+    it was saved with ``include_warmup_buffer=True``.
 
     .. warning::
        A pickle-based file (``save(..., format="pickle")``, every file of online-gmm 0.1.0,

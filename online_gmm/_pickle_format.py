@@ -20,11 +20,20 @@ from ._model_file import (
 from ._version import __version__
 
 
-def _pickle_payload(model: Any) -> dict:
+def _pickle_payload(model: Any, include_warmup_buffer: bool = False) -> dict:
     import joblib
     import numpy as np
     import sklearn
 
+    from ._consistency import check_fitted_parameters
+
+    check_fitted_parameters(model, "save")
+    if not include_warmup_buffer and model.__dict__.get("_warmup") is not None:
+        # no training rows in the file: the warm-up is over (the model itself keeps it)
+        copy = object.__new__(type(model))
+        copy.__dict__.update(model.__dict__)
+        copy.__dict__["_warmup"] = None
+        model = copy
     buf = io.BytesIO()
     joblib.dump(model, buf)
     return {

@@ -281,6 +281,15 @@ def _csv_blocks(
         chunk = list(itertools.islice(it, opts.block_rows))
 
 
+def _npy_stream(fh: IO[bytes], name: str, opts: ReadOptions) -> Iterator[np.ndarray]:
+    done = 0
+    for block in _npy_stream_blocks(fh, name, opts.block_rows):
+        block = _cast(block, opts.dtype)
+        _check_finite(block, name, done)
+        done += block.shape[0]
+        yield block
+
+
 def iter_blocks(source: Source, opts: ReadOptions | None = None) -> Iterator[np.ndarray]:
     """Yield the rows of one source as consecutive 2-D float blocks.
 
@@ -316,18 +325,23 @@ def iter_blocks(source: Source, opts: ReadOptions | None = None) -> Iterator[np.
             with open(source.name, encoding="utf-8", newline="") as f:
                 yield from _csv_blocks(f, name, opts, tsv=tsv)
         return
-    if source.fmt == "npy" and source.is_stdin:
-        done = 0
-        for block in _npy_stream_blocks(sys.stdin.buffer, name, opts.block_rows):
-            block = _cast(block, opts.dtype)
-            _check_finite(block, name, done)
-            done += block.shape[0]
-            yield block
+    if source.fmt == "npy" and source.read_once:  # a pipe cannot be memory-mapped
+        if source.is_stdin:
+            yield from _npy_stream(sys.stdin.buffer, name, opts)
+        else:
+            with open(source.name, "rb") as fh:
+                yield from _npy_stream(fh, name, opts)
         return
     if source.fmt == "npy":
         arr = _open_npy(source.name)
     elif source.fmt == "npz":
-        fp = io.BytesIO(sys.stdin.buffer.read()) if source.is_stdin else source.name
+        if source.is_stdin:
+            fp: Any = io.BytesIO(sys.stdin.buffer.read())
+        elif source.read_once:  # a zip needs seeking: a pipe is read whole
+            with open(source.name, "rb") as fh:
+                fp = io.BytesIO(fh.read())
+        else:
+            fp = source.name
         arr = _load_npz(fp, opts.key, name)
     else:  # pragma: no cover - guarded by the parser
         raise DataError(f"unknown format {source.fmt!r}")
@@ -462,7 +476,7 @@ def count_rows(sources: Sequence[Source], opts: ReadOptions | None = None) -> in
     """
     total = 0
     for s in sources:
-        if s.fmt != "npy" or s.is_stdin:
+        if s.fmt != "npy" or s.read_once:  # (a pipe's header must stay unread)
             return None
         try:
             arr = np.load(s.name, mmap_mode="r", allow_pickle=False)

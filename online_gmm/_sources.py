@@ -10,6 +10,8 @@ the writers in :mod:`online_gmm._writers`.
 from __future__ import annotations
 
 import glob
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,19 @@ class Source:
     def is_stdin(self) -> bool:
         """Whether this source is standard input."""
         return self.name == "-"
+
+    @property
+    def read_once(self) -> bool:
+        """Whether its rows can be read only once and not memory-mapped: standard input, or
+        a path that is not a regular file (a pipe, a FIFO, ``/dev/stdin``, a process
+        substitution ``<(...)``). Asked with ``os.stat``, which opens nothing (opening a
+        FIFO with no writer would block)."""
+        if self.is_stdin:
+            return True
+        try:
+            return not stat.S_ISREG(os.stat(self.name).st_mode)
+        except OSError:
+            return False
 
 
 @dataclass(frozen=True)

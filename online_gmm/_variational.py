@@ -95,6 +95,8 @@ def resolve_prior(X: Any, w: Any = None, *, covariance_type: str, n_components: 
         mean = data_mean
     else:
         m = np.asarray(mean_prior, dtype=np.float64)
+        if not np.isfinite(m).all():
+            raise ValueError("The parameter 'mean_prior' must be finite (no NaN or infinity).")
         if m.shape != (d,):
             raise ValueError(
                 f"The parameter 'means' should have the shape of {(d,)}, but got {m.shape}"
@@ -113,6 +115,10 @@ def resolve_prior(X: Any, w: Any = None, *, covariance_type: str, n_components: 
         prior_cov = _data_covariance(X64 - data_mean, w64, cov, reg_covar, xp)
     else:
         p = np.asarray(covariance_prior, dtype=np.float64)
+        if not np.isfinite(p).all():
+            raise ValueError(
+                "The parameter 'covariance_prior' must be finite (no NaN or infinity)."
+            )
         cov.check_covariance_prior(p, d)
         prior_cov = asarray_like(p, X, xp, dtype=xp.float64)
     return Prior(
@@ -124,6 +130,36 @@ def resolve_prior(X: Any, w: Any = None, *, covariance_type: str, n_components: 
         degrees_of_freedom=dof,
         covariance=prior_cov,
     )
+
+
+def changed_prior(prior: Prior, n_components: int, n_features: int,
+                  params: dict) -> str | None:
+    """The prior parameter of ``params`` (the estimator's) that differs from what
+    ``prior`` was resolved from, or None. A parameter left None stands for its default:
+    ``1 / n_components``, 1 and ``n_features``; the data's mean and covariance (not
+    checked)."""
+    defaults = {"weight_concentration_prior": 1.0 / n_components, "mean_precision_prior": 1.0,
+                "degrees_of_freedom_prior": float(n_features)}
+    resolved = {"weight_concentration_prior": prior.weight_concentration,
+                "mean_precision_prior": prior.mean_precision,
+                "degrees_of_freedom_prior": prior.degrees_of_freedom}
+    if params["weight_concentration_prior_type"] != prior.weight_concentration_prior_type:
+        return "weight_concentration_prior_type"
+    for name, value in resolved.items():
+        given = params[name]
+        if float(defaults[name] if given is None else given) != value:
+            return name
+    for name, value in (("mean_prior", prior.mean), ("covariance_prior", prior.covariance)):
+        given = params[name]
+        if given is None:
+            continue
+        try:
+            same = np.array_equal(np.asarray(given, dtype=np.float64), to_numpy(value))
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            return name
+    return None
 
 
 def _data_covariance(R: Any, w64: Any, cov: Any, reg_covar: float, xp: Any) -> Any:

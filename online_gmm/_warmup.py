@@ -20,7 +20,8 @@ Plain functions over the backend, as the step itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import threading
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,9 @@ class Warmup:
     limit: int = 0
     #: the warm state exists: the next full mark (``size``) refines it
     refining: bool = False
+    #: who wrote the arrays' rows so far (:class:`_Claim`, shared by the warm-ups of one
+    #: allocation: a copied model's and the original's); None: not shared
+    claim: Any = field(default=None, compare=False, repr=False)
 
     @property
     def capacity(self) -> int:
@@ -144,10 +148,32 @@ class Warmup:
         state = dict(self.__dict__)
         if self.X is not None:
             state["X"], state["w"] = self.X[: self.n_rows, ...], self.w[: self.n_rows]
+        state["claim"] = None  # (a copy owns its rows: it reallocates before writing)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+
+
+class _Claim:
+    """The rows of a buffer's arrays written so far by any of the warm-ups sharing them:
+    a warm-up of ``n`` rows writes past them only if nobody did (its own rows are then the
+    arrays' first ``n``); otherwise (a copy of the model, ``copy.copy``, wrote there, or a
+    failed step did) it writes into a copy of its rows: copy on write."""
+
+    __slots__ = ("lock", "rows")
+
+    def __init__(self, rows: int = 0) -> None:
+        self.rows = rows
+        self.lock = threading.Lock()
+
+    def take(self, n: int, k: int) -> bool:
+        """Claim rows ``n`` to ``n + k``; False if another warm-up wrote past ``n``."""
+        with self.lock:
+            if self.rows > n:
+                return False
+            self.rows = n + k
+            return True
 
 
 def start(warmup_size: int, restarts: int, n_features: int, itemsize: int,
@@ -168,9 +194,12 @@ def buffer(warmup: Warmup, X: Any, w: Any, xp: Any) -> tuple[Warmup, Any, Any]:
     keep = np.flatnonzero(w_host > 0)
     n, capacity = warmup.n_rows, warmup.capacity
     take, rest = keep[: capacity - n], keep[capacity - n:]
-    BX, Bw = warmup.X, warmup.w
-    if BX is None or BX.shape[0] < capacity or BX.dtype != X.dtype:
-        # (first rows, or a buffer unpickled without its free space): allocated once
+    BX, Bw, claim = warmup.X, warmup.w, warmup.claim
+    if (BX is None or BX.shape[0] < capacity or BX.dtype != X.dtype
+            or (take.size and claim is not None and not claim.take(n, int(take.size)))):
+        # (first rows, a buffer unpickled without its free space, or another warm-up
+        # wrote past our rows): allocated once, then written by this warm-up's successors
+        claim = _Claim(n + int(take.size))
         dev = device(X)
         new_X = xp.zeros((capacity, X.shape[1]), dtype=X.dtype, device=dev)
         new_w = xp.zeros((capacity,), dtype=w.dtype, device=dev)
@@ -181,7 +210,7 @@ def buffer(warmup: Warmup, X: Any, w: Any, xp: Any) -> tuple[Warmup, Any, Any]:
     if take.size:
         BX[n : n + take.size, ...] = xp.take(X, take_index(take, X, xp), axis=0)
         Bw[n : n + take.size] = xp.take(w, take_index(take, w, xp), axis=0)
-    new = warmup.replace(X=BX, w=Bw, n_rows=n + int(take.size))
+    new = warmup.replace(X=BX, w=Bw, n_rows=n + int(take.size), claim=claim)
     X_rest = xp.take(X, take_index(rest, X, xp), axis=0)
     w_rest = xp.take(w, take_index(rest, w, xp), axis=0)
     return new, X_rest, w_rest
@@ -601,3 +630,31 @@ def _reseeded_at(state: MixtureState, means, Xb, wb, config, backend) -> Mixture
     return seed_components(fresh, np.arange(K), means, var, seed_mass=config.seed_mass,
                            covariance_type=ct, reg_covar=config.reg_covar, backend=backend,
                            first=True)
+
+
+def check_loaded(fields: dict, n_features: int, max_restarts: int, X: Any = None,
+                 w: Any = None) -> str | None:
+    """What is wrong with a warm-up read from a file (``fields``: ``size``, ``restarts``,
+    ``n_rows``, ``limit``, ``refining``; then its rows ``X`` and weights ``w``), or None:
+    counts in range (restarts at most the parameter ``warmup_restarts``, the buffer within
+    :data:`MAX_BUFFER_BYTES` for rows of ``n_features`` of the rows' itemsize, 4 bytes before
+    they are read, and ``limit`` within :data:`AUTO_MAX_ROWS`), rows finite, weights 1-D,
+    positive and finite."""
+    size, restarts, n, limit = (fields[k] for k in ("size", "restarts", "n_rows", "limit"))
+    if not all(type(x) is int for x in (size, restarts, n, limit)) or (
+            type(fields["refining"]) is not bool):
+        return "size, restarts, n_rows and limit must be integers, refining a boolean"
+    if not 1 <= restarts <= max_restarts:
+        return (f"restarts={restarts}, but warmup_restarts={max_restarts}: at least 1 and "
+                "at most warmup_restarts")
+    itemsize = 4 if X is None else X.dtype.itemsize
+    cap = max(1, MAX_BUFFER_BYTES // max(1, n_features * itemsize))
+    if not (1 <= size <= cap and 0 <= limit <= min(cap, AUTO_MAX_ROWS)):
+        return (f"size={size} and limit={limit} exceed the buffer's cap ({cap} rows of "
+                f"{n_features} features; limit at most {AUTO_MAX_ROWS})")
+    if not 0 <= n <= max(size, limit):
+        return f"n_rows={n} is not within the buffer's {max(size, limit)} rows"
+    if X is not None and not (np.isfinite(X).all() and np.isfinite(w).all()
+                              and (w > 0).all() and w.ndim == 1):
+        return "the rows must be finite and their weights positive and finite"
+    return None

@@ -63,9 +63,18 @@ def output_format(path: str) -> str:
     )
 
 
+def link_target(path: str) -> str:
+    """The file a write to ``path`` replaces: ``path``, or what the symbolic link ``path``
+    points to (through every link), so that the link stays a link and its target is
+    written, atomically, in the target's own directory."""
+    return os.path.realpath(path) if os.path.islink(path) else path
+
+
 def _temp_in(path: str) -> str:
-    """Create an empty temporary file next to ``path`` whose name ends like ``path``'s (so
-    extension-driven writers, e.g. joblib's compression, behave the same)."""
+    """Create an empty temporary file next to ``path`` (next to its target, for a symbolic
+    link) whose name ends like ``path``'s (so extension-driven writers, e.g. joblib's
+    compression, behave the same)."""
+    path = link_target(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
     os.close(fd)
@@ -75,7 +84,9 @@ def _temp_in(path: str) -> str:
 def _commit(tmp: str, path: str) -> None:
     """Flush ``tmp`` to disk, give it the mode ``path`` has (or the umask default) and rename
     it to ``path`` (then flush the directory entry, where the system allows it): after a
-    crash or power loss the target is the old file or the complete new one."""
+    crash or power loss the target is the old file or the complete new one. A symbolic
+    link ``path`` stays: its target is replaced."""
+    path = link_target(path)
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)  # a full disk or an I/O error surfaces here at the latest

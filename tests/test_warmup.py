@@ -127,13 +127,13 @@ def test_the_buffer_is_capped_in_memory():
     assert _warmup.start(0, 3, 4, 8) is None
 
 
-def test_the_pickle_free_file_keeps_the_warm_up_buffer(tmp_path):
+def test_the_pickle_free_file_keeps_the_warm_up_buffer_on_request(tmp_path):
     from online_gmm import load, save
 
     X = _stream()
     model = OnlineGaussianMixture(6, warmup_size=2000, random_state=0)
     model.partial_fit(X[:500])
-    save(model, tmp_path / "m.npz")
+    save(model, tmp_path / "m.npz", include_warmup_buffer=True)
     loaded = load(tmp_path / "m.npz")
     assert loaded._warmup == model._warmup and loaded._warmup.n_rows == 500
     for m in (model, loaded):
@@ -206,7 +206,7 @@ def test_resume_in_the_middle_of_the_refinement_is_bit_identical(via, tmp_path):
     if via == "pickle":
         resumed = pickle.loads(pickle.dumps(part))
     else:
-        save(part, tmp_path / "m.npz")
+        save(part, tmp_path / "m.npz", include_warmup_buffer=True)
         resumed = load(tmp_path / "m.npz")
     assert resumed._warmup == part._warmup
     for b in batches[9:]:
