@@ -293,6 +293,19 @@ class DaskBatch:
     def meta(self) -> np.ndarray:
         return np.empty((0, self.X.shape[1]), dtype=self.X.dtype)
 
+    def split(self, rows: int) -> tuple[np.ndarray, np.ndarray, DaskBatch | None]:
+        """``(X_head, w_head, rest)``: the first ``rows`` rows and weights fetched to the
+        client (checked), and the batch of the rows after them (None if there are none)."""
+        n = int(self.X.shape[0])
+        X_head, w_head = _seeding_sample(self.X[:rows], None if self.w is None
+                                         else self.w[:rows], "all")
+        if rows >= n:
+            return X_head, w_head, None
+        rest = DaskBatch.__new__(DaskBatch)
+        rest.X, rest.w = self.X[rows:], None if self.w is None else self.w[rows:]
+        rest.seed_from = self.seed_from
+        return X_head, w_head, rest
+
     def hooks(self, backend: Any) -> Hooks:
         X, w, seed_from = self.X, self.w, self.seed_from
         sample: list = []

@@ -468,15 +468,11 @@ class OnlineGaussianMixture(
         self._validate_hyperparameters()
         check_fitted_parameters(self)  # n_components, covariance_type as fitted
         first = not self.__sklearn_is_fitted__()
-        before = dict(self.__dict__) if first else None
+        dask = _dask.is_dask_array(X)
+        before = dict(self.__dict__) if first or dask else None
         try:
-            if _dask.is_dask_array(X):  # one step, its statistics computed on the workers
-                batch = _dask.batch(X, sample_weight, self._check_sample_weight)
-                meta = validate_data(self, batch.meta, reset=first, ensure_min_samples=0,
-                                     dtype=None)
-                backend = select_backend(meta)
-                self._start_call(meta, backend.xp, first)
-                info = self._step(batch.X, batch.w, backend, batch.hooks(backend))
+            if dask:
+                info = self._dask_steps(X, sample_weight, first)
             else:
                 X = self._check_X(X, reset=first)
                 backend = select_backend(X)
@@ -484,14 +480,31 @@ class OnlineGaussianMixture(
                 self._start_call(X, backend.xp, first, w)
                 info = self._step(X, w, backend)
         except BaseException:
-            if first:  # a failed first call leaves the model unfitted, as it was
-                self.__dict__.clear()
+            if before is not None:  # a failed first call leaves the model unfitted, as it
+                self.__dict__.clear()  # was (and a Dask batch's steps are one call)
                 self.__dict__.update(before)
             raise
         self.n_iter_ = self.n_steps_
         if info.weight > 0:
             self.lower_bound_ = info.loglik / info.weight
         return self
+
+    def _dask_steps(self, X, sample_weight, first: bool):
+        """A Dask batch: one online step, its statistics computed on the workers. While the
+        warm-up buffers rows, the rows it has room for are fetched and stepped on here
+        first (the buffer holds every row stepped on, so each row counts once)."""
+        batch = _dask.batch(X, sample_weight, self._check_sample_weight)
+        meta = validate_data(self, batch.meta, reset=first, ensure_min_samples=0, dtype=None)
+        backend = select_backend(meta)
+        self._start_call(meta, backend.xp, first)
+        info = None
+        while self._warmup is not None and batch is not None:
+            room = max(1, self._warmup.capacity - self._warmup.n_rows)
+            X_head, w_head, batch = batch.split(room)
+            info = self._step(X_head, w_head, backend)
+        if batch is not None:
+            info = self._step(batch.X, batch.w, backend, batch.hooks(backend))
+        return info
 
     def _start_call(self, X_like, xp, first: bool, w=None) -> None:
         """A first ``partial_fit`` checks the user's initial parameters and resets the

@@ -368,7 +368,7 @@ class _Decoder:
         range of restarts."""
         if v is None:
             return None
-        from ._warmup import check_loaded
+        from ._consistency import check_loaded
 
         body = v.get("Warmup") if isinstance(v, dict) and len(v) == 1 else None
         if not isinstance(body, dict) or set(body) - {"size", "restarts", "n_rows", "limit",

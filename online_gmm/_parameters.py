@@ -295,7 +295,7 @@ def check_initial_parameters(n_components: int, covariance_type: str, n_features
     if means_init is not None:
         _check_shape(_host_checked(means_init), (K, n_features), "means")
     if precisions_init is not None:
-        p = _host_checked(precisions_init, allow_nd=ct == "full")
+        p = _host_checked(precisions_init, allow_nd=len(covariance(ct).shape(1, 1)) > 2)
         _check_shape(p, covariance(ct).shape(K, n_features), f"{ct} precision")
         covariance(ct).check_precisions(p)
 

@@ -630,31 +630,3 @@ def _reseeded_at(state: MixtureState, means, Xb, wb, config, backend) -> Mixture
     return seed_components(fresh, np.arange(K), means, var, seed_mass=config.seed_mass,
                            covariance_type=ct, reg_covar=config.reg_covar, backend=backend,
                            first=True)
-
-
-def check_loaded(fields: dict, n_features: int, max_restarts: int, X: Any = None,
-                 w: Any = None) -> str | None:
-    """What is wrong with a warm-up read from a file (``fields``: ``size``, ``restarts``,
-    ``n_rows``, ``limit``, ``refining``; then its rows ``X`` and weights ``w``), or None:
-    counts in range (restarts at most the parameter ``warmup_restarts``, the buffer within
-    :data:`MAX_BUFFER_BYTES` for rows of ``n_features`` of the rows' itemsize, 4 bytes before
-    they are read, and ``limit`` within :data:`AUTO_MAX_ROWS`), rows finite, weights 1-D,
-    positive and finite."""
-    size, restarts, n, limit = (fields[k] for k in ("size", "restarts", "n_rows", "limit"))
-    if not all(type(x) is int for x in (size, restarts, n, limit)) or (
-            type(fields["refining"]) is not bool):
-        return "size, restarts, n_rows and limit must be integers, refining a boolean"
-    if not 1 <= restarts <= max_restarts:
-        return (f"restarts={restarts}, but warmup_restarts={max_restarts}: at least 1 and "
-                "at most warmup_restarts")
-    itemsize = 4 if X is None else X.dtype.itemsize
-    cap = max(1, MAX_BUFFER_BYTES // max(1, n_features * itemsize))
-    if not (1 <= size <= cap and 0 <= limit <= min(cap, AUTO_MAX_ROWS)):
-        return (f"size={size} and limit={limit} exceed the buffer's cap ({cap} rows of "
-                f"{n_features} features; limit at most {AUTO_MAX_ROWS})")
-    if not 0 <= n <= max(size, limit):
-        return f"n_rows={n} is not within the buffer's {max(size, limit)} rows"
-    if X is not None and not (np.isfinite(X).all() and np.isfinite(w).all()
-                              and (w > 0).all() and w.ndim == 1):
-        return "the rows must be finite and their weights positive and finite"
-    return None

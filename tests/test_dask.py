@@ -301,3 +301,20 @@ def test_the_adapter_touches_no_private_member_of_the_estimator():
                and node.attr.startswith("_") and not node.attr.startswith("__")
                and isinstance(node.value, ast.Name) and node.value.id == "model"}
     assert private == set()
+
+
+@pytest.mark.parametrize("warmup_size, n_batch", [("auto", 1000), (300, 1000)])
+def test_the_warm_up_counts_every_row_of_a_dask_stream_once(client, warmup_size, n_batch):
+    # (issue 28, item 8: the buffer took each step's first chunk and the rest of the step's
+    # rows were lost at the mark)
+    X, _, _ = blobs(n=8000, K=4, D=3, seed=21)
+    params = dict(warmup_size=warmup_size, forgetting_rate=0.0, random_state=0)
+    a = OnlineGaussianMixture(4, **params)
+    b = OnlineGaussianMixture(4, **params)
+    for start in range(0, len(X), n_batch):
+        a.partial_fit(da.from_array(X[start : start + n_batch], chunks=(100, 3)))
+        b.partial_fit(X[start : start + n_batch])
+    assert a.n_samples_seen_ == len(X)
+    np.testing.assert_allclose(a._state.mass.sum(), len(X), rtol=1e-12)
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-8, atol=1e-10)
