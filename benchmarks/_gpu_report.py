@@ -72,21 +72,22 @@ def _agreement(lines: list[str], s: dict) -> None:
         f"Target: {s['target']}: {_met(s['met'])}.",
         "",
         "| covariance | embeddings | K | D | B | batches | means | weights | targets | "
-        "tolerance | met | met (means, weights) | reseeded (cpu / device) | seeds differing | "
-        "note |",
+        "targets of one state (E-step alone) | tolerance (targets') | met | met (means, "
+        "weights) | reseeded (cpu / device) | seeds differing | note |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
-        "| --- |",
+        "| --- | --- |",
     ]
     for r in s["rows"]:
         emb = r["dtype"] + (" under bf16 autocast" if r["autocast_bf16"] else "")
         if r.get("error"):
             lines.append(f"| {r['covariance_type']} | {emb} | **error**: "
-                         f"{r['error'].splitlines()[0][:200]} |" + " |" * 12)
+                         f"{r['error'].splitlines()[0][:200]} |" + " |" * 13)
             continue
         lines.append(
             f"| {r['covariance_type']} | {emb} | {r['K']} | {r['D']} | {r['B']} | "
             f"{r['n_batches']} | {_num(r['means_rel'])} | {_num(r['weights_rel'])} | "
-            f"{_num(r['targets_rel'])} | {_num(r['tolerance'])} | {_met(r['met'])} | "
+            f"{_num(r['targets_rel'])} | {_num(r.get('targets_estep_rel'))} | "
+            f"{_num(r['tolerance'])} ({_num(r.get('targets_tolerance'))}) | {_met(r['met'])} | "
             f"{_met(r['met_state'])} | "
             f"{r['n_reseeded_cpu']} / {r['n_reseeded_device']} | "
             f"{_num(r['seeding_rows_differ'])} | {r['note']} |"

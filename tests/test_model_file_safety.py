@@ -218,12 +218,16 @@ def test_the_cli_writes_no_training_row_unless_asked(tmp_path, capsys):
     np.save(tmp_path / "secret.npy", X)
     out = tmp_path / "model.npz"
     assert main(["fit", str(tmp_path / "secret.npy"), "-k", "2", "-o", str(out)]) == 0
+    assert not _holds_a_row(out, X)  # (batch EM: no buffer at all)
+    # streamed (one online pass): the warm-up holds the rows, the file does not
+    assert main(["fit", str(tmp_path / "secret.npy"), "-k", "2", "-o", str(out),
+                 "--epochs", "1"]) == 0
     assert not _holds_a_row(out, X)
     assert main(["partial-fit", str(out), str(tmp_path / "secret.npy")]) == 0
     assert not _holds_a_row(out, X)
     kept = tmp_path / "kept.npz"
     assert main(["fit", str(tmp_path / "secret.npy"), "-k", "2", "-o", str(kept),
-                 "--include-warmup-buffer"]) == 0
+                 "--epochs", "1", "--include-warmup-buffer"]) == 0
     assert _holds_a_row(kept, X)
     assert main(["partial-fit", str(kept), str(tmp_path / "secret.npy"),
                  "--include-warmup-buffer"]) == 0

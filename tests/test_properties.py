@@ -119,11 +119,14 @@ def check_invariants(model: OnlineGaussianMixture, X=None, answers: bool = True)
         for pc in pcs:
             assert np.allclose(pc, np.triu(pc), rtol=0, atol=0)
             assert np.all(np.diag(pc) > 0)
-    # the public attributes are the state
+    # the public attributes are the state, in the data's dtype (as scikit-learn's)
     for attr, field in (("weights_", "weights"), ("means_", "means"),
                         ("covariances_", "covariances"),
                         ("precisions_cholesky_", "precisions_cholesky")):
-        np.testing.assert_array_equal(getattr(model, attr), getattr(s, field))
+        public = getattr(model, attr)
+        if X is not None:
+            assert public.dtype == X.dtype, (attr, public.dtype)
+        np.testing.assert_array_equal(public, getattr(s, field).astype(public.dtype))
     assert np.all(np.isfinite(model.precisions_))
     if X is not None and seeded.any():
         ll = model.score_samples(X)
