@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import sklearn
 
-import online_gmm._array_api as array_api
+import online_gmm._math.array_api as array_api
 from online_gmm import OnlineGaussianMixture, core
 
 from ._data import blobs

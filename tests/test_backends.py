@@ -87,7 +87,7 @@ def test_a_step_of_either_backend_is_the_same_step(covariance_type):
         state = core.empty_state(4, 3, covariance_type, backend.xp, "cpu")
         config = core.EMConfig(4, covariance_type=covariance_type)
         for part in np.array_split(X, 4):
-            state, info, _ = core.advance(state, part, np.ones(len(part)), config=config,
+            state, info = core.advance(state, part, np.ones(len(part)), config=config,
                                           schedules=core.Schedules(forgetting_rate=0.01),
                                           step=0, rng=rng, backend=backend)
         results.append((state, info, rng.randint(1 << 30)))
@@ -96,3 +96,16 @@ def test_a_step_of_either_backend_is_the_same_step(covariance_type):
     for name in core.STATE_FIELDS:
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=1e-12,
                                    err_msg=name)
+
+
+def test_both_backends_and_every_covariance_type_implement_their_interfaces():
+    from online_gmm._backends.numba_backend import NumbaBackend
+    from online_gmm._backends.protocol import Backend
+    from online_gmm._backends.reference import ReferenceBackend
+    from online_gmm._math.covariance import COVARIANCE_TYPES, CovarianceType, covariance
+
+    for cls in (ReferenceBackend, NumbaBackend):
+        assert isinstance(cls(np), Backend), cls
+    for name in COVARIANCE_TYPES:
+        assert isinstance(covariance(name), CovarianceType), name
+    assert not isinstance(np, CovarianceType)  # (the check can fail)

@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from online_gmm import OnlineBayesianGaussianMixture, core
-from online_gmm._variational import posterior, resolve_prior
+from online_gmm._math.variational import posterior, resolve_prior
 
 from ._data import blobs
 

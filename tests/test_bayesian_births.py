@@ -11,10 +11,14 @@ import numpy as np
 import pytest
 from sklearn.mixture import BayesianGaussianMixture
 
-from online_gmm import OnlineBayesianGaussianMixture, _batch_em, _warmup, core
-from online_gmm._array_api import to_numpy
-from online_gmm._estep import statistics_and_entropy
-from online_gmm._variational import lower_bound, posterior, resolve_prior, step_prepared
+from online_gmm import OnlineBayesianGaussianMixture, core
+from online_gmm._em import batch as _batch_em
+from online_gmm._em import moves as _moves
+from online_gmm._em import warmup as _warmup
+from online_gmm._em.expectation import step_prepared
+from online_gmm._math.array_api import to_numpy
+from online_gmm._math.estep import statistics_and_entropy
+from online_gmm._math.variational import lower_bound, posterior, resolve_prior
 
 from ._data import blobs, mixture
 from .test_bayesian import (
@@ -103,12 +107,12 @@ def _merged_state(X, y, config, backend, K=8):
     """A variational state whose first two components each hold two of the four blobs
     (what a buffer too small to separate them leaves), the other six switched off."""
     state = _labelled_state(X, y // 2, config.covariance_type, K)
-    state, _ = _warmup._em_iterations(state, X, np.ones(X.shape[0]), config, backend, 3)
+    state, _ = _batch_em.em_iterations(state, X, np.ones(X.shape[0]), config, backend, 3)
     return state
 
 
 def _bound(state, X, config, backend):
-    return _warmup._lower_bound_iteration(state, X, np.ones(X.shape[0]), config, backend)[1]
+    return _moves._lower_bound_iteration(state, X, np.ones(X.shape[0]), config, backend)[1]
 
 
 @pytest.mark.parametrize("backend", ["numba", "reference"])
@@ -125,7 +129,7 @@ def test_a_birth_splits_merged_components_and_raises_the_bound(backend):
         config = core.EMConfig(8, "diag", 1e-6, prior=prior, warmup_iterations=100)
         state = _merged_state(X, y, config, b)
         for n_live in (3, 4):
-            born = _warmup.with_births(state, X, w, config=config, rng=rng, backend=b)
+            born = _moves.with_births(state, X, w, config=config, rng=rng, backend=b)
             assert _bound(born, X, config, b) > _bound(state, X, config, b)
             weights = np.sort(np.asarray(born.mass) / X.shape[0])[::-1]
             assert np.all(weights[:n_live] > 0.2) and np.all(weights[n_live:] < 0.01)
@@ -141,10 +145,10 @@ def test_a_birth_the_bound_does_not_favour_is_refused():
     prior = resolve_prior(X, covariance_type="diag", n_components=8, reg_covar=1e-6, xp=b.xp)
     config = core.EMConfig(8, "diag", 1e-6, prior=prior, warmup_iterations=100)
     fitted = _labelled_state(X, y, "diag", 8)
-    fitted, _ = _warmup._lower_bound_iterations(fitted, X, w, config, b, 200, 1e-8)
-    expected = _warmup.with_order(fitted, X, w, config=config, backend=b)
+    fitted, _ = _moves._lower_bound_iterations(fitted, X, w, config, b, 200, 1e-8)
+    expected = _moves.with_order(fitted, X, w, config=config, backend=b)
     for seed in range(4):
-        after = _warmup.with_births(fitted, X, w, config=config,
+        after = _moves.with_births(fitted, X, w, config=config,
                                     rng=np.random.RandomState(seed), backend=b)
         for name in ("means", "mass", "covariances"):
             np.testing.assert_array_equal(np.asarray(getattr(after, name)),
@@ -170,15 +174,15 @@ def test_a_birth_is_not_accepted_for_the_order_of_the_components(prior_type):
     the same order (the reorder move's, which puts them first), so no birth is kept: three
     components, in the reorder move's slots."""
     X, w, b, config, fitted = _late_blobs(prior_type)
-    fitted, _ = _warmup._lower_bound_iterations(fitted, X, w, config, b, 200, 1e-8)
-    current, _ = _warmup._lower_bound_iteration(fitted, X, w, config, b)
-    expected = _warmup.with_order(fitted, X, w, config=config, backend=b)
+    fitted, _ = _moves._lower_bound_iterations(fitted, X, w, config, b, 200, 1e-8)
+    current, _ = _moves._lower_bound_iteration(fitted, X, w, config, b)
+    expected = _moves.with_order(fitted, X, w, config=config, backend=b)
     for seed in range(3):
         rng = np.random.RandomState(seed)
-        proposal = _warmup._birth_proposal(current, X, w, config, rng, b)
+        proposal = _moves._birth_proposal(current, X, w, config, rng, b)
         share = np.asarray(proposal.mass) / X.shape[0]
         assert np.all(share[5:] > 0.1)  # the live components where they were
-        after = _warmup.with_births(fitted, X, w, config=config,
+        after = _moves.with_births(fitted, X, w, config=config,
                                     rng=np.random.RandomState(seed), backend=b)
         used = np.flatnonzero(np.asarray(after.mass) / X.shape[0] > 0.01)
         np.testing.assert_array_equal(
@@ -216,8 +220,8 @@ def test_reordered_statistics_change_only_the_weight_terms(covariance_type, prio
     current, bound = _batch_em.from_statistics(state, stats, entropy, config, b)
     order = np.array([5, 6, 7, 0, 1, 2, 3, 4])
     moved, new = _batch_em.from_statistics(
-        _warmup._reordered(state, order, covariance_type, b.xp),
-        _warmup._reordered(stats, order, covariance_type, b.xp), entropy, config, b)
+        _moves._reordered(state, order, covariance_type, b.xp),
+        _moves._reordered(stats, order, covariance_type, b.xp), entropy, config, b)
     cov = core.covariance(covariance_type)
     for name in ("weights", "means", "mass", "seeded"):
         np.testing.assert_allclose(getattr(moved, name), getattr(current, name)[order],
@@ -238,8 +242,8 @@ def test_the_order_move_sorts_the_components_under_the_dirichlet_process(prior_t
     puts them first, heaviest first, and the bound rises; under the Dirichlet distribution
     (order-free) it is one more iteration, in the same slots."""
     X, w, b, config, state = _late_blobs(prior_type)
-    current, _ = _warmup._lower_bound_iteration(state, X, w, config, b)
-    after = _warmup.with_order(state, X, w, config=config, backend=b)
+    current, _ = _moves._lower_bound_iteration(state, X, w, config, b)
+    after = _moves.with_order(state, X, w, config=config, backend=b)
     if prior_type == "dirichlet_distribution":
         np.testing.assert_array_equal(after.means, current.means)
         return
@@ -259,8 +263,8 @@ def test_births_take_the_free_slots_after_the_live_ones():
                           weight_concentration_prior_type="dirichlet_process", xp=b.xp)
     config = core.EMConfig(8, "diag", 1e-6, prior=prior, warmup_iterations=100)
     state = _labelled_state(X, np.array([2, 5])[y // 2], "diag", 8)
-    state, _ = _warmup._lower_bound_iteration(state, X, w, config, b)
-    proposal = _warmup._birth_proposal(state, X, w, config, np.random.RandomState(0), b)
+    state, _ = _moves._lower_bound_iteration(state, X, w, config, b)
+    proposal = _moves._birth_proposal(state, X, w, config, np.random.RandomState(0), b)
     share = np.asarray(proposal.mass) / X.shape[0]
     assert np.all(share[[2, 5, 6]] > 0.1)
     assert np.all(share[[0, 1, 3, 4, 7]] < 0.01)
@@ -274,9 +278,9 @@ def test_a_state_with_no_free_slot_is_only_iterated():
     state = _merged_state(X, y, config, b, K=2)
     rng = np.random.RandomState(0)
     before = rng.get_state()[1].copy()
-    after = _warmup.with_births(state, X, np.ones(X.shape[0]), config=config, rng=rng,
+    after = _moves.with_births(state, X, np.ones(X.shape[0]), config=config, rng=rng,
                                 backend=b)
-    expected = _warmup.with_order(state, X, np.ones(X.shape[0]), config=config, backend=b)
+    expected = _moves.with_order(state, X, np.ones(X.shape[0]), config=config, backend=b)
     np.testing.assert_array_equal(rng.get_state()[1], before)  # no draw
     np.testing.assert_array_equal(np.asarray(after.means), np.asarray(expected.means))
 
@@ -332,15 +336,15 @@ def test_fit_makes_the_moves_on_its_sample(prior_type):
 def _births_recorded(monkeypatch) -> list:
     """Whether each birth move of the warm-up was accepted (its state is not the reorder
     move's of the incumbent), appended as the moves run."""
-    accepted, with_births = [], _warmup.with_births
+    accepted, with_births = [], _moves.with_births
 
     def recorded(state, Xb, wb, *, config, rng, backend):
         out = with_births(state, Xb, wb, config=config, rng=rng, backend=backend)
-        plain = _warmup.with_order(state, Xb, wb, config=config, backend=backend)
+        plain = _moves.with_order(state, Xb, wb, config=config, backend=backend)
         accepted.append(not np.array_equal(np.asarray(out.means), np.asarray(plain.means)))
         return out
 
-    monkeypatch.setattr(_warmup, "with_births", recorded)
+    monkeypatch.setattr(_moves, "with_births", recorded)
     return accepted
 
 
@@ -402,7 +406,7 @@ def test_merged_statistics_are_those_of_the_summed_responsibilities(covariance_t
     """Merging component 3 into 1 by the pairwise rule gives the statistics of the
     responsibilities with column 3 added to column 1 (to 1e-10), and the entropy loss is
     the entropy's change."""
-    from online_gmm._estep import chunk_statistics
+    from online_gmm._math.estep import chunk_statistics
 
     X, _, _ = blobs(n=500, K=4, D=3, seed=3)
     X = X + 20.0
@@ -419,7 +423,7 @@ def test_merged_statistics_are_those_of_the_summed_responsibilities(covariance_t
     summed[:, 1] += summed[:, 3]
     summed[:, 3] = 0.0
     expected = stats_of(summed)
-    merged = _warmup._merged_statistics(stats_of(resp), 3, 1, covariance_type, b.xp)
+    merged = _moves._merged_statistics(stats_of(resp), 3, 1, covariance_type, b.xp)
     keep = np.arange(5) != 3  # (the emptied component's mean is not a statistic)
     for name in ("mass", "mean", "moment"):
         a, e = np.asarray(getattr(merged, name)), np.asarray(getattr(expected, name))
@@ -432,11 +436,11 @@ def test_merged_statistics_are_those_of_the_summed_responsibilities(covariance_t
                                                     0.0)))
 
     # the loss the merge computes from the model's own responsibilities
-    R = np.concatenate([np.asarray(r) for _, r in _warmup.responsibility_chunks(X, p, b)])
+    R = np.concatenate([np.asarray(r) for _, r in _moves.responsibility_chunks(X, p, b)])
     R_summed = R.copy()
     R_summed[:, 1] += R_summed[:, 3]
     R_summed[:, 3] = 0.0
-    (loss,) = _warmup._merge_entropy_loss(X, w, p, [(1, 3)], b)
+    (loss,) = _moves._merge_entropy_loss(X, w, p, [(1, 3)], b)
     assert entropy(R) - entropy(R_summed) == pytest.approx(loss, rel=1e-10)
 
 
@@ -457,7 +461,7 @@ def test_a_merge_undoes_a_split_and_raises_the_bound(covariance_type):
                           xp=b.xp)
     config = core.EMConfig(8, covariance_type, 1e-6, prior=prior, warmup_iterations=100)
     split = _split_state(X, y, config, b)
-    merged = _warmup.with_merges(split, X, w, config=config, backend=b)
+    merged = _moves.with_merges(split, X, w, config=config, backend=b)
     mass = np.asarray(merged.mass) / X.shape[0]
     assert int((mass > 0.01).sum()) == 3
     assert _bound(merged, X, config, b) > _bound(split, X, config, b)
@@ -470,10 +474,10 @@ def test_separated_components_are_not_merged():
     prior = resolve_prior(X, covariance_type="diag", n_components=8, reg_covar=1e-6, xp=b.xp)
     config = core.EMConfig(8, "diag", 1e-6, prior=prior, warmup_iterations=100)
     fitted = _labelled_state(X, y, "diag", 8)
-    after = _warmup.with_merges(fitted, X, w, config=config, backend=b)
-    expected, _ = _warmup._lower_bound_iteration(fitted, X, w, config, b)
+    after = _moves.with_merges(fitted, X, w, config=config, backend=b)
+    expected, _ = _moves._lower_bound_iteration(fitted, X, w, config, b)
     p = step_prepared(fitted, config, X.dtype, b)
-    assert len(_warmup._overlapping_pairs(X, w, p, np.arange(3), b, 9)) > 0  # (pairs tried)
+    assert len(_moves._overlapping_pairs(X, w, p, np.arange(3), b, 9)) > 0  # (pairs tried)
     np.testing.assert_allclose(np.asarray(after.mass), np.asarray(expected.mass), rtol=1e-12)
 
 

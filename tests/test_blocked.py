@@ -1,10 +1,13 @@
-"""The block-parallel NumPy statistics (``online_gmm._blocked``) against the generic path."""
+"""The block-parallel NumPy statistics (``online_gmm._backends.numba_backend``) against the
+generic path."""
 
 import numpy as np
 import pytest
 from sklearn import config_context
 
-from online_gmm import OnlineGaussianMixture, _blocked, _kernels, core
+from online_gmm import OnlineGaussianMixture, core
+from online_gmm._backends import kernels as _kernels
+from online_gmm._backends import numba_backend as _blocked
 
 from ._data import blobs
 
@@ -135,7 +138,7 @@ def _layout_buffers(K, d, dt=np.float64):
 def test_prepare_diag_log_det_as_a_product_equals_the_sum_of_logs(case):
     """``prepare_diag(..., logdet=None)`` takes ``log|U|`` as the log of a product (exponent
     moved out as it goes): the sum of logs, to rounding, at any scale."""
-    from online_gmm._array_api import LOG_2PI
+    from online_gmm._math.array_api import LOG_2PI
 
     rng = np.random.default_rng(0)
     K, d = 6, 300

@@ -13,10 +13,12 @@ import joblib
 import numpy as np
 import pytest
 
-from online_gmm import OnlineGaussianMixture, _readers, _sources
+from online_gmm import OnlineGaussianMixture
 from online_gmm.__main__ import main
-from online_gmm._cli_output import Progress
-from online_gmm._persistence import load, save
+from online_gmm._cli.output import Progress
+from online_gmm._io import readers as _readers
+from online_gmm._io import sources as _sources
+from online_gmm._io.persistence import load, save
 from online_gmm.diagnostics import collapse_report, format_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,7 +112,7 @@ def test_invalid_hyper_parameter_is_a_usage_error(npy, tmp_path, capsys):
 
 def test_demo_runs_the_builtin_demo(monkeypatch):
     calls = []
-    monkeypatch.setattr("online_gmm._demo.run_demo", lambda: calls.append(1))
+    monkeypatch.setattr("online_gmm._cli.demo.run_demo", lambda: calls.append(1))
     assert main(["demo"]) == 0
     assert calls == [1]
 
@@ -156,7 +158,7 @@ def test_fit_is_batch_em_by_passes_over_the_files(X, tmp_path):
 
 
 def test_fit_over_files_holds_one_batch_at_a_time(X, tmp_path, monkeypatch):
-    from online_gmm import _batch_em
+    from online_gmm._em import batch as _batch_em
 
     np.save(tmp_path / "X.npy", X)
     seen = []
@@ -462,7 +464,7 @@ def test_not_a_model_and_incompatible_version(model_path, npy, tmp_path, capsys,
     joblib.dump({"not": "a model"}, junk)
     assert main(["predict", str(junk), str(npy)]) == 1
     assert "junk.joblib" in _one_error_line(capsys.readouterr().err)
-    from online_gmm import _npz_format
+    from online_gmm._io import npz_format as _npz_format
 
     future = tmp_path / "future.joblib"
     monkeypatch.setattr(_npz_format, "FORMAT_VERSION", 999)  # what save writes

@@ -19,7 +19,7 @@ from sklearn.mixture import GaussianMixture
 
 import online_gmm
 from online_gmm import OnlineGaussianMixture
-from online_gmm._persistence import (
+from online_gmm._io.persistence import (
     FORMAT_VERSION,
     PICKLE_FORMAT_VERSION,
     UntrustedFileError,

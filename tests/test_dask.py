@@ -1,5 +1,5 @@
 """Dask scale-out: a step over a ``dask.array`` on a real two-process ``LocalCluster`` equals
-the single-process step on the same data (``online_gmm._dask``, ``docs/dask.md``)."""
+the single-process step on the same data (``online_gmm._em.dask``, ``docs/dask.md``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from online_gmm import OnlineGaussianMixture, _dask
+from online_gmm import OnlineGaussianMixture
+from online_gmm._em import dask as _dask
 
 from ._data import assert_same_state, blobs, state_snapshot
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from online_gmm._demo import report, verdict
+from online_gmm._cli.demo import report, verdict
 
 
 def _digits(online_ll, batch_ll=-50.0):

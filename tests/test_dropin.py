@@ -11,7 +11,7 @@ import sklearn
 from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 
 from online_gmm import OnlineBayesianGaussianMixture, OnlineGaussianMixture
-from online_gmm._array_api import to_numpy
+from online_gmm._math.array_api import to_numpy
 
 from ._data import blobs
 

@@ -15,8 +15,8 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 
-import online_gmm._batch_em as batch_em_mod
-import online_gmm._fit_init as fit_init_mod
+import online_gmm._em.batch as batch_em_mod
+import online_gmm._em.fit_init as fit_init_mod
 from online_gmm import OnlineBayesianGaussianMixture, OnlineGaussianMixture, load
 
 from ._data import assert_same_state, blobs, state_snapshot

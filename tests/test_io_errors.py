@@ -18,8 +18,8 @@ import pytest
 
 from online_gmm import OnlineGaussianMixture
 from online_gmm.__main__ import main
-from online_gmm._readers import iter_batches, load_matrix
-from online_gmm._sources import DataError, Source
+from online_gmm._io.readers import iter_batches, load_matrix
+from online_gmm._io.sources import DataError, Source
 
 BOM = b"\xef\xbb\xbf"
 
@@ -127,7 +127,7 @@ def test_nan_in_a_later_csv_chunk_names_the_right_line(tmp_path):
 
 
 def _opts(**kw):
-    from online_gmm._sources import ReadOptions
+    from online_gmm._io.sources import ReadOptions
 
     return ReadOptions(**kw)
 
@@ -330,7 +330,7 @@ def test_key_applies_to_data_not_to_a_means_init_file(tmp_path, npy):
 def test_a_second_signal_does_not_interrupt_the_clean_up():
     """Once the guard has raised for a signal, a second one (SIGHUP then SIGTERM, say) is
     only recorded: the writer's clean-up runs to its end."""
-    from online_gmm._signals import SignalGuard, Terminated
+    from online_gmm._io.signals import SignalGuard, Terminated
 
     guard = SignalGuard()
     guard.arm()

@@ -4,7 +4,7 @@ import numba
 import numpy as np
 import pytest
 
-from online_gmm import _kernels
+from online_gmm._backends import kernels as _kernels
 
 
 def _exp_loop(d, floor):

@@ -1,9 +1,12 @@
-"""The numba M-step (``online_gmm._mstep_kernels``) against the generic NumPy ``m_step``."""
+"""The numba M-step (``online_gmm._backends.mstep_kernels``) against the generic NumPy
+``m_step``."""
 
 import numpy as np
 import pytest
 
-from online_gmm import OnlineGaussianMixture, _mstep_kernels, _numba_backend
+from online_gmm import OnlineGaussianMixture
+from online_gmm._backends import mstep_kernels as _mstep_kernels
+from online_gmm._backends import numba_backend as _numba_backend
 from online_gmm.core import BatchStats, MixtureState, select_backend, use_backend
 
 from ._data import blobs

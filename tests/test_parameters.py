@@ -47,7 +47,7 @@ def test_the_bridge_checks_the_parameters_it_shares():
 
 
 def test_the_command_line_options_are_the_tables():
-    from online_gmm._cli_options import _hyper_parameters
+    from online_gmm._cli.options import _hyper_parameters
 
     options = {name: (flags, kind) for flags, name, kind, _ in _hyper_parameters()}
     flagged = {name for name, p in core.PARAMETERS.items() if p.flags}

@@ -27,21 +27,22 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import online_gmm._blocked as blocked_mod
-import online_gmm._covariance._common as cov_common_mod
-import online_gmm._covariance.full as cov_full_mod
-import online_gmm._estep as estep_mod
-import online_gmm._estimator as estimator_mod
-import online_gmm._kernels as kernels_mod
-import online_gmm._mstep as mstep_mod
-import online_gmm._mstep_kernels as mstep_kernels_mod
-import online_gmm._numba_backend as numba_backend_mod
-import online_gmm._online_em as online_em_mod
-import online_gmm._seeding as seeding_mod
-import online_gmm._stats as stats_mod
+import online_gmm._backends.kernels as kernels_mod
+import online_gmm._backends.mstep_kernels as mstep_kernels_mod
+import online_gmm._backends.numba_backend as blocked_mod
+import online_gmm._backends.numba_backend as numba_backend_mod
+import online_gmm._em.online as online_em_mod
+import online_gmm._em.seeding as seeding_mod
+import online_gmm._estimators.gaussian as estimator_mod
+import online_gmm._math.covariance._common as cov_common_mod
+import online_gmm._math.covariance.full as cov_full_mod
+import online_gmm._math.estep as estep_mod
+import online_gmm._math.mstep as mstep_mod
+import online_gmm._math.schedules as schedules_mod
+import online_gmm._math.state as stats_mod
 from online_gmm import OnlineGaussianMixture, PowerDecay
-from online_gmm._numba_backend import NumbaBackend
-from online_gmm._reference import ReferenceBackend
+from online_gmm._backends.numba_backend import NumbaBackend
+from online_gmm._backends.reference import ReferenceBackend
 
 from ._data import assert_same_state, blobs, state_snapshot
 
@@ -377,8 +378,8 @@ TARGETS: list[tuple[object, str]] = [
     (estimator_mod, "advance"),
     (estimator_mod, "check_initial_parameters"),
     (online_em_mod, "user_initialised_state"),
-    (online_em_mod, "temperature_at"),
-    (online_em_mod, "forgetting_rate_at"),
+    (schedules_mod, "temperature_at"),
+    (schedules_mod, "forgetting_rate_at"),
     (online_em_mod, "needs_seeding"),
     (online_em_mod, "em_step"),
     (online_em_mod, "check_finite_state"),

@@ -8,7 +8,8 @@ from scipy.optimize import linear_sum_assignment
 from scipy.stats import spearmanr
 from sklearn.mixture import GaussianMixture
 
-from online_gmm import OnlineGaussianMixture, _kernels
+from online_gmm import OnlineGaussianMixture
+from online_gmm._backends import kernels as _kernels
 
 from ._data import mixture
 

@@ -1,5 +1,5 @@
 """Exact resume across processes: stop a stream at a random step, save the model (pickle,
-joblib, ``online_gmm._persistence.save`` in its pickle-free default format and with
+joblib, ``online_gmm._io.persistence.save`` in its pickle-free default format and with
 ``format="pickle"``), restore it in a *fresh Python process*, continue
 the stream there, and compare with the uninterrupted run done here: bit-identical state,
 random generator, counters and answers. All four covariance types, float32 and float64,
@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from online_gmm import OnlineGaussianMixture, PowerDecay
-from online_gmm._persistence import save
+from online_gmm._io.persistence import save
 
 from ._data import assert_same_state, blobs, state_snapshot
 from .test_properties import _one_thread  # noqa: F401  (autouse: BLAS and numba on 1 thread)
@@ -43,7 +43,7 @@ CHILD = textwrap.dedent(
     import joblib
     import numpy as np
 
-    from online_gmm._persistence import load
+    from online_gmm._io.persistence import load
 
     with open(sys.argv[1], "rb") as fh:
         jobs = pickle.load(fh)

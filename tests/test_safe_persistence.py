@@ -32,9 +32,9 @@ import pytest
 
 import online_gmm
 from online_gmm import OnlineGaussianMixture, PowerDecay, load, save
-from online_gmm import _persistence as persistence
 from online_gmm.__main__ import main
-from online_gmm._persistence import UntrustedFileError, is_model_archive, read_header
+from online_gmm._io import persistence
+from online_gmm._io.persistence import UntrustedFileError, is_model_archive, read_header
 from online_gmm.core import STATE_FIELDS
 
 from ._data import assert_same_state, state_snapshot
@@ -176,7 +176,7 @@ def test_the_file_is_an_npz_of_arrays_and_a_json_header(tmp_path):
     assert files[0] == "header"
     assert {f"state.{f}" for f in STATE_FIELDS} <= set(files)
     assert header["format_version"] == persistence.FORMAT_VERSION == 2
-    assert header["class"] == "online_gmm._estimator.OnlineGaussianMixture"
+    assert header["class"] == "online_gmm._estimators.gaussian.OnlineGaussianMixture"
     assert header["params"]["forgetting_rate"] == {"PowerDecay": [0.1, 10.0, 0.6]}
     assert header["params"]["n_components"] == 3
     assert header["attributes"]["n_steps_"] == 3
@@ -321,7 +321,7 @@ def _attack_files(tmp_path: Path, marker: Path) -> dict[str, Path]:
     # the issue's attack: a valid header, the model's bytes a payload
     payload = {"magic": "online-gmm model", "format_version": 1, "online_gmm_version": "0.1.0",
                "sklearn_version": "1", "numpy_version": "2",
-               "class": "online_gmm._estimator.OnlineGaussianMixture",
+               "class": "online_gmm._estimators.gaussian.OnlineGaussianMixture",
                "model": pickle.dumps(_Evil(marker))}
     files["header-then-payload.joblib"] = tmp_path / "header-then-payload.joblib"
     joblib.dump(payload, files["header-then-payload.joblib"], compress=3)
@@ -612,7 +612,8 @@ RACE_CHILD = textwrap.dedent(
     """
     import os, signal, sys
     import numpy as np
-    from online_gmm import OnlineGaussianMixture, _writers, save
+    from online_gmm import OnlineGaussianMixture, save
+    from online_gmm._io import writers as _writers
 
     target = sys.argv[1]
     model = OnlineGaussianMixture(2, random_state=0).partial_fit(np.zeros((4, 2)) + 1)
@@ -678,7 +679,7 @@ def test_cli_partial_fit_keeps_a_pickle_only_model_a_pickle_and_says_so(tmp_path
 
 def test_the_pickle_reader_handles_every_joblib_compression(tmp_path):
     model, _ = _fitted()
-    from online_gmm._pickle_format import _pickle_payload
+    from online_gmm._io.pickle_format import _pickle_payload
 
     payload = _pickle_payload(model, include_warmup_buffer=True)
     for compress in (0, 3, ("gzip", 3), ("bz2", 3), ("xz", 3), ("lzma", 3)):

@@ -1,4 +1,4 @@
-"""k-means++ seeding (``online_gmm._seeding``) against a plain re-implementation."""
+"""k-means++ seeding (``online_gmm._em.seeding``) against a plain re-implementation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from online_gmm import _seeding
+from online_gmm._em import seeding as _seeding
 
 
 def _brute_sq(A, B):

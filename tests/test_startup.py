@@ -49,7 +49,7 @@ def test_help_version_and_usage_errors_import_no_heavy_library(argv, status):
     assert proc.returncode == status, proc.stderr[-2000:]
     heavy = _imported(proc.stderr) & set(HEAVY)
     assert not heavy, f"online-gmm {' '.join(argv)} imported {sorted(heavy)}"
-    assert "online_gmm._cli" in proc.stderr  # the report is of the command line's run
+    assert "online_gmm._cli.main" in proc.stderr  # the report is of the command line's run
 
 
 def test_the_console_script_entry_point_imports_no_heavy_library():
@@ -72,8 +72,8 @@ def test_import_online_gmm_is_lazy_and_its_names_work():
         assert 'OnlineGaussianMixture' in dir(online_gmm) and 'core' in dir(online_gmm)
         from online_gmm import OnlineGaussianMixture, PowerDecay, diagnostics, load, save
         from online_gmm import OnlineBayesianGaussianMixture, partial_fit_pipeline
-        assert OnlineGaussianMixture.__module__ == 'online_gmm._estimator'
-        assert OnlineBayesianGaussianMixture.__module__ == 'online_gmm._bayesian'
+        assert OnlineGaussianMixture.__module__ == 'online_gmm._estimators.gaussian'
+        assert OnlineBayesianGaussianMixture.__module__ == 'online_gmm._estimators.bayesian'
         assert online_gmm.core.advance and online_gmm.diagnostics is diagnostics
         assert online_gmm.save is save and online_gmm.load is load
         try:
@@ -98,7 +98,7 @@ def test_the_parameter_table_imports_without_scikit_learn_or_numpy():
     code = textwrap.dedent(
         """
         import sys
-        from online_gmm import _parameters as p
+        from online_gmm._math import parameters as p
         assert not {m.split('.')[0] for m in sys.modules} & {'sklearn', 'numpy', 'numba'}
         assert p.PARAMETERS['covariance_type'].default == 'diag'
         assert p.defaults()['anneal_schedule'] == 'exponential'
@@ -134,8 +134,8 @@ _INTERRUPT_ON_IMPORT = textwrap.dedent(
 @pytest.mark.parametrize(
     "module, argv",
     [
-        ("online_gmm._parameters", ["fit", "--help"]),  # while the parser is built
-        ("online_gmm._cli_commands", ["demo"]),  # while the command's modules load
+        ("online_gmm._math.parameters", ["fit", "--help"]),  # while the parser is built
+        ("online_gmm._cli.commands", ["demo"]),  # while the command's modules load
         ("numpy", ["fit", "-k", "2", "-o", "m.joblib", "x.npy"]),
         ("online_gmm.diagnostics", ["diagnose", "x.npy"]),  # the --eps default
     ],
@@ -150,7 +150,10 @@ def test_ctrl_c_during_start_up_is_one_line_and_130(module, argv):
 
 def test_the_tables_choices_are_the_math_modules():
     # the table keeps its own copies (so that it imports without numpy): they must agree
-    from online_gmm import _covariance, _parameters, _schedules, _seeding
+    from online_gmm._em import seeding as _seeding
+    from online_gmm._math import covariance as _covariance
+    from online_gmm._math import parameters as _parameters
+    from online_gmm._math import schedules as _schedules
 
     assert _parameters.COVARIANCE_TYPES == _covariance.COVARIANCE_TYPES
     assert _parameters.INIT_PARAMS == _seeding.INIT_PARAMS
@@ -159,7 +162,7 @@ def test_the_tables_choices_are_the_math_modules():
 
 def test_ctrl_c_while_the_command_line_module_loads_is_one_line_and_130():
     # before main() runs: the console script's `from online_gmm.__main__ import main`
-    proc = subprocess.run([sys.executable, "-c", _INTERRUPT_ON_IMPORT, "online_gmm._cli",
+    proc = subprocess.run([sys.executable, "-c", _INTERRUPT_ON_IMPORT, "online_gmm._cli.main",
                            "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 130, proc.stderr[-3000:]
     assert proc.stderr.strip() == "online-gmm: error: interrupted", proc.stderr[-3000:]
@@ -190,7 +193,7 @@ _SIGINT_SWALLOWED_BY_AN_EXTENSION = textwrap.dedent(
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_turned_into_an_import_error_is_still_an_interrupt():
     proc = subprocess.run(
-        [sys.executable, "-c", _SIGINT_SWALLOWED_BY_AN_EXTENSION, "online_gmm._cli_commands",
+        [sys.executable, "-c", _SIGINT_SWALLOWED_BY_AN_EXTENSION, "online_gmm._cli.commands",
          "demo"], cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 130, proc.stderr[-3000:]
@@ -198,7 +201,7 @@ def test_ctrl_c_turned_into_an_import_error_is_still_an_interrupt():
     # without a Ctrl-C, the same ImportError is a one-line failure (exit 1)
     code = _SIGINT_SWALLOWED_BY_AN_EXTENSION.replace("os.kill(os.getpid(), signal.SIGINT)",
                                                      "raise KeyboardInterrupt")
-    proc = subprocess.run([sys.executable, "-c", code, "online_gmm._cli_commands", "demo"],
+    proc = subprocess.run([sys.executable, "-c", code, "online_gmm._cli.commands", "demo"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "extension failed to import" in proc.stderr

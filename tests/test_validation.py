@@ -158,7 +158,7 @@ def test_an_unhashable_subclass_is_validated_every_time():
 
 
 def test_the_validation_cache_keys_on_every_checked_parameter():
-    from online_gmm._estimator import _VALIDATED_PARAMS
+    from online_gmm._estimators.gaussian import _VALIDATED_PARAMS
 
     unchecked = {"means_init", "weights_init", "precisions_init", "random_state", "warm_start"}
     params = set(OnlineGaussianMixture().get_params())
@@ -203,7 +203,8 @@ def test_invalid_initial_parameters(params, match):
 
 
 def test_exception_inside_the_update_leaves_the_model_alone(fitted, monkeypatch):
-    from online_gmm import _numba_backend, _reference
+    from online_gmm._backends import numba_backend as _numba_backend
+    from online_gmm._backends import reference as _reference
 
     X, _, _ = blobs(n=100, K=3, D=4, seed=9)
     before = state_snapshot(fitted)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture
 
-from online_gmm import OnlineGaussianMixture, _warmup
+from online_gmm import OnlineGaussianMixture
+from online_gmm._em import warmup as _warmup
 
 from ._data import blobs
 
