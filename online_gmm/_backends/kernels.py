@@ -113,7 +113,7 @@ def _exp_nonpositive(d, floor):
     ``ln 2`` in two parts; ``exp(r)`` by a polynomial; ``2**n`` from the bits
     (:func:`_pow2`). float64: degree-12 Taylor polynomial, relative error within 2 ``eps``;
     float32: Cephes' ``expf`` polynomial, within 1 float32 ulp (measured against libm on
-    the rounded arguments, ``tests/test_kernels.py``). Compiled only (an
+    the rounded arguments, ``tests/backends/test_kernels.py``). Compiled only (an
     :func:`~numba.extending.overload`)."""
     raise NotImplementedError("compiled only")  # pragma: no cover
 

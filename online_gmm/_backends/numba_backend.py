@@ -11,7 +11,8 @@ operations that have a fast form, and nothing else:
 - precision factors: one batched LAPACK call for a stack of matrices;
 - the finiteness check: one vectorised pass; the BLAS setting: one thread for small work.
 
-Each is tested against the reference (``tests/test_backends.py`` and the tests named there).
+Each is tested against the reference (``tests/backends/test_backends.py`` and the tests
+named there).
 """
 
 from __future__ import annotations

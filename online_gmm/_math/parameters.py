@@ -27,7 +27,7 @@ from .schedules import ANNEAL_SCHEDULES
 FORGETTING = ("responsibility", "uniform")
 #: The covariance types and seedings, as :data:`online_gmm._math.covariance.COVARIANCE_TYPES` and
 #: :data:`online_gmm._em.seeding.INIT_PARAMS` (kept here so that the table imports without
-#: numpy; ``tests/test_parameters.py`` checks they are the same).
+#: numpy; ``tests/math/test_parameters.py`` checks they are the same).
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 INIT_PARAMS = ("k-means++", "kmeans", "random", "random_from_data")
 #: As :data:`online_gmm._math.variational.WEIGHT_CONCENTRATION_PRIOR_TYPES`.
