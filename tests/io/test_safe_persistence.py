@@ -321,7 +321,7 @@ def _attack_files(tmp_path: Path, marker: Path) -> dict[str, Path]:
     # the attack: a valid header, the model's bytes a payload
     payload = {"magic": "online-gmm model", "format_version": 1, "online_gmm_version": "0.1.0",
                "sklearn_version": "1", "numpy_version": "2",
-               "class": "online_gmm._estimators.gaussian.OnlineGaussianMixture",
+               "class": "online_gmm._estimator.OnlineGaussianMixture",
                "model": pickle.dumps(_Evil(marker))}
     files["header-then-payload.joblib"] = tmp_path / "header-then-payload.joblib"
     joblib.dump(payload, files["header-then-payload.joblib"], compress=3)
