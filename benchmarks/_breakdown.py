@@ -12,7 +12,7 @@ descheduled worker).
 
 Stages: ``validate`` (hyper-parameters and input checks), ``seed`` (unseeded/dead
 components), ``prepare`` (per-batch parameter layout); for ``diag``/``spherical``/``tied``
-(the block-parallel path, ``online_gmm._blocked``) ``blocks`` (the fused kernel: both
+(the block-parallel path, ``online_gmm._backends.numba_backend``) ``blocks`` (the fused kernel: both
 products, the softmax, per row block) and ``statistics`` (the float64 centred moments); for
 ``full`` ``estep_blas`` (the quadratic-form products), ``estep_kernel`` (numba: softmax,
 log-likelihood) and ``statistics`` (the statistics products and the chunk merge); then
@@ -56,8 +56,9 @@ def stage_breakdown(model: Any, X: np.ndarray, repeats: int = 5) -> dict[str, An
 
 
 def _breakdown(model: Any, X: np.ndarray, repeats: int) -> dict[str, Any]:
-    from online_gmm import _blocked, core
-    from online_gmm._online_em import _seed_and_reseed
+    from online_gmm import core
+    from online_gmm._backends import numba_backend as _blocked
+    from online_gmm._em.online import _seed_and_reseed
 
     backend = core.select_backend(X)
     st = model._state
@@ -97,12 +98,12 @@ def _blocked_stages(out, st, ct, X, w, repeats) -> None:
     products run fused in one kernel (``blocks``: fill, BLAS, softmax, BLAS per row block);
     ``prepare`` is the layout of the parameters, ``statistics`` the rest of
     ``state_statistics`` (the float64 centred moments)."""
-    from online_gmm import _blocked
+    from online_gmm._backends import numba_backend as _blocked
 
     whole = _med(lambda: _blocked.state_statistics(st, ct, X, w, 1.0), repeats)
     if ct != "tied":
-        from online_gmm import _kernels
-        from online_gmm._array_api import LOG_2PI
+        from online_gmm._backends import kernels as _kernels
+        from online_gmm._math.array_api import LOG_2PI
 
         K, d = st.means.shape
         n_rhs = 2 * d + 1 if ct == "diag" else d + 2
@@ -137,7 +138,7 @@ def _blocked_stages(out, st, ct, X, w, repeats) -> None:
 def _generic_stages(out, st, ct, X, w, repeats, K, d, backend) -> None:
     """``full``: the chunked path, stage by stage."""
     from online_gmm import core
-    from online_gmm._estep import chunk_statistics, quadratic_pieces
+    from online_gmm._math.estep import chunk_statistics, quadratic_pieces
 
     xp = backend.xp
     p = core.state_prepared(st, ct, X.dtype, xp)

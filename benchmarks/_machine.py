@@ -60,7 +60,7 @@ def thread_pools() -> dict[str, Any]:
     import numpy as np
     from threadpoolctl import threadpool_info
 
-    from online_gmm import _kernels
+    from online_gmm._backends import kernels as _kernels
 
     # numba picks its threading layer at the first parallel launch: make one (tiny).
     g = np.zeros((2, 2))

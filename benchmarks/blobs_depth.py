@@ -24,7 +24,8 @@ from .quality import _nmi
 def main(argv: list[str] | None = None) -> int:
     from sklearn.mixture import GaussianMixture
 
-    from online_gmm import OnlineGaussianMixture, _warmup
+    from online_gmm import OnlineGaussianMixture
+    from online_gmm._em import warmup as _warmup
     from online_gmm.core import select_backend
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -4,7 +4,7 @@ Incremental EM splits the rows into B blocks, keeps each block's statistics, and
 E-step of one block replaces that block's statistics and makes the M-step on the sum of all
 blocks' (the first pass is a standard pass, so every block has statistics). Both reach the
 same fixed point; the question is which gets there in less time. Both run on the project's
-own kernels (``online_gmm._batch_em``), from the same start, until the mean log-likelihood
+own kernels (``online_gmm._em.batch``), from the same start, until the mean log-likelihood
 of a full pass changes by less than ``tol``; the table gives passes, seconds and the final
 held-out log-likelihood. Usage::
 
@@ -24,8 +24,8 @@ from ._common import overlapping_clusters
 
 def _run(X, H, k, blocks: int, tol: float, seed: int) -> dict:
     from online_gmm import OnlineGaussianMixture
-    from online_gmm._batch_em import Rows, iteration, m_step
-    from online_gmm._stats import merge_stats
+    from online_gmm._em.batch import Rows, iteration, m_step
+    from online_gmm._math.state import merge_stats
     from online_gmm.core import select_backend
 
     model = OnlineGaussianMixture(k, max_iter=0, random_state=seed).fit(X)  # the start

@@ -26,7 +26,8 @@ import sklearn.base
 t.append(time.perf_counter())
 import numba
 t.append(time.perf_counter())
-from online_gmm import OnlineGaussianMixture, _kernels
+from online_gmm import OnlineGaussianMixture
+from online_gmm._backends import kernels as _kernels
 t.append(time.perf_counter())
 _kernels.all_finite(np.ones(3))
 t.append(time.perf_counter())

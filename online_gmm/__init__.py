@@ -15,16 +15,19 @@ The names are imported on first use (PEP 562), so that ``import online_gmm`` and
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and the docs
     from . import diagnostics
-    from ._bayesian import OnlineBayesianGaussianMixture
-    from ._estimator import OnlineGaussianMixture
-    from ._persistence import load, save
-    from ._schedules import PowerDecay
+    from ._estimators.bayesian import OnlineBayesianGaussianMixture
+    from ._estimators.gaussian import OnlineGaussianMixture
+    from ._io.persistence import load, save
+    from ._math.schedules import PowerDecay
     from .pipeline import partial_fit_pipeline
 
 __all__ = [
@@ -40,11 +43,11 @@ __all__ = [
 
 #: name -> (module, attribute; None for the module itself), imported on first access.
 _LAZY: dict[str, tuple[str, str | None]] = {
-    "OnlineGaussianMixture": ("._estimator", "OnlineGaussianMixture"),
-    "OnlineBayesianGaussianMixture": ("._bayesian", "OnlineBayesianGaussianMixture"),
-    "PowerDecay": ("._schedules", "PowerDecay"),
-    "save": ("._persistence", "save"),
-    "load": ("._persistence", "load"),
+    "OnlineGaussianMixture": ("._estimators.gaussian", "OnlineGaussianMixture"),
+    "OnlineBayesianGaussianMixture": ("._estimators.bayesian", "OnlineBayesianGaussianMixture"),
+    "PowerDecay": ("._math.schedules", "PowerDecay"),
+    "save": ("._io.persistence", "save"),
+    "load": ("._io.persistence", "load"),
     "partial_fit_pipeline": (".pipeline", "partial_fit_pipeline"),
     "diagnostics": (".diagnostics", None),
     "core": (".core", None),
@@ -64,3 +67,34 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+#: Where the modules that earlier versions' pickles name live now (a model pickled by an
+#: earlier version records its classes' module paths: they must keep importing).
+_MOVED = {
+    "online_gmm._estimator": "online_gmm._estimators.gaussian",
+    "online_gmm._bayesian": "online_gmm._estimators.bayesian",
+    "online_gmm._stats": "online_gmm._math.state",
+    "online_gmm._warmup": "online_gmm._em.warmup",
+    "online_gmm._schedules": "online_gmm._math.schedules",
+    "online_gmm._variational": "online_gmm._math.variational",
+}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """``import online_gmm._stats`` (an old path) gives the module now at its new path."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname in _MOVED:
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module(_MOVED[spec.name])
+
+    def exec_module(self, module):
+        pass
+
+
+if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
+    sys.meta_path.insert(0, _MovedModules())

@@ -1,7 +1,7 @@
 """Command line: ``python -m online_gmm demo`` (also installed as ``online-gmm``).
 
 The subcommands (``demo``, ``fit``, ``partial-fit``, ``predict``, ``score``, ``sample``,
-``diagnose``) are parsed and dispatched by :mod:`online_gmm._cli` (its ``main``); see
+``diagnose``) are parsed and dispatched by :mod:`online_gmm._cli.main` (its ``main``); see
 ``docs/cli.md``.
 """
 
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 try:
-    from ._cli import main as _cli_main
+    from ._cli.main import main as _cli_main
 except KeyboardInterrupt:  # a Ctrl-C while the command line loads: as later in the run
     sys.stderr.write("\nonline-gmm: error: interrupted\n")
     raise SystemExit(130) from None

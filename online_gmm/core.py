@@ -26,7 +26,7 @@ Examples
 >>> X = np.random.default_rng(0).normal(size=(64, 3))
 >>> backend = core.select_backend(X)
 >>> state = core.empty_state(4, 3, "diag", backend.xp, "cpu")
->>> new, info, _ = core.advance(
+>>> new, info = core.advance(
 ...     state, X, np.ones(64), config=core.EMConfig(4), schedules=core.Schedules(),
 ...     step=0, rng=np.random.RandomState(0), backend=backend)
 >>> info.n_seeded, bool(np.isclose(new.weights.sum(), 1.0))
@@ -35,11 +35,8 @@ Examples
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._backend import BACKENDS, host_view, select_backend, use_backend
-from ._covariance import COVARIANCE_TYPES, covariance
-from ._estep import Prepared, posterior, prepare, state_prepared, weighted_log_density
-from ._mstep import forgetting_factors, m_step
-from ._online_em import (
+from ._backends import BACKENDS, host_view, select_backend, use_backend
+from ._em.online import (
     NO_HOOKS,
     EMConfig,
     Hooks,
@@ -51,7 +48,13 @@ from ._online_em import (
     em_step,
     user_initialised_state,
 )
-from ._parameters import (
+from ._em.seeding import INIT_PARAMS, needs_seeding, seed_from_sample
+from ._em.warmup import Warmup
+from ._em.warmup import for_stream as start_warmup
+from ._math.covariance import COVARIANCE_TYPES, covariance
+from ._math.estep import Prepared, posterior, prepare, state_prepared, weighted_log_density
+from ._math.mstep import forgetting_factors, m_step
+from ._math.parameters import (
     FORGETTING,
     INITIAL_PARAMETERS,
     MIXTURE_PARAMETERS,
@@ -64,9 +67,8 @@ from ._parameters import (
     defaults,
     validate,
 )
-from ._schedules import ANNEAL_SCHEDULES
-from ._seeding import INIT_PARAMS, needs_seeding, seed_from_sample
-from ._stats import (
+from ._math.schedules import ANNEAL_SCHEDULES
+from ._math.state import (
     STATE_FIELDS,
     BatchStats,
     MixtureState,
@@ -74,8 +76,6 @@ from ._stats import (
     empty_stats,
     merge_stats,
 )
-from ._warmup import Warmup
-from ._warmup import for_stream as start_warmup
 
 __all__ = [
     "ANNEAL_SCHEDULES", "BACKENDS", "COVARIANCE_TYPES", "FORGETTING", "INITIAL_PARAMETERS",

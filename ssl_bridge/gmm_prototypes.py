@@ -342,7 +342,7 @@ class GMMPrototypes(nn.Module):
         warmup = (_state.warmup_of(self, x, self.warmup_restarts, self.warmup_size)
                   if warming else None)
         try:
-            new_state, info, _ = core.advance(
+            new_state, info = core.advance(
                 self._state(), X, w, config=self.config, schedules=self._schedules(),
                 step=int(self.step), rng=rng, backend=backend, hooks=hooks, warmup=warmup,
             )

@@ -1,0 +1,614 @@
+"""Numba kernels of the numba backend: the row kernel (log-densities, tempered softmax and
+log-likelihood of one row), the block kernels built on it (one row block's whole E-step and
+statistics), the per-batch layouts, and the finiteness check. Kernels that inline each other
+live in this one file: numba's cache checks only the file that defines a kernel.
+
+Matrix products stay with BLAS; what numba fuses is everything around them: assembling the
+log-densities from the quadratic-form pieces, the tempered softmax and the log-likelihood, row
+by row while the row is in cache, in place (no extra ``(n_samples, n_components)``
+temporaries), in the data's dtype. Each pass over a row is a loop LLVM vectorises: the
+maximum through ``llvm.maxnum`` (:func:`_fmax`), ``exp`` as a polynomial with the power of two
+made from the bits (:func:`_exp_nonpositive`, :func:`_pow2`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, overload
+
+# no "nnan"/"ninf": -inf marks unseeded components
+_FASTMATH = {"nsz", "contract", "reassoc", "arcp"}
+
+#: The covariance types' codes in the kernels (each type's ``KERNEL_KIND``,
+#: :mod:`online_gmm._math.covariance`).
+DIAG, SPHERICAL, TIED = 0, 1, 2
+
+
+#: At or below these exponents ``exp`` is taken as 0: float32's smallest normal is
+#: ``exp(-87.3)``; float64's ``exp(-708.4)``. Nothing denormal is made (denormal operands
+#: slow the products that follow down many times).
+EXP_FLOOR_F32 = -87.0
+EXP_FLOOR_F64 = -708.0
+
+_LOG2E = 1.4426950408889634
+
+
+@intrinsic
+def _pow2(typingctx, n):  # pragma: no cover - typing/codegen run at compile time
+    """``2.0 ** n`` for a float ``n`` holding an integer within the type's normal exponents,
+    of the same float type, from the bits: ``n + 1.5 * 2**m`` (``m`` mantissa bits) holds
+    ``n`` in its low bits; adding the exponent bias and shifting left by ``m`` makes the
+    float. Integer adds and shifts, which vectorise (a float-to-int64 conversion does not
+    without AVX-512)."""
+    if not isinstance(n, types.Float):
+        return None
+    bits, m, bias = (32, 23, 127) if n.bitwidth == 32 else (64, 52, 1023)
+    fty = ir.FloatType() if bits == 32 else ir.DoubleType()
+    ity = ir.IntType(bits)
+
+    def codegen(context, builder, sig, args):
+        shifted = builder.fadd(args[0], ir.Constant(fty, 1.5 * 2.0**m))  # exact
+        i = builder.bitcast(shifted, ity)
+        i = builder.shl(builder.add(i, ir.Constant(ity, bias)), ir.Constant(ity, m))
+        return builder.bitcast(i, fty)
+
+    return n(n), codegen
+
+
+@intrinsic
+def _fmax(typingctx, a, b):  # pragma: no cover - typing/codegen run at compile time
+    """``llvm.maxnum``: the larger of two floats of one type (the number if one is NaN).
+    LLVM vectorises a reduction of it; of ``max``'s compare-and-select it does not, without
+    the ``nnan`` flag."""
+    if not (isinstance(a, types.Float) and a == b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lty = args[0].type
+        fnty = ir.FunctionType(lty, [lty, lty])
+        fn = builder.module.declare_intrinsic("llvm.maxnum", [lty], fnty)
+        return builder.call(fn, args)
+
+    return a(a, b), codegen
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):  # pragma: no cover - typing/codegen run at compile time
+    """``a * b + c`` rounded once (``llvm.fma``; one instruction with FMA hardware). Its own
+    call, so that the fast-math flags of the kernels cannot reassociate it with the next
+    subtraction (which would undo the two-part ``ln 2`` of :func:`_exp_nonpositive`)."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lty = args[0].type
+        fnty = ir.FunctionType(lty, [lty, lty, lty])
+        fn = builder.module.declare_intrinsic("llvm.fma", [lty], fnty)
+        return builder.call(fn, args)
+
+    return a(a, b, c), codegen
+
+
+@intrinsic
+def _select(typingctx, cond, a, b):  # pragma: no cover - typing/codegen run at compile time
+    """``a if cond else b`` as one LLVM ``select``, no branch (``a``, ``b``: one type)."""
+    if not (isinstance(cond, types.Boolean) and a == b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.select(args[0], args[1], args[2])
+
+    return a(cond, a, b), codegen
+
+
+def _exp_nonpositive(d, floor):
+    """``exp(d)`` for ``d <= 0``, in the type of ``d`` (float32 or float64), in arithmetic
+    LLVM vectorises (numba's ``exp`` is a scalar libm call without Intel SVML); ``d <=
+    floor`` (and -inf) gives 0. Cody-Waite: ``d = n ln 2 + r``, ``|r| <= ln(2) / 2``, with
+    ``ln 2`` in two parts; ``exp(r)`` by a polynomial; ``2**n`` from the bits
+    (:func:`_pow2`). float64: degree-12 Taylor polynomial, relative error within 2 ``eps``;
+    float32: Cephes' ``expf`` polynomial, within 1 float32 ulp (measured against libm on
+    the rounded arguments, ``tests/backends/test_kernels.py``). Compiled only (an
+    :func:`~numba.extending.overload`)."""
+    raise NotImplementedError("compiled only")  # pragma: no cover
+
+
+def _exp_f64(d, floor):  # pragma: no cover - compiled
+    x = max(d, floor)
+    n = np.floor(x * _LOG2E + 0.5)
+    r = _fma(-n, 0.693145751953125, x)  # ln 2 = hi + lo, hi with few bits: n * hi is exact
+    r = _fma(-n, 1.42860682030941723212e-6, r)
+    p = 1.0 / 479001600.0
+    p = 1.0 / 39916800.0 + r * p
+    p = 1.0 / 3628800.0 + r * p
+    p = 1.0 / 362880.0 + r * p
+    p = 1.0 / 40320.0 + r * p
+    p = 1.0 / 5040.0 + r * p
+    p = 1.0 / 720.0 + r * p
+    p = 1.0 / 120.0 + r * p
+    p = 1.0 / 24.0 + r * p
+    p = 1.0 / 6.0 + r * p
+    p = 0.5 + r * p
+    p = 1.0 + r * p
+    p = 1.0 + r * p
+    return _select(d > floor, p * _pow2(n), 0.0)
+
+
+def _exp_f32(d, floor):  # pragma: no cover - compiled
+    f = np.float32
+    x = max(d, f(floor))
+    n = np.floor(x * f(_LOG2E) + f(0.5))
+    r = _fma(-n, f(0.693359375), x)
+    r = _fma(-n, f(-2.12194440e-4), r)
+    p = f(1.9875691500e-4)
+    p = f(1.3981999507e-3) + r * p
+    p = f(8.3334519073e-3) + r * p
+    p = f(4.1665795894e-2) + r * p
+    p = f(1.6666665459e-1) + r * p
+    p = f(5.0000001201e-1) + r * p
+    p = f(1.0) + r + r * r * p
+    return _select(d > floor, p * _pow2(n), f(0.0))
+
+
+@overload(_exp_nonpositive, inline="always")
+def _exp_nonpositive_impl(d, floor):  # pragma: no cover - typing runs at compile time
+    if isinstance(d, types.Float) and d.bitwidth == 32:
+        return _exp_f32
+    return _exp_f64
+
+
+#: float32 rows sum their ``exp`` terms in float32 over runs of this many components, the
+#: runs' sums in float64: a float32 sum of thousands of terms loses digits, a float64 one
+#: halves the vector width.
+_F32_RUN = 256
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy")
+def _exp_sum(g, mx, floor):  # pragma: no cover - compiled
+    """In place ``g <- exp(g - mx)``; returns the sum, in ``g``'s dtype. A loop of its own
+    over a 1-d view: indices LLVM knows are in bounds, so that it vectorises."""
+    acc = g.dtype.type(0.0)
+    for k in range(g.shape[0]):
+        e = _exp_nonpositive(g[k] - mx, floor)
+        g[k] = e
+        acc += e
+    return acc
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy")
+def _exp_sum_tempered(g, mx, floor, inv_temp):  # pragma: no cover - compiled
+    """As :func:`_exp_sum` with ``g <- exp((g - mx) * inv_temp)``; returns the sums of
+    ``exp(g - mx)`` (the T = 1 terms) and of the new ``g``."""
+    acc1 = g.dtype.type(0.0)
+    acc = g.dtype.type(0.0)
+    for k in range(g.shape[0]):
+        d = g[k] - mx
+        acc1 += _exp_nonpositive(d, floor)
+        e = _exp_nonpositive(d * inv_temp, floor)
+        g[k] = e
+        acc += e
+    return acc1, acc
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy", inline="always")
+def _row_posterior(G, i, a, b, s, const, inv_temp, ll, floor):  # pragma: no cover
+    """Row ``i`` of :func:`tempered_posterior`, in ``G``'s dtype (float32 arithmetic for
+    float32 data, as scikit-learn's); the softmax's sum in float64 (float32 runs of
+    :data:`_F32_RUN` terms). One loop per pass, each vectorised: log-densities, their
+    maximum, ``exp`` with the sum, the division."""
+    n_components = G.shape[1]
+    dt = G.dtype.type
+    half = dt(0.5)
+    zero = dt(0.0)
+    ai = a[i]
+    for k in range(n_components):
+        q = max(ai + G[i, k] + b[k], zero)
+        G[i, k] = const[k] - half * s[k] * q
+    mx = dt(-np.inf)
+    for k in range(n_components):
+        mx = _fmax(mx, G[i, k])
+    fl = dt(floor)
+    run = _F32_RUN if G.itemsize == 4 else n_components
+    acc = 0.0
+    if inv_temp == 1.0:
+        for k0 in range(0, n_components, run):
+            acc += np.float64(_exp_sum(G[i, k0:k0 + run], mx, fl))
+        ll[i] = mx + np.log(acc)
+    else:
+        it = dt(inv_temp)
+        acc1 = 0.0
+        for k0 in range(0, n_components, run):
+            p1, p = _exp_sum_tempered(G[i, k0:k0 + run], mx, fl, it)
+            acc1 += np.float64(p1)
+            acc += np.float64(p)
+        ll[i] = mx + np.log(acc1)
+    inv = dt(1.0 / acc)
+    for k in range(n_components):
+        G[i, k] *= inv
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy")
+def _tempered_posterior_parallel(G, a, b, s, const, inv_temp, ll, floor):  # pragma: no cover
+    for i in numba.prange(G.shape[0]):
+        _row_posterior(G, i, a, b, s, const, inv_temp, ll, floor)
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy")
+def _tempered_posterior_serial(G, a, b, s, const, inv_temp, ll, floor):  # pragma: no cover
+    for i in range(G.shape[0]):
+        _row_posterior(G, i, a, b, s, const, inv_temp, ll, floor)
+
+
+#: Below this many (row, component) entries the kernel runs on one thread: numba's threads
+#: cost more than they give there, and idle ones spin against BLAS's.
+SMALL_KERNEL_WORK = 2**18
+
+
+def tempered_posterior(G, a, b, s, const, inv_temp, ll) -> None:
+    """In place: ``G[n, k] <- r_nk`` and ``ll[n] <- log sum_k exp(l_nk)``.
+
+    With ``q = max(a[n] + G[n, k] + b[k], 0)`` (a squared Mahalanobis distance) the
+    log-density is ``l_nk = const[k] - 0.5 * s[k] * q`` and the responsibilities are the
+    softmax of ``l_nk * inv_temp``. ``ll`` is always the T = 1 log-likelihood. One ``exp``
+    per entry at T = 1 (two while annealing), vectorised (:func:`_exp_nonpositive`); terms
+    at or below ``exp(EXP_FLOOR_*)`` are 0; rows in parallel for large work.
+    """
+    kernel = (
+        _tempered_posterior_serial if G.size < SMALL_KERNEL_WORK
+        else _tempered_posterior_parallel
+    )
+    floor = EXP_FLOOR_F32 if G.dtype == np.float32 else EXP_FLOOR_F64
+    kernel(G, a, b, s, const, inv_temp, ll, floor)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy")
+def log_density(G, a, b, s, const):  # pragma: no cover - compiled
+    """In place: ``G[n, k] <- l_nk`` (the weighted log-density, no softmax)."""
+    n_samples, n_components = G.shape
+    for i in numba.prange(n_samples):
+        ai = a[i]
+        for k in range(n_components):
+            q = ai + G[i, k] + b[k]
+            if q < 0.0:
+                q = 0.0
+            G[i, k] = const[k] - 0.5 * s[k] * q
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy")
+def _zero_if_finite(a):  # pragma: no cover - compiled
+    """``sum(a * 0)``: 0 when every entry of the 1-d ``a`` is finite, NaN otherwise (inf * 0
+    is NaN; without the ``nnan``/``ninf`` flags LLVM may not fold ``x * 0`` to 0). Never
+    overflows, unlike a plain sum; vectorises."""
+    zero = a.dtype.type(0.0)
+    acc = zero
+    for k in range(a.shape[0]):
+        acc += a[k] * zero
+    return acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _all_zero_if_finite(arrays):  # pragma: no cover - compiled
+    """:func:`_zero_if_finite` of each 1-d array of the tuple ``arrays`` is 0."""
+    for a in arrays:
+        if _zero_if_finite(a) != 0:
+            return False
+    return True
+
+
+def all_finite(*arrays: np.ndarray) -> bool:
+    """Whether every entry of the float NumPy arrays is finite: one vectorised pass over
+    each, no temporary (``np.isfinite(a).all()`` makes a boolean array of ``a``'s size),
+    one compiled call for arrays of one dtype."""
+    flat = []
+    for a in arrays:
+        if not (a.flags.c_contiguous or a.flags.f_contiguous):
+            if not np.isfinite(a).all():
+                return False
+            continue
+        flat.append(a.ravel(order="K"))
+    if not flat:
+        return True
+    if len({a.dtype for a in flat}) > 1:
+        return all(bool(_zero_if_finite(a) == 0) for a in flat)
+    return bool(_all_zero_if_finite(tuple(flat)))
+
+
+# ---------------------------------------------------------------------- block kernels
+# Numba kernels for :mod:`online_gmm._backends.numba_backend`: one whole E-step + statistics per
+# row block.
+#
+# Each kernel runs its row blocks in a ``prange``; a block is filled, multiplied (``np.dot``:
+# single-threaded BLAS, called from numba without the GIL), turned into responsibilities by
+# the same row kernel as :func:`tempered_posterior`, and multiplied again
+# into the block's raw sums. Buffers come from the caller, shaped ``(n_blocks, rows, ...)``;
+# rows past the end of the data are zero rows that add nothing to any sum.
+#
+# Block data matrix ``A`` (the columns of :func:`online_gmm._backends.numba_backend.layout`):
+#
+# - ``diag``: ``[xc*xc, xc, 1]`` with ``rhs = [prec; -2 mu prec; b]``, so ``A @ rhs`` is the
+#   squared Mahalanobis distance itself;
+# - ``spherical``: ``[xc, |xc|^2, 1]`` with ``rhs = [-2 mu^T; 1; b]``, likewise;
+# - ``tied``: ``[xc, 1]``; ``Z = A @ [U; 0]``, then ``Z @ (-2 U^T mu^T) + |Z|^2 + b``.
+#
+# and the sums ``S = R^T @ (w * A)``: every first and second moment and, from the ones
+# column, the masses, in one product.
+
+_LN2 = math.log(2.0)
+_JIT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@numba.njit(fastmath=_FASTMATH, inline="always", **_JIT)
+def _fill(X, lo, hi, shift, kind, A):  # pragma: no cover - compiled
+    """Rows ``lo:hi`` of ``X`` minus ``shift`` into ``A`` in the layout of ``kind``
+    (0 diag, 1 spherical, 2 tied); the rows after ``hi - lo`` are zeros."""
+    rows, n_cols = A.shape
+    d = X.shape[1]
+    for i in range(rows):
+        if lo + i >= hi:
+            for j in range(n_cols):
+                A[i, j] = 0.0
+            continue
+        sq = 0.0
+        for j in range(d):
+            x = X[lo + i, j] - shift[j]
+            if kind == 0:
+                A[i, j] = x * x
+                A[i, d + j] = x
+            else:
+                A[i, j] = x
+                sq += x * x
+        if kind == 1:
+            A[i, d] = sq
+        A[i, n_cols - 1] = 1.0
+
+
+@numba.njit(parallel=True, fastmath=_FASTMATH, **_JIT)
+def block_statistics(X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
+                     A, B, Z, G, ll, S, S64, x64, T2, loglik):  # pragma: no cover - compiled
+    """Fill the per-block sums: ``S[blk] = R^T @ (w * A)``, ``loglik[blk] = sum w log p``,
+    and for ``tied`` (``kind == 2``) the float64 scatter ``T2[blk] = sum w x x^T``.
+
+    ``a0``/``b`` are the kernel's row and column offsets (zeros where ``rhs`` folds them in);
+    ``B`` is used only when not ``unit`` (weights not all one); ``U``, ``Z``, ``x64``,
+    ``T2`` only for ``tied``, ``S64`` only for ``tied`` with float32 data (the sums of
+    ``S`` in float64: :func:`_tied_float64_sums`).
+    """
+    n_blocks = A.shape[0]
+    # the parallel loop holds one call, so numba's parfor passes see a few lines, not the
+    # block's whole body; int64 index: the parfor's own (unsigned) index would compile
+    # _one_block a second time (each compile ~2.4 s of a cold start)
+    for blk in numba.prange(n_blocks):
+        _one_block(np.int64(blk), X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
+                   A, B, Z, G, ll, S, S64, x64, T2, loglik)
+
+
+@numba.njit(fastmath=_FASTMATH, **_JIT)
+def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
+               A, B, Z, G, ll, S, S64, x64, T2, loglik):  # pragma: no cover - compiled
+    """Row block ``blk`` of :func:`block_statistics`."""
+    n = X.shape[0]
+    rows = A.shape[1]
+    d = X.shape[1]
+    lo = blk * rows
+    hi = min(lo + rows, n)
+    Ab = A[blk]
+    Gb = G[blk]
+    llb = ll[blk]
+    _fill(X, lo, hi, shift, kind, Ab)
+    if kind == 2:
+        Zb = Z[blk]
+        np.dot(Ab, U, Zb)
+        np.dot(Zb, rhs, Gb)
+        ab = np.empty(rows, dtype=llb.dtype)
+        for i in range(rows):
+            acc = 0.0
+            for j in range(d):
+                acc += Zb[i, j] * Zb[i, j]
+            ab[i] = acc
+    else:
+        np.dot(Ab, rhs, Gb)
+        ab = a0
+    for i in range(rows):
+        _row_posterior(Gb, i, ab, b, s, const, inv_temp, llb, floor)
+    acc = 0.0
+    for i in range(hi - lo):
+        if w[lo + i] != 0.0:
+            acc += w[lo + i] * np.float64(llb[i])
+    loglik[blk] = acc
+    if unit:
+        np.dot(Gb.T, Ab, S[blk])
+    else:
+        Bb = B[blk]
+        for i in range(rows):
+            wi = w[lo + i] if lo + i < hi else 0.0
+            for j in range(Ab.shape[1]):
+                Bb[i, j] = Ab[i, j] * wi
+        np.dot(Gb.T, Bb, S[blk])
+    if kind == 2:
+        xb = x64[blk]
+        if Gb.itemsize == 4:
+            _tied_float64_sums(Gb, Ab, w, lo, hi, xb, S64[blk])
+        else:
+            for i in range(rows):
+                sw = np.sqrt(np.float64(w[lo + i])) if lo + i < hi else 0.0
+                for j in range(d):
+                    xb[i, j] = sw * np.float64(Ab[i, j])
+        np.dot(xb.T, xb, T2[blk])
+
+
+@numba.njit(fastmath=_FASTMATH, **_JIT)
+def _tied_float64_sums(Gb, Ab, w, lo, hi, xb, S64b):  # pragma: no cover - compiled
+    """``tied`` with float32 data: the pieces of the pooled scatter, consistently in float64
+    from the float32 responsibilities: ``S64b = (w r)^T [x, 1]`` (first moments and masses)
+    and ``xb = sqrt(w sum_k r) x``, so that ``T2 - sum_k S1_k S1_k^T / m_k`` is a sum of
+    per-component scatters (positive semi-definite up to float64 rounding). From the
+    float32 sums the difference of two large terms is indefinite by float32 rounding (a
+    first batch of 32 rows at D = 64, std 3, failed)."""
+    rows, K = Gb.shape
+    n_cols = Ab.shape[1]
+    d = xb.shape[1]
+    r64 = np.empty((rows, K))
+    a64 = np.empty((rows, n_cols))
+    for i in range(rows):
+        wi = np.float64(w[lo + i]) if lo + i < hi else 0.0
+        tot = 0.0
+        for k in range(K):
+            r = np.float64(Gb[i, k])
+            r64[i, k] = wi * r
+            tot += r
+        for j in range(n_cols):
+            a64[i, j] = np.float64(Ab[i, j])
+        sw = np.sqrt(wi * tot)
+        for j in range(d):
+            xb[i, j] = sw * a64[i, j]
+    np.dot(r64.T, a64, S64b)
+
+
+@numba.njit(**_JIT)
+def _shift(weights, means, shift_dt):  # pragma: no cover - compiled
+    """The mixture mean (float64), also written to ``shift_dt`` in the data's dtype."""
+    K, d = means.shape
+    total = 0.0
+    for k in range(K):
+        total += weights[k]
+    shift = np.zeros(d)
+    for k in range(K):
+        for j in range(d):
+            shift[j] += weights[k] * means[k, j]
+    for j in range(d):
+        shift[j] /= total
+        shift_dt[j] = shift[j]
+    return shift
+
+
+@numba.njit(**_JIT)
+def prepare_diag(weights, means, prec_chol, logdet, log_2pi, rhs_t, b, s, const, shift_dt):
+    """The E-step's per-batch layout for ``diag``, into the caller's buffers (data dtype):
+    ``rhs_t = [prec, -2 mu prec, b]`` (K, 2D + 1), the transpose of the module docstring's
+    ``rhs``; ``b`` zeros (folded into ``rhs``), ``s`` ones, ``const = log pi + logdet -
+    D/2 log 2 pi``; returns the float64 shift. Float64 arithmetic, one rounding to the data's
+    dtype: the values of :func:`online_gmm._math.estep.prepare`.
+
+    ``logdet``: ``log|U|`` per component, or ``None``: computed here as the log of the
+    product of ``U``'s diagonal, one ``log`` per component instead of ``D`` (numba's and,
+    without AVX-512, NumPy's ``log`` are scalar libm calls). Factors within ``[1e-100,
+    1e100]`` are multiplied, the running product kept within ``[1e-100, 1e100]`` by moving
+    its binary exponent out (``frexp``, exact), so nothing overflows or underflows; factors
+    outside are added as logs. About ``D`` roundings of relative size ``eps``: the accuracy
+    of a sum of ``D`` logs."""  # pragma: no cover - compiled
+    K, d = means.shape
+    shift = _shift(weights, means, shift_dt)
+    for k in range(K):
+        bk = 0.0
+        p = 1.0
+        e2 = 0
+        extra = 0.0
+        for j in range(d):
+            pc = prec_chol[k, j]
+            prec = pc * pc
+            mu = means[k, j] - shift[j]
+            rhs_t[k, j] = prec
+            rhs_t[k, d + j] = -2.0 * mu * prec
+            bk += mu * mu * prec
+            if logdet is None:
+                if pc >= 1e-100 and pc <= 1e100:
+                    p *= pc
+                    if p > 1e100 or p < 1e-100:
+                        p, e = math.frexp(p)
+                        e2 += e
+                else:
+                    extra += np.log(pc)  # also propagates NaN
+        rhs_t[k, 2 * d] = bk
+        b[k] = 0.0
+        s[k] = 1.0
+        logw = np.log(weights[k]) if weights[k] > 0 else -np.inf
+        if logdet is None:
+            ld = np.log(p) + e2 * _LN2 + extra
+        else:
+            ld = logdet[k]
+        const[k] = logw + ld - 0.5 * d * log_2pi
+    return shift
+
+
+@numba.njit(**_JIT)
+def prepare_spherical(weights, means, prec_chol, log_2pi, rhs_t, b, s, const, shift_dt):
+    """As :func:`prepare_diag` for ``spherical``: ``rhs_t = [-2 mu, 1, b]`` (K, D + 2),
+    ``s = 1 / variance``."""  # pragma: no cover - compiled
+    K, d = means.shape
+    shift = _shift(weights, means, shift_dt)
+    for k in range(K):
+        bk = 0.0
+        for j in range(d):
+            mu = means[k, j] - shift[j]
+            rhs_t[k, j] = -2.0 * mu
+            bk += mu * mu
+        rhs_t[k, d] = 1.0
+        rhs_t[k, d + 1] = bk
+        b[k] = 0.0
+        pc = prec_chol[k]
+        s[k] = pc * pc
+        logw = np.log(weights[k]) if weights[k] > 0 else -np.inf
+        const[k] = logw + d * np.log(pc) - 0.5 * d * log_2pi
+    return shift
+
+
+@numba.njit(**_JIT)
+def centred_moments(S, n_used, kind, shift):
+    """``(mass, mean, moment)`` in float64 from the first ``n_used`` blocks' raw sums ``S``
+    (``diag``: kind 0, ``spherical``: 1; the centred moment per the layout of
+    :mod:`online_gmm._math.state`). Components without mass get a zero mean (as merging into empty
+    statistics gives). The blocks' sums are added in block order, row by row (the loops over
+    the features vectorise)."""
+    _, K, n_cols = S.shape
+    d = shift.shape[0]
+    mass = np.zeros(K)
+    mean = np.zeros((K, d))
+    moment = np.zeros((K, d)) if kind == 0 else np.zeros((K, 1))
+    first = d if kind == 0 else 0
+    s1 = np.empty(d)
+    s2 = np.empty(d)
+    for k in range(K):
+        m = 0.0
+        for blk in range(n_used):
+            m += np.float64(S[blk, k, n_cols - 1])
+        mass[k] = m
+        if not m > 0:
+            continue
+        s1[:] = 0.0
+        s2[:] = 0.0
+        spherical_s2 = 0.0
+        for blk in range(n_used):
+            for j in range(d):
+                s1[j] += np.float64(S[blk, k, first + j])
+            if kind == 0:
+                for j in range(d):
+                    s2[j] += np.float64(S[blk, k, j])
+            else:
+                spherical_s2 += np.float64(S[blk, k, d])
+        if kind == 0:
+            for j in range(d):
+                xb = s1[j] / m
+                mean[k, j] = xb + shift[j]
+                moment[k, j] = max(s2[j] - m * xb * xb, 0.0)
+        else:
+            sq_sum = 0.0
+            for j in range(d):
+                xb = s1[j] / m
+                mean[k, j] = xb + shift[j]
+                sq_sum += xb * xb
+            moment[k, 0] = max(spherical_s2 - m * sq_sum, 0.0) / d
+    return mass, mean, moment
+
+
+@numba.njit(**_JIT)
+def unit_weights(w):  # pragma: no cover - compiled
+    """Whether every weight is exactly one."""
+    for i in range(w.shape[0]):
+        if w[i] != 1.0:
+            return False
+    return True

@@ -1,0 +1,132 @@
+"""The reference backend: the array-API code, on any namespace and device.
+
+A backend is the one object a step, a prediction or a seeding asks for what may run fast:
+the precision factors, the finishing of a chunk's log-densities, a batch's statistics, the
+M-step, the finiteness check, the BLAS setting. :class:`ReferenceBackend` answers every one
+with the array-API code (NumPy, PyTorch on CPU or CUDA, CuPy, array-api-strict);
+:class:`online_gmm._backends.numba_backend.NumbaBackend` overrides them for host NumPy arrays, and
+each of its operations is tested against this one. :func:`online_gmm._backends.select_backend`
+chooses between them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from .._math import estep as _estep
+from .._math import mstep as _mstep
+from .._math.array_api import device
+from .._math.covariance import PD_MSG, covariance
+from .._math.state import BatchStats, MixtureState
+
+
+class ReferenceBackend:
+    """The array-API implementation of every backend operation.
+
+    Parameters
+    ----------
+    xp : module
+        The array namespace (``array_api_compat``'s wrapper of the data's library).
+    """
+
+    name = "reference"
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({getattr(self.xp, '__name__', self.xp)!r})"
+
+    # ------------------------------------------------------------------ linear algebra
+    def spd_upper_factor(self, covariances: Any) -> Any:
+        """Upper-triangular precision factors ``inv(L).T`` of one SPD matrix (D, D) or a
+        stack (K, D, D), ``L`` the lower Cholesky factor; ``ValueError`` if not SPD."""
+        xp = self.xp
+        try:
+            chol = xp.linalg.cholesky(covariances)
+        except Exception as exc:  # torch raises its own LinAlgError
+            raise ValueError(PD_MSG) from exc
+        if not bool(xp.all(xp.isfinite(chol))):
+            raise ValueError(PD_MSG)
+        d = covariances.shape[-1]
+        eye = xp.eye(d, dtype=covariances.dtype, device=device(covariances))
+        if covariances.ndim == 2:
+            return xp.linalg.solve(chol, eye).T
+        inv = xp.linalg.solve(chol, xp.broadcast_to(eye, covariances.shape))
+        return xp.permute_dims(inv, (0, 2, 1))
+
+    def precision_cholesky(self, covariances: Any, covariance_type: str) -> Any:
+        """The covariance type's precision factors (see :mod:`online_gmm._math.covariance`)."""
+        return covariance(covariance_type).precision_cholesky(
+            covariances, self.xp, self.spd_upper_factor
+        )
+
+    # ------------------------------------------------------------------ the E-step
+    def chunk_itemsize(self, X: Any) -> int:
+        """Bytes per entry the chunk sizes are planned with (float64 temporaries here)."""
+        return 8
+
+    def blas_threads(self, work: int) -> Any:
+        """The BLAS setting for ``work`` multiply-adds: the library's own here."""
+        return contextlib.nullcontext()
+
+    def finish(self, G: Any, a: Any, p: Any, inv_temp: float, softmax: bool = True) -> tuple:
+        """``(resp or log-density, T = 1 log-likelihood or None)`` of a chunk's pieces (a
+        PyTorch chunk without gradient in place, the others by the array-API reference)."""
+        if _is_torch(G) and not G.requires_grad:
+            return _finish_torch_inplace(G, a, p, inv_temp, softmax)
+        return _estep.finish(G, a, p, inv_temp, self.xp, softmax)
+
+    def batch_statistics(self, X: Any, w: Any, p: Any, inv_temp: float,
+                         plan: Any = None) -> BatchStats:
+        """A batch's statistics from laid-out parameters (:class:`~online_gmm._math.estep.
+        Prepared`): the E-step at ``1 / inv_temp`` and the weighted sums (``plan``: as for
+        :meth:`state_statistics`)."""
+        return _estep.chunked_statistics(X, w, p, inv_temp, self)
+
+    def state_statistics(self, state: MixtureState, covariance_type: str, X: Any, w: Any,
+                         inv_temp: float, plan: Any = None) -> BatchStats:
+        """The same from the state (the parameters laid out here)."""
+        p = _estep.state_prepared(state, covariance_type, X.dtype, self.xp)
+        return self.batch_statistics(X, w, p, inv_temp)
+
+    def step_plan(self, X: Any, n_components: int, covariance_type: str) -> tuple:
+        """``(context, plan)``: the BLAS setting a whole step on ``X`` runs under, and the
+        plan its statistics follow (``None`` here)."""
+        return contextlib.nullcontext(), None
+
+    # ------------------------------------------------------------------ the M-step
+    def m_step(self, state: MixtureState, stats: BatchStats, *, eta: float, forgetting: str,
+               covariance_type: str, reg_covar: float) -> MixtureState:
+        """:func:`online_gmm._math.mstep.m_step`."""
+        return _mstep.m_step(state, stats, eta=eta, forgetting=forgetting,
+                             covariance_type=covariance_type, reg_covar=reg_covar,
+                             backend=self)
+
+    # ------------------------------------------------------------------ checks
+    def all_finite(self, *arrays: Any) -> bool:
+        """Whether every entry of the arrays is finite."""
+        xp = self.xp
+        return all(bool(xp.all(xp.isfinite(a))) for a in arrays)
+
+
+def _is_torch(x) -> bool:
+    import array_api_compat
+
+    return array_api_compat.is_torch_array(x)
+
+
+def _finish_torch_inplace(G, a, p: Any, inv_temp: float, softmax: bool):
+    """PyTorch (CUDA) specialisation of :func:`finish`: the same math, in place on ``G``
+    with fused reductions, so no (n, K) temporary is allocated."""
+    import torch
+
+    logp = G.add_(a[:, None]).add_(p.b).clamp_(min=0).mul_(-0.5 * p.s).add_(p.const)
+    if not softmax:
+        return logp, None
+    ll = torch.logsumexp(logp, dim=1)
+    if inv_temp == 1.0:
+        return logp.sub_(ll[:, None]).exp_(), ll
+    logp.mul_(inv_temp)
+    return logp.sub_(torch.logsumexp(logp, dim=1)[:, None]).exp_(), ll

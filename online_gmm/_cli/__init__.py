@@ -1,0 +1,2 @@
+"""The ``online-gmm`` command line: the parser and ``main`` (``main``), the commands,
+their options, files and output, and the demo."""

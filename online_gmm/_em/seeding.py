@@ -1,0 +1,429 @@
+"""Seeding: one mechanism for initialisation, for late components, and for dead ones.
+
+A component is *unseeded* until it gets a sample. Seeds are chosen by D^2 sampling with
+greedy local trials (k-means++, Arthur & Vassilvitskii 2007, as in scikit-learn), continued
+from the centres that already exist, so "the samples the current mixture explains worst" are
+the likeliest new seeds. Randomness comes from one NumPy ``RandomState`` on the host; only
+(n,)-vectors of probabilities cross to it, never the samples.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from typing import Any
+
+import numpy as np
+
+from .._math.array_api import (
+    asarray_like,
+    blas_threads_for,
+    device,
+    scatter_rows,
+    take_index,
+    to_numpy,
+)
+from .._math.covariance import covariance
+from .._math.state import MixtureState, empty_state
+
+INIT_PARAMS = ("k-means++", "kmeans", "random", "random_from_data")
+
+
+def _sq_dist_to_nearest(X, centers, xp, block: int = 2048, centred: tuple | None = None):
+    """(n,) squared Euclidean distance of each row of X to its nearest centre (float64);
+    ``centred``: :func:`_centred` of ``X``, if the caller has it."""
+    n = X.shape[0]
+    if centers.shape[0] == 0:
+        return xp.full((n,), float("inf"), dtype=xp.float64, device=device(X))
+    Xc, xx, ref = _centred(X, xp) if centred is None else centred
+    best = None
+    for start in range(0, centers.shape[0], block):
+        C = xp.astype(centers[start : min(start + block, centers.shape[0]), ...], xp.float64) - ref
+        d2 = xx[:, None] - 2.0 * (Xc @ C.T) + xp.sum(C * C, axis=1)
+        d2 = xp.min(xp.maximum(d2, xp.zeros_like(d2)), axis=1)
+        best = d2 if best is None else xp.minimum(best, d2)
+    return best
+
+
+def kmeans_plusplus_indices(X, w_host: np.ndarray, centers, n_new: int, rng, xp) -> np.ndarray:
+    """Indices of ``n_new`` rows of ``X`` chosen by greedy D^2 sampling, continuing from
+    ``centers`` (possibly empty). Rows with zero weight are never chosen."""
+    positive = np.flatnonzero(w_host > 0)
+    if n_new <= 0 or positive.size == 0:
+        return np.empty(0, dtype=np.intp)
+    n_new = min(n_new, positive.size)
+    if n_new == positive.size:
+        return rng.permutation(positive)
+    centred = _centred(X, xp)  # once, not once per distance computation
+    closest = to_numpy(_sq_dist_to_nearest(X, centers, xp, centred=centred)).astype(np.float64)
+    n_trials = 2 + int(math.log(centers.shape[0] + n_new))
+    # one BLAS thread for these small products (their threads cost more than they give)
+    with blas_threads_for(n_trials * X.shape[0] * X.shape[1]):
+        return _greedy_d2(X, w_host, closest, centred, n_new, n_trials, rng, xp)
+
+
+def _greedy_d2(X, w_host, closest, centred, n_new, n_trials, rng, xp) -> np.ndarray:
+    chosen: list[int] = []
+    for _ in range(n_new):
+        pot = w_host * np.where(np.isfinite(closest), closest, 0.0)
+        if not np.isfinite(closest).all() or pot.sum() <= 0:
+            # no centre yet, or every sample sits on one: sample by weight alone
+            p = w_host.copy()
+            p[chosen] = 0.0
+            if p.sum() <= 0:
+                break
+            idx = int(rng.choice(w_host.size, p=p / p.sum()))
+            d_new = _pairwise_sq(X, np.asarray([idx]), xp, centred)[0]
+        else:
+            cand = rng.choice(w_host.size, size=n_trials, p=pot / pot.sum())
+            d_cand = _pairwise_sq(X, cand, xp, centred)  # (n_trials, n)
+            new_pot = (np.minimum(closest[None, :], d_cand) * w_host).sum(axis=1)
+            best = int(np.argmin(new_pot))
+            idx = int(cand[best])
+            d_new = d_cand[best]  # the chosen row's distances, computed already
+        chosen.append(idx)
+        closest = np.minimum(np.where(np.isfinite(closest), closest, np.inf), d_new)
+    return np.asarray(chosen, dtype=np.intp)
+
+
+def _centred(X, xp) -> tuple:
+    """``(Xc, xx, ref)``: the rows of ``X`` in float64 about their mean ``ref``, and their
+    squared norms (what the distance functions here need of ``X``)."""
+    X64 = xp.astype(X, xp.float64)
+    ref = xp.mean(X64, axis=0)
+    Xc = X64 - ref
+    return Xc, xp.sum(Xc * Xc, axis=1), ref
+
+
+def _pairwise_sq(X, idx: np.ndarray, xp, centred: tuple | None = None) -> np.ndarray:
+    """Host (len(idx), n) squared distances between rows ``idx`` of X and all of X;
+    ``centred``: :func:`_centred` of ``X``, if the caller has it."""
+    Xc, xx, _ = _centred(X, xp) if centred is None else centred
+    take = take_index(np.asarray(idx, dtype=np.int64), X, xp)
+    Cc = xp.take(Xc, take, axis=0)
+    # (n, D) @ (D, m), then transposed: BLAS's fast layout for a few centres against many
+    # rows (the other order is several times slower for tall, narrow products)
+    d2 = xp.take(xx, take, axis=0)[:, None] - 2.0 * (Xc @ Cc.T).T + xx
+    return np.maximum(to_numpy(d2), 0.0)
+
+
+def initial_means(X, w_host: np.ndarray, n_new: int, init_params: str, rng, xp):
+    """(n_new, D) float64 seed means for the first batch, per ``init_params``."""
+    positive = np.flatnonzero(w_host > 0)
+    n_new = min(n_new, positive.size)
+    f64 = xp.float64
+    if init_params == "k-means++":
+        idx = kmeans_plusplus_indices(X, w_host, X[:0, ...], n_new, rng, xp)
+        return xp.astype(xp.take(X, take_index(idx, X, xp), axis=0), f64)
+    if init_params == "random_from_data":
+        idx = rng.choice(positive, size=n_new, replace=False)
+        return xp.astype(xp.take(X, take_index(idx, X, xp), axis=0), f64)
+    if init_params == "random":
+        resp = rng.uniform(size=(X.shape[0], n_new)) * w_host[:, None]
+        resp /= np.maximum(resp.sum(axis=1, keepdims=True), np.finfo(float).tiny)
+        resp *= w_host[:, None]
+        nk = resp.sum(axis=0) + 10 * np.finfo(float).eps
+        R = asarray_like(resp, X, xp, dtype=f64)
+        return (R.T @ xp.astype(X, f64)) / asarray_like(nk, X, xp, dtype=f64)[:, None]
+    # "kmeans": scikit-learn's KMeans on the first batch (host, once)
+    km = kmeans(to_numpy(X), n_new, sample_weight=w_host, random_state=rng)
+    return asarray_like(km.cluster_centers_, X, xp, dtype=f64)
+
+
+def batch_variance(X, w, covariance_type: str, xp):
+    """The batch's weighted variance in one component's covariance layout (float64)."""
+    X64 = xp.astype(X, xp.float64)
+    w64 = xp.astype(w, xp.float64)
+    tot = xp.sum(w64)
+    tot = tot if float(tot) > 0 else xp.asarray(1.0, dtype=xp.float64, device=device(X))
+    mean = (w64 @ X64) / tot
+    return covariance(covariance_type).weighted_variance(X64 - mean, w64, tot, xp)
+
+
+def residual_variance(X, w, seeds, covariance_type: str, xp, block: int = 2048):
+    """Weighted variance of the residuals of each sample to its nearest seed (float64).
+
+    The within-cluster spread that the seeds imply: a far better starting covariance than the
+    whole batch's variance, which includes the spread *between* clusters. ``None`` where it
+    is zero (every sample is a seed, or all coincide)."""
+    X64 = xp.astype(X, xp.float64)
+    w64 = xp.astype(w, xp.float64)
+    ref = xp.mean(X64, axis=0)
+    Xc = X64 - ref
+    S = xp.astype(seeds, xp.float64) - ref
+    best_d = best_i = None
+    for start in range(0, S.shape[0], block):
+        C = S[start : min(start + block, S.shape[0]), ...]
+        d2 = xp.sum(C * C, axis=1) - 2.0 * (Xc @ C.T)
+        i = xp.argmin(d2, axis=1)
+        d = xp.min(d2, axis=1)
+        if best_d is None:
+            best_d, best_i = d, i
+        else:
+            better = d < best_d
+            best_i = xp.where(better, i + start, best_i)
+            best_d = xp.where(better, d, best_d)
+    R = Xc - xp.take(S, best_i, axis=0)
+    tot = xp.sum(w64)
+    if not float(tot) > 0:
+        return None
+    cov = covariance(covariance_type)
+    var = cov.weighted_variance(R, w64, tot, xp)
+    return var if cov.has_spread(var, xp) else None
+
+
+def pooled_variance(state: MixtureState, covariance_type: str, reg_covar: float, xp):
+    """Mass-weighted mean covariance (minus reg_covar) of the live components, or None."""
+    return covariance(covariance_type).pooled_variance(state, reg_covar, xp)
+
+
+def seed_components(
+    state: MixtureState,
+    comp_idx: np.ndarray,
+    new_means,
+    variance,
+    *,
+    seed_mass: float,
+    covariance_type: str,
+    reg_covar: float,
+    backend,
+    first: bool,
+    fair_share: bool = True,
+) -> MixtureState:
+    """Start components ``comp_idx`` afresh: mean = a sample, covariance = ``variance``,
+    mass = ``seed_mass``, and a fair share of the weight mass (the live components' mean;
+    ``fair_share=False``: ``seed_mass``)."""
+    n_new = len(comp_idx)
+    if n_new == 0:
+        return state
+    xp = backend.xp
+    K = state.means.shape[0]
+    f64 = xp.float64
+    dev = device(state.means)
+    mask_new = np.zeros(K, dtype=bool)
+    mask_new[comp_idx] = True
+    seeded_host = to_numpy(state.seeded).astype(bool)
+    others = seeded_host & ~mask_new
+    nu_host = to_numpy(state.nu)
+    fair = (float(nu_host[others].sum() / others.sum())
+            if others.any() and fair_share else 0.0)
+    nu_value = fair if fair > 0 else float(seed_mass)
+
+    vec = lambda v: xp.full((n_new,), v, dtype=f64, device=dev)  # noqa: E731
+    means = scatter_rows(state.means, comp_idx, new_means, xp)
+    mass = scatter_rows(state.mass, comp_idx, vec(float(seed_mass)), xp)
+    nu = scatter_rows(state.nu, comp_idx, vec(nu_value), xp)
+    seeded = take_index(seeded_host | mask_new, state.seeded, xp)
+    moment, covariances, tied_mass = covariance(covariance_type).seed(
+        state, comp_idx, variance, seed_mass=seed_mass, reg_covar=reg_covar, first=first,
+        xp=xp,
+    )
+    nu_total = float(xp.sum(nu))
+    if nu_total > 0:
+        weights = nu / nu_total
+    else:
+        seeded_f = xp.astype(seeded, f64)
+        weights = seeded_f / xp.sum(seeded_f)
+    prec_chol = backend.precision_cholesky(covariances, covariance_type)
+    return state.replace(
+        weights=weights,
+        means=means,
+        covariances=covariances,
+        precisions_cholesky=prec_chol,
+        mass=mass,
+        nu=nu,
+        moment=moment,
+        tied_mass=tied_mass,
+        seeded=seeded,
+    )
+
+
+#: Components whose means lie within this many standard deviations of each other are
+#: redundant (the same component twice: far below any separation EM can resolve, far above
+#: float64 rounding).
+REDUNDANT_TOL = 1e-6
+_DIRECTION_SEED = 20251201
+
+
+@functools.lru_cache(maxsize=8)
+def _direction(n_features: int) -> np.ndarray:
+    """A fixed unit vector (the same in every process: resumes and workers agree)."""
+    v = np.random.RandomState(_DIRECTION_SEED).standard_normal(n_features)
+    v /= np.linalg.norm(v)
+    v.setflags(write=False)
+    return v
+
+
+def redundant_components(state: MixtureState, covariance_type: str, xp) -> np.ndarray:
+    """(K,) bool: seeded components that duplicate another (same mean within
+    :data:`REDUNDANT_TOL` of the smaller scale), all but the heaviest of each group.
+
+    A batch of identical rows seeds identical components, and identical components get
+    identical responsibilities for ever: they never separate unless one is reseeded. Only
+    (K,)-vectors cross to the host: the means projected on one fixed direction are sorted,
+    and neighbours closer than the tolerance there are compared in full."""
+    K, D = state.means.shape
+    seeded = to_numpy(state.seeded).astype(bool)
+    out = np.zeros(K, dtype=bool)
+    if seeded.sum() < 2:
+        return out
+    proj = to_numpy(state.means @ asarray_like(_direction(D), state.means, xp))
+    proj = proj.astype(np.float64)
+    var = covariance(covariance_type).mean_variance(state.covariances, K, xp)
+    tol = REDUNDANT_TOL * np.sqrt(np.maximum(to_numpy(var).astype(np.float64), 0.0))
+    idx = np.flatnonzero(seeded)
+    order = idx[np.argsort(proj[idx], kind="stable")]
+    a, b = order[:-1], order[1:]
+    close = np.abs(proj[b] - proj[a]) <= np.minimum(tol[a], tol[b])
+    if not close.any():
+        return out
+    a, b = a[close], b[close]
+    means_a = to_numpy(xp.take(state.means, take_index(a, state.means, xp), axis=0))
+    means_b = to_numpy(xp.take(state.means, take_index(b, state.means, xp), axis=0))
+    same = np.linalg.norm(means_a - means_b, axis=1) <= np.minimum(tol[a], tol[b])
+    weights = to_numpy(state.weights)
+    for i, j in zip(a[same], b[same], strict=True):
+        # the lighter of each close pair goes (ties: the later index); the heaviest of a
+        # group is the lighter of no pair, so one of each group stays
+        out[j if (weights[j], -j) < (weights[i], -i) else i] = True
+    return out
+
+
+# ---------------------------------------------------------------------- the step's seeding
+def needs_seeding(state: MixtureState, config, xp=None,
+                  redundancy: bool = False) -> bool:
+    """Whether a step would seed or reseed any component: unseeded or dead ones exist, or
+    (``redundancy``, with the namespace ``xp``) redundant ones
+    (:func:`~online_gmm._em.seeding.redundant_components`)."""
+    if not to_numpy(state.seeded).all():
+        return True
+    if config.max_reseed == 0:
+        return False
+    if to_numpy(state.weights).min() < config.dead_threshold / config.n_components:
+        return True
+    return redundancy and bool(redundant_components(state, config.covariance_type, xp).any())
+
+
+#: Redundancy is checked at each of the first REDUNDANCY_EVERY steps (where a degenerate
+#: start shows), then every REDUNDANCY_EVERY-th step, and at every seeding step (the check
+#: costs a (K, D) product and a sort of K values: about 5 % of a small step).
+REDUNDANCY_EVERY = 32
+
+
+def redundancy_due(step: int, n_components: int, n_features: int) -> bool:
+    """Whether step ``step`` checks for redundant components."""
+    return step < REDUNDANCY_EVERY or step % REDUNDANCY_EVERY == 0
+
+
+def seed_from_sample(state: MixtureState, X, w, *, config,
+                     rng: np.random.RandomState, backend) -> MixtureState:
+    """Seed an unseeded ``state`` from the sample ``X`` (n, D) with weights ``w`` (n,): the
+    seeding of a first step, alone (:meth:`OnlineGaussianMixture.fit` seeds from a random
+    sample of its data, larger than one mini-batch). No statistics are added."""
+    w_host = to_numpy(w).astype(np.float64)
+    state, _, _ = _seed_and_reseed(state, X, w, w_host, config, rng, backend)
+    return state
+
+
+def _seed_and_reseed(state, X, w, w_host, config, rng, backend):
+    """Seed unseeded components and reseed dead ones from this batch."""
+    xp = backend.xp
+    K = config.n_components
+    ct = config.covariance_type
+    seeded = to_numpy(state.seeded).astype(bool)
+    n_pos = int((w_host > 0).sum())
+    if n_pos == 0:
+        return state, 0, 0
+    if not seeded.any():
+        n_new = min(K, n_pos)
+        means = initial_means(X, w_host, n_new, config.init_params, rng, xp)
+        var = residual_variance(X, w, means, ct, xp)
+        if var is None:
+            var = batch_variance(X, w, ct, xp)
+        comp = np.arange(means.shape[0])
+        state = seed_components(
+            state, comp, means, var, seed_mass=config.seed_mass, covariance_type=ct,
+            reg_covar=config.reg_covar, backend=backend, first=True,
+        )
+        return state, len(comp), 0
+    weights = to_numpy(state.weights)
+    dead = seeded & (weights < config.dead_threshold / K)
+    if config.max_reseed != 0:  # duplicates of another component are reseeded as dead ones
+        dead |= redundant_components(state, ct, xp)
+    unseeded = np.flatnonzero(~seeded)
+    dead_idx = np.flatnonzero(dead)
+    cap = n_pos if config.max_reseed is None else min(config.max_reseed, n_pos)
+    dead_idx = dead_idx[:cap]
+    targets = np.concatenate([unseeded[: max(n_pos - len(dead_idx), 0)], dead_idx])
+    if targets.size == 0:
+        return state, 0, 0
+    live = seeded & ~dead
+    live_means = xp.take(state.means, take_index(np.flatnonzero(live), state.means, xp), axis=0)
+    idx = kmeans_plusplus_indices(X, w_host, live_means, targets.size, rng, xp)
+    targets = targets[: idx.size]
+    if idx.size == 0:
+        return state, 0, 0
+    var = pooled_variance(state, ct, config.reg_covar, xp)
+    if var is None:
+        var = batch_variance(X, w, ct, xp)
+    new_means = xp.astype(xp.take(X, take_index(idx, X, xp), axis=0), xp.float64)
+    state = seed_components(
+        state, targets, new_means, var, seed_mass=config.seed_mass, covariance_type=ct,
+        reg_covar=config.reg_covar, backend=backend, first=False,
+        fair_share=config.fair_share,
+    )
+    n_reseeded = int(np.isin(targets, dead_idx).sum())
+    return state, int(targets.size) - n_reseeded, n_reseeded
+
+
+# ---------------------------------------------------------------------- Lloyd
+#: Lloyd iterations of each warm-up restart and birth proposal.
+LLOYD_ITERATIONS = 5
+
+
+def kmeans(X: np.ndarray, n_clusters: int, *, sample_weight: np.ndarray | None = None,
+           init: Any = "k-means++", max_iter: int = 300, random_state: Any = None,
+           one_thread: bool = False, quiet: bool = False) -> Any:
+    """scikit-learn's ``KMeans`` (one initialisation, Lloyd) fitted on the host rows ``X``:
+    the one place the project runs it. ``one_thread``: its sums depend on its thread
+    count, so a result that must be bit-identical whatever the process's threads (a resumed
+    stream) runs on one; ``quiet``: no ``ConvergenceWarning`` (a fixed number of
+    iterations)."""
+    import warnings
+
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    km = KMeans(n_clusters=n_clusters, init=init, n_init=1, max_iter=max_iter,
+                random_state=random_state, algorithm="lloyd")
+    limits = threadpool_limits(1) if one_thread else contextlib.nullcontext()
+    with warnings.catch_warnings(), limits:
+        if quiet:
+            warnings.simplefilter("ignore", ConvergenceWarning)
+        return km.fit(X, sample_weight=sample_weight)
+
+
+def lloyd(Xb, wb, means, n_iter: int, xp):
+    """``n_iter`` Lloyd iterations from ``means`` (:func:`kmeans`, on the host, one thread)."""
+    X_host = np.asarray(to_numpy(Xb), dtype=np.float64)
+    init = np.asarray(to_numpy(means), dtype=np.float64)
+    w_host = np.asarray(to_numpy(wb), dtype=np.float64)
+    km = kmeans(X_host, init.shape[0], sample_weight=w_host / w_host.max(),  # (no overflow)
+                init=init, max_iter=n_iter, one_thread=True, quiet=True)
+    return asarray_like(km.cluster_centers_, means, xp, dtype=xp.float64)
+
+
+def reseeded_at(state: MixtureState, means, Xb, wb, config, backend) -> MixtureState:
+    """The seeds moved to Lloyd's centres, with the residual variance they imply."""
+    xp = backend.xp
+    ct = config.covariance_type
+    var = residual_variance(Xb, wb, means, ct, xp)
+    if var is None:
+        var = batch_variance(Xb, wb, ct, xp)
+    K = means.shape[0]
+    fresh = empty_state(K, means.shape[1], ct, xp, device(means))
+    return seed_components(fresh, np.arange(K), means, var, seed_mass=config.seed_mass,
+                           covariance_type=ct, reg_covar=config.reg_covar, backend=backend,
+                           first=True)

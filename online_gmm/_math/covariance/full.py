@@ -1,0 +1,173 @@
+"""``full``: one (D, D) covariance per component.
+
+Moments are (K, D, D) centred scatter matrices; the precision factor ``U_k`` is upper
+triangular with ``precision_k = U_k @ U_k.T`` (scikit-learn's convention).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..array_api import device
+from ._common import (
+    as_float64,
+    check_prior_shape,
+    check_prior_spd,
+    check_spd,
+    chunk_mean,
+    eye,
+    live_weights,
+    per_component,
+    regularised_scatter,
+    safe,
+    seed_per_component,
+)
+from ._common import matrix_covariances_from_precisions as covariances_from_precisions
+from ._common import matrix_has_spread as has_spread
+from ._common import matrix_regularised as regularised
+from ._common import matrix_unregularised as unregularised
+from ._common import matrix_weighted_variance as weighted_variance
+from ._common import per_component_degrees_of_freedom as degrees_of_freedom
+from ._common import per_component_initial_moment as initial_moment
+from ._common import per_component_moved_moment as moved_moment
+from ._common import per_component_reordered as reordered
+from ._common import unchanged_tied_mass as fold_tied_mass
+from ._common import upper_factor as precision_cholesky
+
+#: No block kernel: the numba backend runs ``full`` chunk by chunk (BLAS + the row kernel).
+KERNEL_KIND = None
+
+__all__ = [
+    "covariances_from_precisions", "degrees_of_freedom", "fold_tied_mass", "has_spread",
+    "initial_moment", "moved_moment", "precision_cholesky", "regularised", "reordered",
+    "unregularised", "weighted_variance",
+]
+
+
+def shape(n_components: int, n_features: int) -> tuple:
+    return (n_components, n_features, n_features)
+
+
+def identity(n_components: int, n_features: int, xp: Any, dev: Any) -> Any:
+    e = xp.eye(n_features, dtype=xp.float64, device=dev)
+    return xp.asarray(xp.broadcast_to(e, (n_components, n_features, n_features)), copy=True)
+
+
+def expand(value: Any, n_components: int, n_features: int, xp: Any) -> Any:
+    """One component's (D, D) matrix as every component's."""
+    return per_component(value, shape(n_components, n_features), xp)
+
+
+def n_parameters(n_components: int, n_features: int) -> float:
+    """Free covariance parameters (as scikit-learn's ``_n_parameters``)."""
+    return n_components * n_features * (n_features + 1) / 2.0
+
+
+def precisions_from_cholesky(prec_chol: Any, xp: Any) -> Any:
+    return prec_chol @ xp.permute_dims(prec_chol, (0, 2, 1))
+
+
+def mean_variance(covariances: Any, n_components: int, xp: Any) -> Any:
+    """(K,) each component's variance averaged over the features (its scale)."""
+    return xp.mean(xp.linalg.diagonal(covariances), axis=-1)
+
+
+def log_det_cholesky(prec_chol: Any, n_features: int, xp: Any) -> Any:
+    """``log|U_k|`` per component."""
+    return xp.sum(xp.log(xp.linalg.diagonal(prec_chol)), axis=-1)
+
+
+def check_precisions(precisions: np.ndarray) -> None:
+    check_spd(precisions, "full")
+
+
+# ---------------------------------------------------------------------- the E-step
+def layout(mu_c64: Any, prec_chol: Any, dtype: Any, xp: Any) -> tuple:
+    """``(rhs, b, s)``: no one-product layout (one product per component)."""
+    ones = xp.ones(mu_c64.shape[0], dtype=dtype, device=device(mu_c64))
+    return None, xp.zeros_like(ones), ones
+
+
+def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
+    """``(G, a)``: ``G[:, k] = |(x - mu_k) U_k|^2``, ``a = 0``."""
+    cols = []
+    for k in range(p.mu_c.shape[0]):
+        Y = (Xc - p.mu_c[k, :]) @ p.prec_chol[k, ...]
+        cols.append(xp.sum(Y * Y, axis=1))
+    G = xp.stack(cols, axis=1)
+    return G, xp.zeros(Xc.shape[0], dtype=Xc.dtype, device=device(Xc))
+
+
+# ---------------------------------------------------------------------- statistics
+def chunk_moments(Xc: Any, w: Any, wX: Any, R: Any, m: Any, s: Any, xp: Any) -> tuple:
+    """``(means, scatters)`` of a chunk about its shift; the scatters in float64."""
+    f64 = xp.float64
+    xbc = chunk_mean(R, wX, s, xp)
+    Xc64 = xp.astype(Xc, f64)
+    wR = xp.astype(w, f64)[:, None] * xp.astype(R, f64)
+    mats = []
+    for k in range(xbc.shape[0]):
+        Y = (Xc64 - xbc[k, :]) * xp.sqrt(wR[:, k])[:, None]
+        mats.append(Y.T @ Y)
+    return xbc, xp.stack(mats, axis=0)
+
+
+def outer_term(d: Any, coef: Any, xp: Any) -> Any:
+    """``coef_k d_k d_k^T``."""
+    return coef[:, None, None] * (d[:, :, None] * d[:, None, :])
+
+
+def scale_moment(moment: Any, rho: Any, rho_time: float) -> Any:
+    return rho[:, None, None] * moment
+
+
+def covariances_from_moments(moment: Any, mass: Any, tied_mass: Any, reg_covar: float,
+                             xp: Any) -> Any:
+    return regularised_scatter(moment / safe(mass, xp)[:, None, None], reg_covar, xp)
+
+
+def keep_where_empty(new: Any, old: Any, has_mass: Any, tied_mass: Any, xp: Any) -> Any:
+    """Components without mass keep their previous covariance."""
+    return xp.where((~has_mass)[:, None, None], old, new)
+
+
+# ---------------------------------------------------------------------- seeding
+def pooled_variance(state: Any, reg_covar: float, xp: Any) -> Any:
+    """Mass-weighted mean covariance (minus ``reg_covar``) of the live components, or None."""
+    wts = live_weights(state, xp)
+    if wts is None:
+        return None
+    cov = state.covariances
+    return xp.sum(wts[:, None, None] * cov, axis=0) - reg_covar * eye(cov.shape[-1], cov, xp)
+
+
+def seed(state: Any, comp_idx: np.ndarray, variance: Any, *, seed_mass: float,
+         reg_covar: float, first: bool, xp: Any) -> tuple:
+    """``(moment, covariances, tied_mass)`` with components ``comp_idx`` started afresh."""
+    var = as_float64(variance, state.means, xp)
+    return seed_per_component(state, comp_idx, var, regularised(var, reg_covar, xp),
+                              seed_mass, xp)
+
+
+def moment_from_covariances(covariances: np.ndarray, mass: np.ndarray,
+                            reg_covar: float) -> np.ndarray:
+    return mass[:, None, None] * unregularised(covariances, reg_covar)
+
+
+# ---------------------------------------------------------------------- the variational mixture
+def check_covariance_prior(prior: np.ndarray, n_features: int) -> None:
+    """A user's ``covariance_prior``: one (D, D) symmetric positive-definite matrix."""
+    check_prior_shape(prior, (n_features, n_features), "full covariance_prior")
+    check_prior_spd(prior, "full")
+
+
+def posterior_covariances(prior: Any, moment: Any, mass: Any, tied_mass: Any, outer: Any,
+                          dof: Any, reg_covar: float, xp: Any) -> Any:
+    """scikit-learn's ``covariances_`` of the Normal-Wishart posterior, ``W_k^-1 / nu_k`` with
+    ``W_k^-1 = W_0^-1 + M_k + reg_covar n_k I + outer_k`` (``outer_k = beta_0 n_k / beta_k
+    d_k d_k^T``, ``d_k = xbar_k - m_0``), symmetrised, with the rounding floor."""
+    reg = (reg_covar * mass)[:, None, None] * eye(moment.shape[-1], moment, xp)
+    scale = prior + moment + reg + outer
+    return regularised_scatter(scale / dof[:, None, None], 0.0, xp)

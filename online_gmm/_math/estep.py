@@ -1,0 +1,215 @@
+"""The E-step: log-densities, tempered responsibilities, and a batch's sufficient statistics.
+
+Written once against the array API (``backend.xp``); what differs between the backends is
+how a chunk's log-densities are finished (``backend.finish``: the numba row kernel or the
+array-API softmax below) and how many rows a chunk holds. Every function works chunk by
+chunk, so the working memory is bounded by scikit-learn's ``working_memory``, not the batch.
+
+Numerics: all quadratic forms are taken on data shifted by the mixture mean (so an offset of
+1e8 does not cancel), squared distances are clipped at zero, the softmax is a log-sum-exp, and
+the statistics leave each chunk as float64 centred moments merged by the pairwise rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .array_api import LOG_2PI, chunk_rows, device, logsumexp
+from .covariance import covariance
+from .state import BatchStats, empty_stats, merge_stats
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Parameters laid out for the quadratic forms, in the data's dtype and device."""
+
+    covariance_type: str
+    shift: Any  # (D,) float64: the mixture mean
+    shift_dt: Any  # (D,) data dtype
+    mu_c: Any  # (K, D) means minus shift
+    prec_chol: Any
+    const: Any  # (K,) log pi_k + log|U_k| - D/2 log 2 pi (-inf for weightless components;
+    #             the variational mixture's expected log-weights in place of log pi_k)
+    rhs: Any  # right-hand side of the one big matmul (or None for full)
+    b: Any  # (K,)
+    s: Any  # (K,)
+
+
+def prepare(weights, means, prec_chol, covariance_type: str, dtype, xp,
+            log_weights=None) -> Prepared:
+    """Precompute the per-component pieces once per batch (``O(K D)`` or ``O(K D^2)``).
+
+    ``log_weights`` (K,), float64: what the E-step adds to each component's log-density in
+    place of ``log(weights)`` (the variational mixture's expected log-weights and Wishart
+    terms, :mod:`online_gmm._math.variational`); ``weights`` then only centre the data.
+    """
+    cov = covariance(covariance_type)
+    n_features = means.shape[1]
+    shift = weights @ means / xp.sum(weights)
+    mu_c64 = means - shift
+    if log_weights is not None:
+        logw = log_weights
+    else:
+        with np.errstate(divide="ignore"):
+            logw = xp.log(weights)
+    const64 = logw + cov.log_det_cholesky(prec_chol, n_features, xp)
+    const64 = const64 - 0.5 * n_features * LOG_2PI
+    # float64 arithmetic, one rounding to the data's dtype at the end (as the numba
+    # backend's layout kernels compute the same values)
+    rhs, b, s = cov.layout(mu_c64, prec_chol, dtype, xp)
+    return Prepared(
+        covariance_type,
+        shift,
+        xp.astype(shift, dtype),
+        xp.astype(mu_c64, dtype),
+        xp.astype(prec_chol, dtype),
+        xp.astype(const64, dtype),
+        rhs,
+        b,
+        s,
+    )
+
+
+def state_prepared(state, covariance_type: str, dtype, xp) -> Prepared:
+    """:func:`prepare` of a :class:`~online_gmm._math.state.MixtureState`."""
+    return prepare(state.weights, state.means, state.precisions_cholesky, covariance_type,
+                   dtype, xp)
+
+
+def quadratic_pieces(Xc, p: Prepared, xp):
+    """``(G, a)`` with the squared Mahalanobis distance ``q = max(a[:, None] + G + b, 0)``."""
+    return covariance(p.covariance_type).quadratic_pieces(Xc, p, xp)
+
+
+def finish(G, a, p: Prepared, inv_temp: float, xp, softmax: bool = True):
+    """Responsibilities (or log-densities) and the T = 1 log-likelihood of each row: the
+    array-API reference of ``backend.finish``."""
+    q = xp.maximum(a[:, None] + G + p.b, xp.zeros_like(G))
+    logp = p.const - 0.5 * p.s * q
+    if not softmax:
+        return logp, None
+    ll = logsumexp(logp, xp, axis=1)
+    if inv_temp == 1.0:
+        return xp.exp(logp - ll[:, None]), ll
+    lt = logp * inv_temp
+    return xp.exp(lt - logsumexp(lt, xp, axis=1)[:, None]), ll
+
+
+def _chunks(n_samples: int, n_components: int, n_features: int, itemsize: int):
+    row_bytes = itemsize * (3 * n_components + 4 * n_features)
+    step = chunk_rows(n_samples, row_bytes)
+    for start in range(0, n_samples, step):
+        yield slice(start, min(start + step, n_samples))
+
+
+def _pieces(X, p: Prepared, backend):
+    """``(slice, Xc, G, a)`` of every chunk of ``X``."""
+    n, d = X.shape
+    K = p.mu_c.shape[0]
+    for sl in _chunks(n, K, d, backend.chunk_itemsize(X)):
+        Xc = X[sl, ...] - p.shift_dt
+        G, a = quadratic_pieces(Xc, p, backend.xp)
+        yield sl, Xc, G, a
+
+
+def posterior(X, p: Prepared, backend, inv_temp: float = 1.0):
+    """``(resp, log_likelihood)`` of every row, in the data's dtype."""
+    n, d = X.shape
+    xp = backend.xp
+    resp_parts, ll_parts = [], []
+    with backend.blas_threads(n * p.mu_c.shape[0] * d):
+        for _, _, G, a in _pieces(X, p, backend):
+            r, ll = backend.finish(G, a, p, inv_temp)
+            resp_parts.append(r)
+            ll_parts.append(ll)
+    if len(resp_parts) == 1:
+        return resp_parts[0], ll_parts[0]
+    return xp.concat(resp_parts, axis=0), xp.concat(ll_parts, axis=0)
+
+
+def responsibility_chunks(X, p: Prepared, backend):
+    """``(slice, resp)`` of every chunk of ``X`` at T = 1 (the working memory of one
+    chunk, not of the batch)."""
+    for sl, _, G, a in _pieces(X, p, backend):
+        yield sl, backend.finish(G, a, p, 1.0)[0]
+
+
+def weighted_log_density(X, p: Prepared, backend):
+    """``log pi_k + log N(x_n | mu_k, Sigma_k)`` for every row and component."""
+    n, d = X.shape
+    parts = []
+    with backend.blas_threads(n * p.mu_c.shape[0] * d):
+        for _, _, G, a in _pieces(X, p, backend):
+            parts.append(backend.finish(G, a, p, 1.0, softmax=False)[0])
+    return parts[0] if len(parts) == 1 else backend.xp.concat(parts, axis=0)
+
+
+def chunked_statistics(X, w, p: Prepared, inv_temp: float, backend) -> BatchStats:
+    """E-step at temperature ``1 / inv_temp`` and the batch's weighted sufficient statistics,
+    chunk by chunk, merged by the pairwise rule.
+
+    ``w`` is the (n,) sample weight in the data's dtype. The returned masses, means and
+    centred moments are float64; the log-likelihood is taken at T = 1.
+    """
+    return _chunked(X, w, p, inv_temp, backend, entropy=False)[0]
+
+
+def statistics_and_entropy(X, w, p: Prepared, backend,
+                           inv_temp: float = 1.0) -> tuple[BatchStats, float]:
+    """:func:`chunked_statistics` (at T = 1 unless ``inv_temp`` says otherwise) and the
+    responsibilities' weighted entropy,
+    ``-sum_n w_n sum_k r_nk log r_nk`` (float; what the variational mixture's evidence lower
+    bound adds to its posterior's terms, :func:`online_gmm._math.variational.lower_bound`)."""
+    return _chunked(X, w, p, inv_temp, backend, entropy=True)
+
+
+def _chunked(X, w, p: Prepared, inv_temp: float, backend, entropy: bool) -> tuple:
+    n, d = X.shape
+    K = p.mu_c.shape[0]
+    xp = backend.xp
+    total = empty_stats(K, d, p.covariance_type, xp, device(X))
+    h = 0.0
+    with backend.blas_threads(n * K * d):
+        for sl, Xc, G, a in _pieces(X, p, backend):
+            R, ll = backend.finish(G, a, p, inv_temp)
+            part = chunk_statistics(Xc, w[sl], R, ll, p, xp)
+            total = merge_stats(total, part, p.covariance_type, xp)
+            if entropy:
+                R64 = xp.astype(R, xp.float64)
+                r_log_r = xp.where(R64 > 0, R64 * xp.log(xp.where(R64 > 0, R64, 1.0)), 0.0)
+                h -= float(xp.sum(xp.astype(w[sl], xp.float64) * xp.sum(r_log_r, axis=1)))
+    return total, h
+
+
+def chunk_statistics(Xc, w, R, ll, p: Prepared, xp) -> BatchStats:
+    """One chunk's :class:`BatchStats` from its shifted rows and responsibilities."""
+    return _moments(Xc, w, R, ll, p.covariance_type, p.shift, xp)
+
+
+def responsibility_statistics(X, w, R, covariance_type: str, xp) -> BatchStats:
+    """The :class:`BatchStats` of rows ``X`` (n, D) with weights ``w`` (n,) under given
+    responsibilities ``R`` (n, K) (an initialisation's, as scikit-learn's ``_initialize``
+    takes them); no log-likelihood."""
+    shift = xp.mean(xp.astype(X, xp.float64), axis=0)
+    Xc = X - xp.astype(shift, X.dtype)
+    return _moments(Xc, w, xp.astype(R, X.dtype), None, covariance_type, shift, xp)
+
+
+def _moments(Xc, w, R, ll, covariance_type: str, shift, xp) -> BatchStats:
+    f64 = xp.float64
+    wX = Xc * w[:, None]
+    m = xp.astype(w @ R, f64)
+    safe = xp.where(m > 0, m, xp.ones_like(m))
+    xbc, Mb = covariance(covariance_type).chunk_moments(Xc, w, wX, R, m, safe, xp)
+    w64 = xp.astype(w, f64)
+    return BatchStats(
+        mass=m,
+        mean=xbc + shift,
+        moment=Mb,
+        weight=float(xp.sum(w64)),
+        loglik=0.0 if ll is None else float(xp.sum(w64 * xp.astype(ll, f64))),
+        n_samples=int(Xc.shape[0]),
+    )

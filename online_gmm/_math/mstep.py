@@ -1,0 +1,74 @@
+"""The forgetting M-step: fold a batch's statistics into the mixture state (the contract's
+"Responsibility-weighted forgetting"), written once against the array API.
+
+The numba backend runs ``diag``/``spherical`` through one kernel with the same formulas
+(:mod:`online_gmm._backends.mstep_kernels`), tested against this reference.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .covariance import covariance
+from .state import BatchStats, MixtureState
+
+
+def forgetting_factors(stats: BatchStats, eta: float, forgetting: str, xp: Any) -> tuple:
+    """``(rho_k, rho_time)``: evidence kept by each component and by the weights/tied moment."""
+    keep = 1.0 - eta
+    rho_time = keep**stats.weight
+    if forgetting == "responsibility":
+        rho = xp.exp(stats.mass * _log_keep(keep))
+    else:
+        rho = xp.full_like(stats.mass, rho_time)
+    return rho, rho_time
+
+
+def _log_keep(keep: float) -> float:
+    return math.log(keep) if keep > 0 else -float("inf")
+
+
+def m_step(
+    state: MixtureState,
+    stats: BatchStats,
+    *,
+    eta: float,
+    forgetting: str,
+    covariance_type: str,
+    reg_covar: float,
+    backend: Any,
+) -> MixtureState:
+    """Fold a batch's statistics into the state with forgetting; a new state (``state`` is
+    never modified). ``backend`` computes the precision factors."""
+    xp = backend.xp
+    cov = covariance(covariance_type)
+    rho, rho_time = forgetting_factors(stats, eta, forgetting, xp)
+    m = stats.mass
+    n_old = state.mass
+    n_new = rho * n_old + m
+    has = n_new > 0
+    safe = xp.where(has, n_new, xp.ones_like(n_new))
+    d = stats.mean - state.means
+    got = m > 0
+    step = xp.where(got, m / safe, xp.zeros_like(m))
+    means = state.means + d * step[:, None]
+    coef = xp.where(got, rho * n_old * (m / safe), xp.zeros_like(m))  # (m / safe <= 1)
+    moment = (cov.scale_moment(state.moment, rho, rho_time) + stats.moment
+              + cov.outer_term(d, coef, xp))
+    tied_mass = cov.fold_tied_mass(state.tied_mass, rho_time, m, xp)
+    nu = rho_time * state.nu + m
+    nu_total = xp.sum(nu)
+    weights = nu / nu_total if float(nu_total) > 0 else state.weights
+    covariances = cov.covariances_from_moments(moment, n_new, tied_mass, reg_covar, xp)
+    covariances = cov.keep_where_empty(covariances, state.covariances, has, tied_mass, xp)
+    return state.replace(
+        weights=weights,
+        means=means,
+        covariances=covariances,
+        precisions_cholesky=backend.precision_cholesky(covariances, covariance_type),
+        mass=n_new,
+        nu=nu,
+        moment=moment,
+        tied_mass=tied_mass,
+    )

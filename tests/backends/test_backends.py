@@ -1,0 +1,111 @@
+"""The backend interface: one rule chooses the implementation, and every operation of the
+numba backend equals the reference's (the array-API code) to rounding.
+
+Operations tested elsewhere against the reference: the block statistics
+(``test_blocked.py``), the M-step kernel (``test_mstep_kernels.py``), the batched precision
+factors (``test_gaussian.py``), whole streams (``test_array_api.py``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from online_gmm import OnlineGaussianMixture, core
+
+from .._data import blobs
+
+TYPES = list(core.COVARIANCE_TYPES)
+
+
+def _backends(X):
+    with core.use_backend("reference"):
+        reference = core.select_backend(X)
+    return core.select_backend(X), reference
+
+
+def test_one_rule_chooses_the_backend():
+    torch = pytest.importorskip("torch", reason="torch is the torch extra")
+    X = np.zeros((3, 2))
+    assert core.select_backend(X).name == "numba"
+    assert core.select_backend(torch.zeros(3, 2)).name == "reference"
+    with core.use_backend("reference"):
+        assert core.select_backend(X).name == "reference"
+        assert core.host_view(torch.zeros(3, 2)).__class__ is torch.Tensor
+        with core.use_backend("numba"):
+            assert core.select_backend(X).name == "numba"
+    assert isinstance(core.host_view(torch.zeros(3, 2)), np.ndarray)
+    with pytest.raises(ValueError, match="backend"):
+        with core.use_backend("gpu"):
+            pass
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("inv_temp", [1.0, 0.4])
+def test_finish_and_statistics_equal_the_reference(covariance_type, dtype, inv_temp):
+    X, _, _ = blobs(n=300, K=4, D=5, seed=3)
+    X = X.astype(dtype)
+    model = OnlineGaussianMixture(4, covariance_type=covariance_type, random_state=0)
+    model.partial_fit(X[:150])
+    fast, ref = _backends(X)
+    p = core.state_prepared(model._state, covariance_type, X.dtype, fast.xp)
+    rtol = 2e-4 if dtype == np.float32 else 1e-10
+    r_fast, ll_fast = core.posterior(X, p, fast, inv_temp)
+    r_ref, ll_ref = core.posterior(X, p, ref, inv_temp)
+    assert r_fast.dtype == r_ref.dtype == dtype
+    np.testing.assert_allclose(r_fast, r_ref, rtol=rtol, atol=rtol * 1e-3)
+    np.testing.assert_allclose(ll_fast, ll_ref, rtol=rtol)
+    np.testing.assert_allclose(core.weighted_log_density(X, p, fast),
+                               core.weighted_log_density(X, p, ref), rtol=rtol)
+    w = np.random.default_rng(1).uniform(0, 2, len(X)).astype(dtype)
+    got = fast.state_statistics(model._state, covariance_type, X, w, inv_temp)
+    want = ref.state_statistics(model._state, covariance_type, X, w, inv_temp)
+    np.testing.assert_allclose(got.mass, want.mass, rtol=rtol)
+    np.testing.assert_allclose(got.mean, want.mean, rtol=rtol, atol=rtol)
+    scale = float(np.sum(w[:, None] * np.asarray(X, np.float64) ** 2))
+    np.testing.assert_allclose(got.moment, want.moment, rtol=rtol, atol=rtol * scale * 1e-3)
+    assert got.loglik == pytest.approx(want.loglik, rel=rtol)
+
+
+def test_all_finite_agrees():
+    fast, ref = _backends(np.zeros(1))
+    for a in (np.ones((3, 4)), np.array([1.0, np.nan]), np.array([np.inf]),
+              np.ones((4, 3), dtype=np.float32).T):
+        assert fast.all_finite(a) == ref.all_finite(a) == bool(np.isfinite(a).all())
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_a_step_of_either_backend_is_the_same_step(covariance_type):
+    """``advance`` on the numba and the reference backend: the same new state (to rounding),
+    the same counters, the same RNG draws."""
+    X, _, _ = blobs(n=400, K=4, D=3, seed=5)
+    results = []
+    for name in ("numba", "reference"):
+        with core.use_backend(name):
+            backend = core.select_backend(X)
+        rng = np.random.RandomState(0)
+        state = core.empty_state(4, 3, covariance_type, backend.xp, "cpu")
+        config = core.EMConfig(4, covariance_type=covariance_type)
+        for part in np.array_split(X, 4):
+            state, info = core.advance(state, part, np.ones(len(part)), config=config,
+                                          schedules=core.Schedules(forgetting_rate=0.01),
+                                          step=0, rng=rng, backend=backend)
+        results.append((state, info, rng.randint(1 << 30)))
+    (a, ia, ra), (b, ib, rb) = results
+    assert ra == rb and ia.n_seeded == ib.n_seeded
+    for name in core.STATE_FIELDS:
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
+
+
+def test_both_backends_and_every_covariance_type_implement_their_interfaces():
+    from online_gmm._backends.numba_backend import NumbaBackend
+    from online_gmm._backends.protocol import Backend
+    from online_gmm._backends.reference import ReferenceBackend
+    from online_gmm._math.covariance import COVARIANCE_TYPES, CovarianceType, covariance
+
+    for cls in (ReferenceBackend, NumbaBackend):
+        assert isinstance(cls(np), Backend), cls
+    for name in COVARIANCE_TYPES:
+        assert isinstance(covariance(name), CovarianceType), name
+    assert not isinstance(np, CovarianceType)  # (the check can fail)

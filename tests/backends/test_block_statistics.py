@@ -1,0 +1,213 @@
+"""The block-parallel NumPy statistics (``online_gmm._backends.numba_backend``) against the
+generic path."""
+
+import numpy as np
+import pytest
+from sklearn import config_context
+
+from online_gmm import OnlineGaussianMixture, core
+from online_gmm._backends import kernels as _kernels
+from online_gmm._backends import numba_backend as _blocked
+
+from .._data import blobs
+
+
+def _fitted_state(covariance_type, dtype):
+    X, _, _ = blobs(n=600, K=5, D=6, seed=1)
+    model = OnlineGaussianMixture(5, covariance_type=covariance_type, random_state=0)
+    for part in np.array_split(X.astype(dtype), 3):
+        model.partial_fit(part)
+    return model._state, X.astype(dtype)
+
+
+#: The types with a block kernel.
+BLOCKED_TYPES = [ct for ct in core.COVARIANCE_TYPES if core.covariance(ct).KERNEL_KIND is not None]
+
+
+def _stats(X, w, state, ct, fast, inv_temp=0.7):
+    p = core.state_prepared(state, ct, X.dtype, np)
+    with core.use_backend("numba" if fast else "reference"):
+        backend = core.select_backend(X)
+    return backend.batch_statistics(X, w, p, inv_temp)
+
+
+def _assert_close(a, b, rtol, scale=1.0):
+    """``scale``: the size of the raw second-moment sums the centred moments cancel from."""
+    # the fast path's exp is 0 at and below exp(EXP_FLOOR_F32), about float32's smallest
+    # normal (it makes no denormals), the generic path's is not: a component with a mass
+    # that small there has none here, and (by the convention of empty statistics) a zero
+    # mean; means and moments are compared where the mass is well above it
+    normal = np.asarray(b.mass) > 1e3 * np.exp(_kernels.EXP_FLOOR_F32)
+    for name in ("mass", "mean", "moment"):
+        got, want = np.asarray(getattr(a, name)), np.asarray(getattr(b, name))
+        atol = rtol * max(np.abs(want).max(), scale if name == "moment" else 0)
+        if name == "mean" or (name == "moment" and want.shape[:1] == normal.shape
+                              and want.shape != (a.mean.shape[1],) * 2):  # not tied's
+            got, want = got[normal], want[normal]
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=name)
+    assert a.weight == pytest.approx(b.weight, rel=1e-12)
+    assert a.loglik == pytest.approx(b.loglik, rel=rtol)
+    assert a.n_samples == b.n_samples
+
+
+@pytest.fixture
+def many_blocks(monkeypatch):
+    """Every batch split into up to 3 blocks of at least 1 row."""
+    monkeypatch.setattr(_blocked, "MIN_PARALLEL_WORK", 0)
+    monkeypatch.setattr(_blocked, "MIN_BLOCK_ROWS", 1)
+    monkeypatch.setattr(_blocked, "n_threads", lambda: 3)
+
+
+@pytest.mark.parametrize("covariance_type", BLOCKED_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n", [1, 2, 7, 301])
+def test_blocks_equal_the_generic_path(many_blocks, covariance_type, dtype, weighted, n):
+    state, X = _fitted_state(covariance_type, dtype)
+    X = X[:n]
+    rng = np.random.default_rng(n)
+    w = rng.uniform(0, 2, n).astype(dtype) if weighted else np.ones(n, dtype=dtype)
+    if weighted and n > 2:
+        w[1] = 0.0
+    assert _blocked.block_plan(n, 5, 6, X.itemsize)[0] == min(3, n)
+    got = _stats(X, w, state, covariance_type, fast=True)
+    want = _stats(X, w, state, covariance_type, fast=False)
+    scale = float(np.sum(w[:, None] * np.asarray(X, np.float64) ** 2))
+    _assert_close(got, want, rtol=2e-4 if dtype == np.float32 else 1e-10, scale=scale)
+    assert got.mass.dtype == got.mean.dtype == got.moment.dtype == np.float64
+
+
+@pytest.mark.parametrize("covariance_type", BLOCKED_TYPES)
+def test_rounds_within_working_memory_equal_one_round(covariance_type):
+    state, X = _fitted_state(covariance_type, np.float64)
+    w = np.ones(len(X))
+    whole = _stats(X, w, state, covariance_type, fast=True)
+    row_bytes = 8 * (5 + 6 * 6 + 6)
+    with config_context(working_memory=50 * row_bytes / 2**20):  # 50 rows at a time
+        assert _blocked.block_plan(len(X), 5, 6, 8)[1] <= 50
+        rounds = _stats(X, w, state, covariance_type, fast=True)
+    _assert_close(rounds, whole, rtol=1e-11, scale=float(np.sum(X**2)))
+
+
+def test_results_do_not_alias_the_reused_buffers(many_blocks):
+    state, X = _fitted_state("diag", np.float64)
+    w = np.ones(200)
+    first = _stats(X[:200], w, state, "diag", fast=True)
+    kept = {k: np.copy(getattr(first, k)) for k in ("mass", "mean", "moment")}
+    _stats(X[200:400] + 3.0, w, state, "diag", fast=True)  # same shapes: same buffers
+    for k, v in kept.items():
+        np.testing.assert_array_equal(getattr(first, k), v)
+
+
+def test_a_fit_is_deterministic_and_thread_count_only_moves_rounding(monkeypatch):
+    X, _, _ = blobs(n=4000, K=8, D=16, seed=3)
+
+    def run(threads):
+        monkeypatch.setattr(_blocked, "MIN_PARALLEL_WORK", 0)
+        monkeypatch.setattr(_blocked, "n_threads", lambda: threads)
+        model = OnlineGaussianMixture(8, covariance_type="diag", random_state=0)
+        for part in np.array_split(X, 8):
+            model.partial_fit(part)
+        return model
+
+    a, b, one = run(2), run(2), run(1)
+    np.testing.assert_array_equal(a.means_, b.means_)
+    np.testing.assert_array_equal(a.covariances_, b.covariances_)
+    np.testing.assert_allclose(a.means_, one.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(a.covariances_, one.covariances_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", BLOCKED_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_statistics_from_the_state_equal_the_generic_path(many_blocks, covariance_type, dtype):
+    """``state_statistics`` lays the parameters out itself (numba) instead of ``prepare``."""
+    state, X = _fitted_state(covariance_type, dtype)
+    w = np.ones(len(X), dtype=dtype)
+    got = _blocked.state_statistics(state, covariance_type, X, w, 0.7)
+    want = _stats(X, w, state, covariance_type, fast=False)
+    scale = float(np.sum(np.asarray(X, np.float64) ** 2))
+    _assert_close(got, want, rtol=2e-4 if dtype == np.float32 else 1e-10, scale=scale)
+
+
+def _layout_buffers(K, d, dt=np.float64):
+    return [np.empty((K, 2 * d + 1), dt), np.empty(K, dt), np.empty(K, dt), np.empty(K, dt),
+            np.empty(d, dt)]
+
+
+@pytest.mark.parametrize("case", ["typical", "extreme", "crossing", "nan"])
+def test_prepare_diag_log_det_as_a_product_equals_the_sum_of_logs(case):
+    """``prepare_diag(..., logdet=None)`` takes ``log|U|`` as the log of a product (exponent
+    moved out as it goes): the sum of logs, to rounding, at any scale."""
+    from online_gmm._math.array_api import LOG_2PI
+
+    rng = np.random.default_rng(0)
+    K, d = 6, 300
+    pc = rng.uniform(0.2, 5.0, (K, d))
+    if case == "extreme":  # factors outside [1e-100, 1e100], alone and mixed
+        pc[0] = 1e150
+        pc[1] = 1e-150
+        pc[2, ::2] = 1e-200
+        pc[3, ::3] = 1e160
+    elif case == "crossing":  # running products that leave [1e-100, 1e100] many times
+        pc[0] = 1e99
+        pc[1] = 1e-99
+        pc[2] = np.where(np.arange(d) % 2, 1e95, 1e-95)
+        pc[3] = np.exp(rng.uniform(-200, 200, d))
+    elif case == "nan":
+        pc[1, 7] = np.nan
+    weights = np.full(K, 1.0 / K)
+    means = rng.normal(size=(K, d))
+    want = np.sum(np.log(pc), axis=1)
+    a, b = _layout_buffers(K, d), _layout_buffers(K, d)
+    _kernels.prepare_diag(weights, means, pc, want, LOG_2PI, *a)
+    _kernels.prepare_diag(weights, means, pc, None, LOG_2PI, *b)
+    for x, y in zip(a, b, strict=True):
+        if x is a[3]:  # const: only the log-determinant differs
+            finite = np.isfinite(want)
+            np.testing.assert_allclose(y[finite], x[finite], rtol=1e-13,
+                                       atol=1e-13 * np.abs(want[finite]).max())
+            np.testing.assert_array_equal(np.isnan(y), np.isnan(x))
+        else:
+            np.testing.assert_array_equal(y, x)
+    if case == "nan":
+        assert np.isnan(b[3][1]) and np.isfinite(b[3][[0, 2, 3, 4, 5]]).all()
+
+
+def test_unit_weights():
+
+    for dt in (np.float64, np.float32):
+        w = np.ones(50, dtype=dt)
+        assert _kernels.unit_weights(w)
+        for bad in (0.0, np.nextafter(dt(1), dt(2)), np.nan, 2.0):
+            v = w.copy()
+            v[37] = bad
+            assert not _kernels.unit_weights(v)
+
+
+@pytest.mark.parametrize("covariance_type", BLOCKED_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_step_plans_its_blocks_once_and_a_given_plan_is_followed(
+    many_blocks, monkeypatch, covariance_type, weighted
+):
+    """``em_step`` makes the block plan once (it sets BLAS's threads and cuts the blocks);
+    ``state_statistics`` with that plan equals planning there."""
+    state, X = _fitted_state(covariance_type, np.float64)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(X)) if weighted else np.ones(len(X))
+    plan = _blocked.block_plan(len(X), 5, 6, 8)
+    assert plan[0] == 3
+    got = _blocked.state_statistics(state, covariance_type, X, w, 0.7, plan)
+    want = _blocked.state_statistics(state, covariance_type, X, w, 0.7)
+    for name in ("mass", "mean", "moment"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    assert (got.weight, got.loglik, got.n_samples) == (want.weight, want.loglik, want.n_samples)
+    assert got.weight == float(np.sum(w))
+
+    calls = []
+    original = _blocked.block_plan
+    monkeypatch.setattr(_blocked, "block_plan", lambda *a: calls.append(a) or original(*a))
+    config = core.EMConfig(5, covariance_type=covariance_type)
+    new, info = core.em_step(state, X, w, config=config, temperature=1.0 / 0.7,
+                             forgetting_rate=0.0, rng=np.random.RandomState(0),
+                             backend=core.select_backend(X))
+    assert len(calls) == 1
+    assert info.loglik == want.loglik and info.weight == want.weight

@@ -1,0 +1,216 @@
+"""The warm-up (contract, "Warm-up"): a buffered start with restarts, a provisional model
+until the buffer is full, nothing counted twice, exact resume."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture
+
+from online_gmm import OnlineGaussianMixture
+from online_gmm._em import warmup as _warmup
+
+from .._data import blobs
+
+TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def _stream(n=6000, D=4, K=6, seed=0):
+    X, _, _ = blobs(n=n, K=K, D=D, seed=seed)
+    return X
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_nothing_is_counted_twice(covariance_type):
+    X = _stream()
+    w = np.random.default_rng(1).uniform(0.0, 2.0, len(X))
+    model = OnlineGaussianMixture(6, covariance_type=covariance_type, warmup_size=2000,
+                                  random_state=0)
+    for Xb, wb in zip(np.array_split(X, 23), np.array_split(w, 23), strict=True):
+        model.partial_fit(Xb, sample_weight=wb)
+    assert model._warmup is None  # done
+    assert model.n_samples_seen_ == len(X)
+    # no forgetting: every weighted row is evidence exactly once, no seed mass left
+    assert model._state.mass.sum() == pytest.approx(w.sum(), rel=1e-10)
+    assert model._state.nu.sum() == pytest.approx(w.sum(), rel=1e-10)
+
+
+def test_the_provisional_model_predicts_before_the_buffer_is_full():
+    X = _stream()
+    model = OnlineGaussianMixture(6, warmup_size=5000, random_state=0)
+    model.partial_fit(X[:300])
+    assert model._warmup is not None and model._warmup.n_rows == 300
+    assert model.predict(X[:10]).shape == (10,)
+    # ... and it is the model of a stream without warm-up (the step is the ordinary one)
+    plain = OnlineGaussianMixture(6, warmup_size=0, random_state=0).partial_fit(X[:300])
+    np.testing.assert_array_equal(model.means_, plain.means_)
+
+
+def test_resume_in_the_middle_of_the_warm_up_is_bit_identical():
+    X = _stream()
+    batches = np.array_split(X, 30)
+    whole = OnlineGaussianMixture(6, warmup_size=3000, random_state=0)
+    for b in batches:
+        whole.partial_fit(b)
+    part = OnlineGaussianMixture(6, warmup_size=3000, random_state=0)
+    for b in batches[:7]:
+        part.partial_fit(b)
+    assert part._warmup is not None
+    resumed = pickle.loads(pickle.dumps(part))
+    assert len(pickle.dumps(part)) < 2 * (part._warmup.n_rows * 4 * 8) + 20_000  # rows only
+    for b in batches[7:]:
+        resumed.partial_fit(b)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name))
+
+
+def test_one_pass_with_the_warm_up_is_as_good_as_batch_em_on_overlapping_blobs():
+    """32 overlapping clusters in 16-D, batches of 128: seeding from the first batch
+    (k-means++ on 128 rows) leaves one pass 2.4 % below batch EM; the warm-up closes it."""
+    rng = np.random.default_rng(0)
+    K, D = 32, 16
+    centres = rng.normal(0, 1.6, (K, D))
+    X = centres[rng.integers(0, K, 30000)] + rng.normal(size=(30000, D))
+    train, test = X[:25000], X[25000:]
+    ref = GaussianMixture(K, covariance_type="diag", n_init=3, random_state=0).fit(train)
+    gaps = {}
+    for size in (0, 8192, K * 64, "auto"):  # (an int: the restarts only; "auto" refines)
+        model = OnlineGaussianMixture(K, warmup_size=size, random_state=0)
+        for b in np.array_split(train, 25000 // 128):
+            model.partial_fit(b)
+        gaps[size] = (ref.score(test) - model.score(test)) / abs(ref.score(test))
+    assert gaps[8192] < 0.01
+    assert gaps[8192] < gaps[0] - 0.005
+    # the refinement at each doubling (to 32,768 rows) beats the restarts alone
+    assert gaps["auto"] < 0.01 and gaps["auto"] < gaps[K * 64]
+
+
+def test_fit_runs_the_warm_up_on_its_seeding_sample(monkeypatch):
+    calls = []
+    original = _warmup.warm_state
+    monkeypatch.setattr(_warmup, "warm_state",
+                        lambda X, w, **kw: calls.append(len(X)) or original(X, w, **kw))
+    X = _stream()
+    model = OnlineGaussianMixture(6, warmup_size=1500, random_state=0).fit(X)
+    assert calls == [1500]
+    calls.clear()  # "auto": the restarts on 64 rows per component of the sample
+    OnlineGaussianMixture(6, random_state=0).fit(X)
+    assert calls == [6 * 64]
+    assert model._warmup is None and model.converged_
+
+
+def test_fit_runs_batch_em_to_tol_on_its_seeding_sample():
+    """fit's seeding: the best restart's EM goes on, on the sample, until ``tol``; on
+    overlapping blobs that fit within 0.5 % of batch EM (the epochs start from the
+    sample's optimum, not five iterations' way to it)."""
+    rng = np.random.default_rng(0)
+    K, D = 32, 16
+    centres = rng.normal(0, 1.6, (K, D))
+    X = centres[rng.integers(0, K, 30000)] + rng.normal(size=(30000, D))
+    train, test = X[:25000], X[25000:]
+    ref = GaussianMixture(K, covariance_type="diag", n_init=3, random_state=0).fit(train)
+    model = OnlineGaussianMixture(K, random_state=0).fit(train)
+    assert (ref.score(test) - model.score(test)) / abs(ref.score(test)) < 0.005
+
+
+def test_means_init_or_a_zero_size_turns_it_off():
+    X = _stream()
+    means = X[:6]
+    assert OnlineGaussianMixture(6, means_init=means).partial_fit(X[:100])._warmup is None
+    assert OnlineGaussianMixture(6, warmup_size=0).partial_fit(X[:100])._warmup is None
+
+
+def test_the_buffer_is_capped_in_memory():
+    buf = _warmup.start(10**9, 3, n_features=256, itemsize=4)
+    assert buf.size * 256 * 4 <= _warmup.MAX_BUFFER_BYTES
+    assert _warmup.start(0, 3, 4, 8) is None
+
+
+def test_the_pickle_free_file_keeps_the_warm_up_buffer_on_request(tmp_path):
+    from online_gmm import load, save
+
+    X = _stream()
+    model = OnlineGaussianMixture(6, warmup_size=2000, random_state=0)
+    model.partial_fit(X[:500])
+    save(model, tmp_path / "m.npz", include_warmup_buffer=True)
+    loaded = load(tmp_path / "m.npz")
+    assert loaded._warmup == model._warmup and loaded._warmup.n_rows == 500
+    for m in (model, loaded):
+        m.partial_fit(X[500:])
+    np.testing.assert_array_equal(loaded.means_, model.means_)
+    assert loaded._warmup is None
+
+
+def test_auto_holds_64_rows_per_component_at_most_32768():
+    X = _stream()
+    assert OnlineGaussianMixture(6).partial_fit(X[:50])._warmup.size == 6 * 64
+    assert _warmup.resolve_size("auto", 4096) == 32768
+    assert _warmup.sample_size("auto") == 32768 and _warmup.sample_size(500) == 500
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_auto_refines_at_each_doubling_and_counts_nothing_twice(covariance_type, monkeypatch):
+    calls = []
+    original = _warmup.refined_state
+    monkeypatch.setattr(_warmup, "refined_state",
+                        lambda s, X, w, **kw: calls.append(len(X)) or original(s, X, w, **kw))
+    X = _stream()
+    w = np.random.default_rng(1).uniform(0.1, 2.0, len(X))
+    model = OnlineGaussianMixture(6, covariance_type=covariance_type, random_state=0)
+    for Xb, wb in zip(np.array_split(X, 23), np.array_split(w, 23), strict=True):
+        model.partial_fit(Xb, sample_weight=wb)
+        if model._warmup.refining:  # (the provisional state has its seeds' prior mass)
+            # every weighted row is evidence exactly once, at and between the marks
+            held = model._warmup.w[: model._warmup.n_rows].sum()
+            assert model._state.mass.sum() == pytest.approx(held, rel=1e-10)
+    first = 6 * 64
+    # a refinement each time the rows held passed a doubling of the first mark's rows
+    assert len(calls) >= 3 and calls[0] >= 2 * first
+    assert all(b >= 2 * a for a, b in zip(calls, calls[1:], strict=False))
+    assert model._warmup.refining and model._warmup.n_rows == len(X) < model._warmup.limit
+    assert model._state.nu.sum() == pytest.approx(w.sum(), rel=1e-10)
+
+
+def test_the_refinement_ends_at_the_limit_and_with_forgetting():
+    X = _stream(n=12000)
+    model = OnlineGaussianMixture(6, warmup_size="auto", random_state=0)
+    for b in np.array_split(X, 40):
+        model.partial_fit(b)
+    assert model._warmup is not None and model._warmup.limit == _warmup.AUTO_MAX_ROWS
+    # with forgetting the stream is not stationary: no refit of old rows, the buffer goes
+    forgetting = OnlineGaussianMixture(6, forgetting_rate=0.01, random_state=0)
+    for b in np.array_split(X, 40):
+        forgetting.partial_fit(b)
+    assert forgetting._warmup is None
+    # an int warmup_size means exactly that buffer: the restarts, no refinement
+    fixed = OnlineGaussianMixture(6, warmup_size=1000, random_state=0)
+    for b in np.array_split(X, 40):
+        fixed.partial_fit(b)
+    assert fixed._warmup is None
+
+
+@pytest.mark.parametrize("via", ["pickle", "npz"])
+def test_resume_in_the_middle_of_the_refinement_is_bit_identical(via, tmp_path):
+    from online_gmm import load, save
+
+    X = _stream()
+    batches = np.array_split(X, 30)
+    whole = OnlineGaussianMixture(6, random_state=0)
+    for b in batches:
+        whole.partial_fit(b)
+    part = OnlineGaussianMixture(6, random_state=0)
+    for b in batches[:9]:
+        part.partial_fit(b)
+    assert part._warmup.refining
+    if via == "pickle":
+        resumed = pickle.loads(pickle.dumps(part))
+    else:
+        save(part, tmp_path / "m.npz", include_warmup_buffer=True)
+        resumed = load(tmp_path / "m.npz")
+    assert resumed._warmup == part._warmup
+    for b in batches[9:]:
+        resumed.partial_fit(b)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name))
