@@ -1,7 +1,10 @@
-"""Input checks of the estimator's hot path: a batch, and its sample weights."""
+"""Input checks of the estimator's hot path: its hyper-parameters (cached while unchanged), a
+batch, and its sample weights."""
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -92,3 +95,28 @@ def is_plain_valid_batch(X: Any, model: Any) -> bool:
 
 
 _FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+#: estimator -> the key of its hyper-parameters last found valid. Kept outside the
+#: estimators, so that their ``__dict__`` (pickles, ``clone``, a failed call's "nothing
+#: changed") holds only what it held before.
+_valid_hyperparameters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def validate_hyperparameters(model: Any, check: Callable[[], None]) -> None:
+    """``check()`` (every hyper-parameter against the table), unless the values and types of
+    ``model``'s parameters are those last found valid: a ~1 us comparison instead of ~20 us
+    of checks on every ``partial_fit``. The key holds ``model._validated_params`` by value
+    and ``model._identity_params`` by type and identity (an array is not hashed)."""
+    key = tuple([(type(v), v) for v in (getattr(model, a, None)
+                                         for a in model._validated_params)]
+                + [(type(v), id(v)) for v in (getattr(model, a, None)
+                                              for a in model._identity_params)])
+    try:
+        if key == _valid_hyperparameters.get(model):
+            return
+    except TypeError:  # an unhashable (subclass) estimator: checked every time
+        check()
+        return
+    check()
+    _valid_hyperparameters[model] = key
