@@ -7,6 +7,7 @@ distribution, positive variances, precision factors consistent with the covarian
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -35,12 +36,30 @@ def fitted_covariance_types(state: Any) -> tuple[str, ...]:
     return found
 
 
+#: model -> the (shapes, n_components, covariance_type) last found consistent: a step
+#: keeps the shapes, so the check runs again only when one of them changed.
+_consistent: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def check_fitted_parameters(model: Any, method: str = "partial_fit") -> None:
     """Refuse ``n_components`` or ``covariance_type`` changed (``set_params``) on a fitted
     model: the state is the one of the parameters it was fitted with."""
     state = model.__dict__.get("_state")
     if state is None:
         return
+    key = (tuple(state.means.shape), tuple(state.covariances.shape), model.n_components,
+           model.covariance_type)
+    try:
+        if _consistent.get(model) == key:
+            return
+    except TypeError:  # (an unhashable subclass: checked every time)
+        _check_fitted(model, state, method)
+        return
+    _check_fitted(model, state, method)
+    _consistent[model] = key
+
+
+def _check_fitted(model: Any, state: Any, method: str) -> None:
     name = type(model).__name__
     K = int(state.weights.shape[0])
     if model.n_components != K:

@@ -62,7 +62,10 @@ def astype_all(arrays: dict, dtype_name: str | None) -> dict:
         return arrays
     out = {}
     for name, a in arrays.items():
-        if isinstance(a, np.generic):  # a NumPy scalar stays one
+        if type(a) is np.ndarray:  # (the hot path: no namespace look-up)
+            if a.dtype.kind == "f" and a.dtype.name != dtype_name:
+                a = a.astype(dtype_name)
+        elif isinstance(a, np.generic):  # a NumPy scalar stays one
             if a.dtype.kind == "f":
                 a = a.astype(dtype_name)
         elif hasattr(a, "dtype") and hasattr(a, "shape"):
