@@ -1,6 +1,6 @@
 """Where the time of one ``partial_fit`` goes: each stage of ``em_step`` timed alone.
 
-It calls the library's private stage functions in the order ``_online_em.em_step`` does, on a
+It calls the library's private stage functions in the order ``_em.online.em_step`` does, on a
 fitted (steady-state) model, without changing it. Diagnostic only: if the internals are
 renamed it reports the error instead of failing the suite.
 

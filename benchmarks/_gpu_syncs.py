@@ -53,13 +53,13 @@ def _device_type(x: Any) -> str | None:
 
 def _site() -> str:
     """``path:line`` of the innermost frame in the packages, and of its caller there when
-    the innermost is a helper of ``online_gmm/_array_api.py`` (``a <- b``)."""
+    the innermost is a helper of ``online_gmm/_math/array_api.py`` (``a <- b``)."""
     found = []
     for frame in reversed(traceback.extract_stack()):
         path = Path(frame.filename).resolve()
         if any(pkg in path.parents for pkg in _PACKAGES):
             found.append(f"{path.relative_to(REPO_ROOT)}:{frame.lineno}")
-            if not found[0].startswith("online_gmm/_array_api.py") or len(found) == 2:
+            if not found[0].startswith("online_gmm/_math/array_api.py") or len(found) == 2:
                 break
     return " <- ".join(found) or "(outside the packages)"
 

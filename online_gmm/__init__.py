@@ -90,10 +90,11 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
     def create_module(self, spec):
-        return importlib.import_module(_MOVED[spec.name])
+        return None  # (a placeholder: exec_module puts the real module in its place)
 
     def exec_module(self, module):
-        pass
+        # the real module, untouched (its ``__spec__`` too), under the old name as well
+        sys.modules[module.__name__] = importlib.import_module(_MOVED[module.__name__])
 
 
 if not any(isinstance(f, _MovedModules) for f in sys.meta_path):

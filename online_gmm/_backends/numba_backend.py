@@ -306,7 +306,7 @@ def batch_statistics(X: np.ndarray, w: np.ndarray, p, inv_temp: float,
 def state_statistics(state, covariance_type: str, X: np.ndarray, w: np.ndarray,
                      inv_temp: float, plan: tuple[int, int] | None = None) -> BatchStats:
     """The same from the mixture state: for ``diag``/``spherical`` one numba call
-    (``_kernels.prepare_diag``/``prepare_spherical``) writes the per-batch layout into
+    (``kernels.prepare_diag``/``prepare_spherical``) writes the per-batch layout into
     reused buffers, instead of :func:`online_gmm._math.estep.prepare`'s array operations.
 
     ``plan``: the batch's :func:`block_plan`, from a caller that has already set BLAS's

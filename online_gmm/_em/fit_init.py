@@ -63,8 +63,8 @@ def initial_state(source: Source, n_features: int, *, init: FitInit, config: Any
     """The state batch EM starts from (every component seeded); draws from ``rng``."""
     if init.warm:
         state = _warm(source, init, config, rng, backend)
-        if state is not None:
-            return state
+        if state is not None and bool(to_numpy(state.seeded).all()):
+            return state  # (else scikit-learn's start: batch EM seeds no component)
     size = source.init_rows if init.init_size is None else int(init.init_size)
     X, w = source.sample(size, rng)
     R = responsibilities(X, config.n_components, init.init_params, rng)

@@ -83,7 +83,9 @@ class BaseOnlineMixture:
     # ------------------------------------------------------------------ the loop
     def _fit(self, X: Any) -> None:
         self._validate_hyperparameters()
-        do_init = not (self.warm_start and self.__sklearn_is_fitted__())
+        # (warm start needs a model with every component seeded: batch EM seeds none)
+        do_init = not (self.warm_start and self.__sklearn_is_fitted__()
+                       and bool(_array_api.to_numpy(self._state.seeded).all()))
         source, X_like, backend = self._fit_source(X, reset=do_init)
         xp = backend.xp
         if source.n_samples < self.n_components:
@@ -93,6 +95,11 @@ class BaseOnlineMixture:
                 f"n_samples = {source.n_samples}"
             )
         init = self._fit_init()
+        if init.init_size is not None and min(init.init_size, source.n_samples) < self.n_components:
+            raise ValueError(
+                f"init_size={init.init_size} is smaller than n_components="
+                f"{self.n_components}: fit's start needs at least one row per component."
+            )
         if init.user_given:
             self._validate_initial_parameters(X_like.shape[1])
         if do_init:
@@ -132,7 +139,11 @@ class BaseOnlineMixture:
             "_state": state, "_rng": rng, "_warmup": None, "_user_init_pending": False,
             "n_iter_": n_iter, "n_steps_": first_step + n_iter, "converged_": converged,
             "lower_bound_": lower_bound, "lower_bounds_": bounds,
-            "n_samples_seen_": source.n_samples, "n_reseeded_": 0,
+            # (the rows behind the state: all of them after an iteration, the start's
+            # evidence with max_iter=0)
+            "n_samples_seen_": (source.n_samples if n_iter else
+                                int(round(float(_array_api.to_numpy(state.mass).sum())))),
+            "n_reseeded_": 0,
             "temperature_": schedules.temperature_at(max(first_step + n_iter - 1, 0)),
         })
         self._publish()

@@ -1,6 +1,6 @@
 """``OnlineGaussianMixture``: the scikit-learn estimator. Thin: the scikit-learn API and
-bookkeeping; parameters come from the table (``_parameters``), a step is
-``_online_em.advance``, the math lives in plain functions behind it."""
+bookkeeping; parameters come from the table (``_math.parameters``), a step is
+``_em.online.advance``, the math lives in plain functions behind it."""
 
 from __future__ import annotations
 
@@ -477,6 +477,7 @@ class OnlineGaussianMixture(
                 self.__dict__.update(before)
             raise
         self.n_iter_ = self.n_steps_
+        self.converged_ = False  # (fit's convergence, if any, is of another model now)
         if info.weight > 0:
             self.lower_bound_ = info.loglik / info.weight
         return self

@@ -314,3 +314,27 @@ def test_a_model_saved_before_init_size_existed_gets_the_default():
     model = load(FIXTURES / "model_v0.1.0.joblib", trusted=True)  # a pickle-based file
     assert model.get_params()["init_size"] is None
     assert clone(model).init_size is None
+
+
+def test_fit_never_returns_an_unseeded_component():
+    # a warm start from a stream that seeded one component of three starts afresh, and an
+    # init_size smaller than n_components is refused (batch EM seeds no component)
+    X = _data(n=600, K=3, D=2, seed=17)
+    model = OnlineGaussianMixture(3, random_state=0, warm_start=True, warmup_size=0)
+    model.partial_fit(X[:1])
+    assert not model._state.seeded.all()
+    model.fit(X)
+    assert model._state.seeded.all() and np.all(model.weights_ > 0.05)
+    with pytest.raises(ValueError, match="init_size=2 is smaller than n_components=3"):
+        OnlineGaussianMixture(3, random_state=0, init_size=2).fit(X)
+
+
+def test_partial_fit_after_fit_is_not_converged_and_max_iter_zero_counts_its_start():
+    X = _data(n=600, K=3, D=2, seed=18)
+    model = OnlineGaussianMixture(3, random_state=0).fit(X)
+    assert model.converged_
+    model.partial_fit(X[:50])
+    assert not model.converged_  # the fitted model has changed since
+    start = OnlineGaussianMixture(3, random_state=0, max_iter=0).fit(X)
+    np.testing.assert_allclose(start.n_samples_seen_, start._state.mass.sum(), rtol=1e-9)
+    assert start.n_samples_seen_ < len(X)  # (the warm-up's sample, not every row)

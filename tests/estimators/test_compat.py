@@ -259,3 +259,24 @@ def test_plain_pickle_records_the_version_and_warns_on_mismatch():
     with pytest.warns(UserWarning, match=r"0\.0\.1.*" + re.escape(online_gmm.__version__)):
         clone.__setstate__(state)
     np.testing.assert_array_equal(clone.predict(X), model.predict(X))
+
+
+def test_old_module_paths_are_the_modules_themselves():
+    # pickles of earlier versions name online_gmm._stats, _warmup, ...: importing those
+    # gives the real modules, whose own names and specs stay theirs (importlib.reload works)
+    import importlib
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, pickle, online_gmm\n"
+        "import online_gmm._stats as old, online_gmm._math.state as new\n"
+        "assert old is new and new.__spec__.name == 'online_gmm._math.state'\n"
+        "assert importlib.reload(new).__name__ == 'online_gmm._math.state'\n"
+        "cls = pickle.loads(b'conline_gmm._warmup\\nWarmup\\n.')\n"
+        "assert cls.__module__ == 'online_gmm._em.warmup'\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert importlib.import_module("online_gmm._estimator").OnlineGaussianMixture is (
+        OnlineGaussianMixture)
