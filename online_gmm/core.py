@@ -48,11 +48,24 @@ from ._em.online import (
     em_step,
     user_initialised_state,
 )
-from ._em.seeding import INIT_PARAMS, needs_seeding, seed_from_sample
+from ._em.seeding import (
+    INIT_PARAMS,
+    needs_seeding,
+    redundancy_due,
+    seed_from_sample,
+    seeding_flag,
+)
 from ._em.warmup import Warmup
 from ._em.warmup import for_stream as start_warmup
 from ._math.covariance import COVARIANCE_TYPES, covariance
-from ._math.estep import Prepared, posterior, prepare, state_prepared, weighted_log_density
+from ._math.estep import (
+    Prepared,
+    chunked_statistics,
+    posterior,
+    prepare,
+    state_prepared,
+    weighted_log_density,
+)
 from ._math.mstep import forgetting_factors, m_step
 from ._math.parameters import (
     FORGETTING,
@@ -78,6 +91,9 @@ from ._math.state import (
 )
 
 __all__ = [
+    "chunked_statistics",
+    "redundancy_due",
+    "seeding_flag",
     "ANNEAL_SCHEDULES", "BACKENDS", "COVARIANCE_TYPES", "FORGETTING", "INITIAL_PARAMETERS",
     "INIT_PARAMS", "MIXTURE_PARAMETERS", "NO_HOOKS", "PARAMETERS", "SHARED_WITH_BRIDGE",
     "STATE_FIELDS", "VARIATIONAL_MIXTURE_PARAMETERS", "VARIATIONAL_PARAMETERS", "BatchStats",

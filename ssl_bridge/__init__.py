@@ -10,6 +10,7 @@ collapses); :mod:`ssl_bridge.losses` holds the SSL losses as small pure function
 from . import balance, losses
 from .balance import sinkhorn_knopp
 from .gmm_prototypes import GMMPrototypes
+from ._update import steady_step
 from .heads import JointPrototypes
 from .losses import (
     alignment_loss,
@@ -24,6 +25,7 @@ from .losses import (
 __all__ = [
     "GMMPrototypes",
     "JointPrototypes",
+    "steady_step",
     "balance",
     "losses",
     "sinkhorn_knopp",

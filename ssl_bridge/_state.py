@@ -76,22 +76,23 @@ def warmup_of(module, x: Tensor, restarts: int, warmup_size) -> core.Warmup | No
                        refining=bool(refining))
 
 
-def commit_warmup(module, warmup: core.Warmup | None) -> None:
-    """Store the warm-up returned by a step that had one (``info.warmup``): its buffer and
-    marks, or an empty buffer and phase DONE once it is over."""
+def warmup_buffers_after(module, warmup: core.Warmup | None) -> dict[str, Tensor]:
+    """The warm-up buffers after a step that had one (``info.warmup``), as new tensors for
+    the commit: its buffer and marks, or an empty buffer and phase DONE once it is over."""
     dev = module.warmup_progress.device
     if warmup is None:
-        module.warmup_rows = torch.zeros((0, module.dim), dtype=module.warmup_rows.dtype,
-                                         device=dev)
-        module.warmup_weights = torch.zeros((0,), dtype=module.warmup_weights.dtype,
-                                            device=dev)
-        module.warmup_progress.copy_(torch.tensor([DONE, 0, 0, 0, 0]))
-        return
+        return {
+            "warmup_rows": torch.zeros((0, module.dim), dtype=module.warmup_rows.dtype,
+                                       device=dev),
+            "warmup_weights": torch.zeros((0,), dtype=module.warmup_weights.dtype, device=dev),
+            "warmup_progress": torch.tensor([DONE, 0, 0, 0, 0], device=dev),
+        }
     # (the core's arrays: views of these buffers, or new ones it allocated)
-    module.warmup_rows, module.warmup_weights = (
-        torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in (warmup.X, warmup.w))
-    module.warmup_progress.copy_(torch.tensor(
-        [BUFFERING, warmup.size, warmup.limit, int(warmup.refining), warmup.n_rows]))
+    rows, weights = (torch.from_numpy(a) if isinstance(a, np.ndarray) else a
+                     for a in (warmup.X, warmup.w))
+    progress = [BUFFERING, warmup.size, warmup.limit, int(warmup.refining), warmup.n_rows]
+    return {"warmup_rows": rows, "warmup_weights": weights,
+            "warmup_progress": torch.tensor(progress, device=dev)}
 
 
 def discard_uncommitted(module) -> None:
@@ -101,39 +102,3 @@ def discard_uncommitted(module) -> None:
         n_rows = int(module.warmup_progress[4])
         module.warmup_rows[n_rows:] = 0
         module.warmup_weights[n_rows:] = 0
-
-
-def check_warmup_checkpoint(state_dict, prefix: str, dim: int) -> list[str]:
-    """What is wrong with a checkpoint's warm-up buffers (their shapes vary: they are
-    checked against each other and ``dim``, not against this module's)."""
-    rows, weights, progress = (state_dict.get(prefix + name) for name in
-                               ("warmup_rows", "warmup_weights", "warmup_progress"))
-    if rows is None and weights is None and progress is None:
-        return []  # (a checkpoint from before the warm-up: strict loading reports it)
-    if not all(isinstance(t, Tensor) for t in (rows, weights, progress)):
-        return [f"{prefix}warmup_rows, warmup_weights and warmup_progress must all be tensors"]
-    problems = []
-    if rows.ndim != 2 or rows.shape[1] != dim:
-        problems.append(f"{prefix}warmup_rows: {tuple(rows.shape)} in the checkpoint, (n, {dim})"
-                        " here")
-    if weights.shape != rows.shape[:1]:
-        problems.append(f"{prefix}warmup_weights: {tuple(weights.shape)} for "
-                        f"{rows.shape[0]} rows")
-    if progress.shape != (len(PROGRESS_FIELDS),):
-        problems.append(f"{prefix}warmup_progress: {tuple(progress.shape)}, expected "
-                        f"({len(PROGRESS_FIELDS)},)")
-    elif not (NOT_STARTED <= int(progress[0]) <= DONE and 0 <= int(progress[4]) <= rows.shape[0]):
-        problems.append(f"{prefix}warmup_progress: {progress.tolist()} does not fit "
-                        f"{rows.shape[0]} buffered rows")
-    return problems
-
-
-def resize_warmup_buffers(module, state_dict, prefix: str) -> None:
-    """Give the module's warm-up buffers the checkpoint's shapes and dtypes (the load then
-    copies into them)."""
-    for name in WARMUP_BUFFERS:
-        value = state_dict.get(prefix + name)
-        if isinstance(value, Tensor):
-            own = getattr(module, name)
-            setattr(module, name, torch.empty(value.shape, dtype=value.dtype,
-                                              device=own.device))

@@ -129,7 +129,14 @@ def sinkhorn_knopp(
     tensor([2.0000, 2.0000])
     """
     dist_on = _distributed.is_active() if distributed is None else bool(distributed)
-    x = _check(log_scores, n_iterations, dist_on)
+    return balanced(_check(log_scores, n_iterations, dist_on), int(n_iterations), dist_on)
+
+
+def balanced(x: Tensor, n_iterations: int, distributed: bool) -> Tensor:
+    """:func:`sinkhorn_knopp`'s iterations on checked log-scores ``x`` (B, K): no check,
+    so no host read (``GMMPrototypes`` balances log-posteriors that are finite or -inf by
+    construction; on a GPU each check is a synchronisation)."""
+    dist_on = distributed
     with torch.autocast(device_type=x.device.type, enabled=False):
         log_q = x
         for _ in range(int(n_iterations)):

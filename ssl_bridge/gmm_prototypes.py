@@ -8,9 +8,11 @@ numba backend for CPU tensors, the array-API reference backend on CUDA).
 
 from __future__ import annotations
 
+import math
+import threading
 import warnings
 from collections.abc import Callable, Sequence
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -21,8 +23,7 @@ from torch import Tensor, nn
 from online_gmm import core
 from online_gmm.diagnostics import collapse_report
 
-from . import _distributed, _state
-from .balance import sinkhorn_knopp
+from . import _checkpoint, _distributed, _state, _update
 
 __all__ = ["GMMPrototypes"]
 
@@ -38,16 +39,30 @@ _OWN_CONSTRAINTS = {
     "random_state": [core.Interval(Integral, 0, 2**32 - 1, closed="both"), None],
 }
 _BALANCE = (None, "sinkhorn")
+#: The least working memory (MiB) an update's E-step chunks are planned with.
+MIN_WORKING_MEMORY = 64.0
+_NONFINITE_STATE = (
+    "The update produced a non-finite state; the model was left unchanged. This usually "
+    "means the data's scale overflows float arithmetic (rescale it) or reg_covar is too "
+    "small."
+)
 
 
-def _unit_rows(x: Tensor) -> Tensor:
-    """Rows scaled to unit L2 norm without overflow: each row is first divided by its
-    largest magnitude (exact up to rounding, and the direction is scale-free), so a float32
-    row of 1e30 keeps its direction instead of becoming a zero vector (its norm, taken
-    directly, overflows to inf). All-zero rows stay zero."""
-    scale = x.detach().abs().amax(dim=1, keepdim=True)
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return F.normalize(x / scale, dim=1)
+def _check_target_options(temperature: Any, balance: Any, sinkhorn_iterations: Any) -> None:
+    """The targets' options, checked on the host (no tensor is read)."""
+    if not (isinstance(temperature, Real) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
+    if balance not in _BALANCE:
+        raise ValueError(f"balance must be one of {list(_BALANCE)}, got {balance!r}.")
+    if isinstance(sinkhorn_iterations, bool) or not isinstance(
+        sinkhorn_iterations, Integral
+    ) or sinkhorn_iterations < 0:
+        raise ValueError(
+            f"sinkhorn_iterations must be an integer >= 0, got {sinkhorn_iterations!r}."
+        )
+
+
+_unit_rows = _update.unit_rows
 
 
 class GMMPrototypes(nn.Module):
@@ -196,12 +211,24 @@ class GMMPrototypes(nn.Module):
                              _state.rng_to_tensor(np.random.RandomState(random_state)))
         for name, value in _state.empty_warmup_buffers(self.dim).items():
             self.register_buffer(name, value)
-        # whether ``seeded.any()``, kept on the host: the student path reads it without a
-        # device sync and without a graph break under torch.compile
-        self._has_prototypes = False
-        # whether the warm-up is not over (``warmup_progress``'s phase), on the host: an
-        # update reads it without a device sync
-        self._warming = True
+        # the host's view of the buffers (step, phases, whether any prototype is seeded),
+        # valid for the ``step`` tensor it names: an update, the student path and
+        # torch.compile read it without a device sync
+        self._host_view = (self.step, _update.HostState(0, True, True, False))
+        self._lock = threading.Lock()  # one update (or load) at a time
+        self._compiled = None  # the compiled steady step (:meth:`compile`)
+
+    def __getstate__(self):  # (a lock is not picklable: copies get their own)
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else dict(
+            self.__dict__)
+        state = dict(state)
+        state.pop("_lock", None)
+        state["_compiled"] = None  # (compile again after a copy)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ plumbing
     def _apply(self, fn, *args, **kwargs):  # keep the float64 state through .to(dtype)
@@ -232,16 +259,16 @@ class GMMPrototypes(nn.Module):
     def _state(self) -> core.MixtureState:
         """The buffers as a state: NumPy views of CPU buffers where the numba backend runs
         them (:func:`online_gmm.core.host_view`), the tensors themselves elsewhere."""
-        return core.MixtureState(**{n: core.host_view(getattr(self, n)) for n in _STATE_FIELDS})
-
-    def _commit(self, state: core.MixtureState) -> None:
-        for name in _STATE_FIELDS:
-            new = getattr(state, name)
-            if isinstance(new, np.ndarray):
-                new = torch.from_numpy(np.ascontiguousarray(new))
-            getattr(self, name).copy_(new)
+        return core.MixtureState(**{n: _update.host_view(getattr(self, n))
+                                    for n in _STATE_FIELDS})
 
     def _prepare_input(self, x: Tensor, what: str) -> Tensor:
+        return self._normalized(self._checked_input(x, what))
+
+    def _normalized(self, x: Tensor) -> Tensor:
+        return _unit_rows(x) if self.normalize else x
+
+    def _checked_input(self, x: Tensor, what: str) -> Tensor:
         if not isinstance(x, Tensor):
             raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}.")
         if x.ndim != 2 or x.shape[1] != self.dim:
@@ -257,7 +284,7 @@ class GMMPrototypes(nn.Module):
             )
         if x.dtype in (torch.float16, torch.bfloat16):
             x = x.float()  # the mixture's arithmetic needs float32 at least
-        return _unit_rows(x) if self.normalize else x
+        return x
 
     # ------------------------------------------------------------------ the three verbs
     def _full_precision(self):
@@ -268,26 +295,53 @@ class GMMPrototypes(nn.Module):
         return torch.autocast(device_type=self.device.type, enabled=False)
 
     @torch.no_grad()
-    def update(self, teacher_embeddings: Tensor) -> dict[str, Any]:
-        with self._full_precision():
-            return self._update(teacher_embeddings)
-
-    def _update(self, teacher_embeddings: Tensor) -> dict[str, Any]:
+    def update(
+        self,
+        teacher_embeddings: Tensor,
+        *,
+        return_targets: bool = False,
+        temperature: float = 1.0,
+        balance: str | None = None,
+        sinkhorn_iterations: int = 3,
+    ) -> dict[str, Any] | tuple[dict[str, Any], Tensor]:
         """One online-EM step on a batch of teacher embeddings (no gradient).
+
+        Seeds the prototypes at the first call (and reseeds dead or duplicate ones later),
+        runs the E-step at the step's EM temperature and folds the batch into the state
+        with forgetting: the same step as
+        :meth:`online_gmm.OnlineGaussianMixture.partial_fit`. Thread-safe (a lock per
+        module) and all or nothing: if it raises, or is interrupted (Ctrl-C), the module
+        is exactly as before the call; otherwise every buffer is swapped for its new value
+        at once.
+
+        A steady update (every prototype seeded, the warm-up over, no process group)
+        reads the device once, for its checks (bad rows, a non-finite state, whether the
+        next step reseeds): on a GPU it synchronises once per call.
 
         Parameters
         ----------
         teacher_embeddings : Tensor of shape (B, D)
             Any floating dtype (float16/bfloat16 are computed in float32); on the module's
             device. Under DDP each rank passes its own batch.
+        return_targets : bool, default=False
+            Also return the soft targets of this batch from this step's own E-step (the
+            posterior under the parameters before the step, as :meth:`targets` would give
+            it if called just before): a training step then runs one E-step, not two.
+        temperature, balance, sinkhorn_iterations
+            As :meth:`targets`'s, for ``return_targets=True``.
 
         Returns
         -------
         info : dict
-            ``loglik`` (mean log-likelihood of the batch before the step), ``temperature``,
-            ``forgetting_rate``, ``n_seeded``, ``n_reseeded``, ``n_skipped``, ``updated``
-            (False for an empty batch, or one whose every row was skipped: a no-op, the
-            step counter included).
+            ``loglik`` (mean log-likelihood of the batch before the step: a 0-d tensor on
+            the module's device, so that returning it reads nothing; ``float(...)`` reads
+            it), ``temperature``, ``forgetting_rate``, ``n_seeded``, ``n_reseeded``,
+            ``n_skipped``, ``updated`` (False for an empty batch, or one whose every row
+            was skipped: a no-op, the step counter included).
+        targets : Tensor of shape (B, K)
+            With ``return_targets=True`` only: ``(info, targets)``; as :meth:`targets`'s
+            (skipped rows get NaN rows; an empty update gets ``targets(...)``'s answer or
+            an error before the first update).
 
         Raises
         ------
@@ -296,117 +350,264 @@ class GMMPrototypes(nn.Module):
         FloatingPointError
             The step would make the state non-finite (data whose scale overflows float
             arithmetic): nothing was changed.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ssl_bridge import GMMPrototypes
+        >>> _ = torch.manual_seed(0)
+        >>> head = GMMPrototypes(n_prototypes=4, dim=8, warmup_size=0)
+        >>> info = head.update(torch.randn(64, 8))
+        >>> info["n_seeded"], info["updated"], int(head.step)
+        (4, True, 1)
+        >>> teacher = torch.randn(64, 8)
+        >>> info, q = head.update(teacher, return_targets=True, temperature=0.5)
+        >>> q.shape, bool(torch.allclose(q.sum(dim=1), torch.ones(64)))
+        (torch.Size([64, 4]), True)
         """
+        if return_targets:
+            _check_target_options(temperature, balance, sinkhorn_iterations)
+        with self._lock, self._full_precision():
+            return self._update(teacher_embeddings, return_targets, temperature, balance,
+                                sinkhorn_iterations)
+
+    def compile(self, **compile_options: Any) -> GMMPrototypes:
+        """Compile the steady update with ``torch.compile(fullgraph=True)``: the unit is
+        :func:`ssl_bridge.steady_step` (the E-step, the M-step, the checks and the
+        reseeding test of an update with every prototype seeded and the warm-up over), one
+        graph for every covariance type; :meth:`update` then calls it (its lock, its one
+        read of the flags and its commit stay eager). Used where the reference backend runs
+        (CUDA tensors; CPU tensors under ``online_gmm.core.use_backend("reference")``): on
+        CPU the numba kernels run the step already. The values equal the eager step's to
+        float rounding. ``torch.compile`` specialises on the step's temperature and
+        forgetting rate: constant schedules compile once.
+
+        Parameters
+        ----------
+        **compile_options
+            Passed to :func:`torch.compile` (``mode``, ``dynamic``, ``backend``...);
+            ``fullgraph=True`` is set.
+
+        Returns
+        -------
+        self : GMMPrototypes
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ssl_bridge import GMMPrototypes
+        >>> head = GMMPrototypes(n_prototypes=8, dim=4).compile()
+        >>> _ = head.update(torch.randn(32, 4))
+        """
+        self._compiled = torch.compile(_update.steady_step, fullgraph=True,
+                                       **compile_options)
+        return self
+
+    def _host(self) -> _update.HostState:
+        """The host's view of the step counter and phases, for the current buffers (read
+        from them only when they were replaced other than by an update)."""
+        step_tensor, host = self._host_view
+        if step_tensor is not self.step:
+            host = _update.host_state_of(self)
+            self._host_view = (self.step, host)
+        return host
+
+    def _screen(self, x: Tensor, dist_on: bool):
+        """``(x, w, n_bad, kept)``: the rows without NaN or inf (counted and dropped now, a host
+        read) and their weights; ``nonfinite`` decides whether bad rows raise."""
+        bad = ~torch.isfinite(x).all(dim=1)
+        n_bad = int(bad.sum())
+        any_bad = _distributed.any_rank(n_bad > 0) if dist_on else n_bad > 0
+        if any_bad:
+            self._refuse_or_warn(n_bad, x.shape[0], other_rank=not n_bad)
+        if n_bad:
+            x = x[~bad]
+        return x, torch.ones(x.shape[0], dtype=x.dtype, device=x.device), n_bad, ~bad
+
+    def _refuse_or_warn(self, n_bad: int, n_rows: int, other_rank: bool = False) -> None:
+        if self.nonfinite == "raise":
+            raise ValueError(
+                "teacher_embeddings contain NaN or inf"
+                + (" on another rank" if other_rank else f" in {n_bad} rows")
+                + "; the prototypes were not updated (pass nonfinite='skip' to drop such rows)."
+            )
+        if n_bad:
+            warnings.warn(
+                f"GMMPrototypes.update skipped {n_bad} of {n_rows} rows with NaN or inf.",
+                RuntimeWarning,
+                stacklevel=6,  # (the caller of ``update``, through torch.no_grad's wrapper)
+            )
+
+    def _update(self, teacher_embeddings: Tensor, return_targets: bool, temperature: float,
+                balance: str | None, sinkhorn_iterations: int):
         if not isinstance(teacher_embeddings, Tensor):
             raise TypeError(
                 "teacher_embeddings must be a torch.Tensor, got "
                 f"{type(teacher_embeddings).__name__}."
             )
-        x = teacher_embeddings.detach()
-        if x.ndim == 2 and x.is_floating_point():
-            bad = ~torch.isfinite(x).all(dim=1)
-            n_bad = int(bad.sum())
-        else:
-            bad, n_bad = None, 0
+        x = self._checked_input(teacher_embeddings.detach(), "teacher_embeddings")
+        host = self._host()
         dist_on = self._use_distributed()
-        any_bad = _distributed.any_rank(n_bad > 0) if dist_on else n_bad > 0
-        if any_bad and self.nonfinite == "raise":
-            raise ValueError(
-                "teacher_embeddings contain NaN or inf"
-                + (f" in {n_bad} rows" if n_bad else " on another rank")
-                + "; the prototypes were not updated (pass nonfinite='skip' to drop such rows)."
-            )
+        if host.warming or host.seeding or dist_on or x.shape[0] == 0:
+            info, logp = self._general_update(x, host, dist_on, return_targets)
+        else:
+            info, logp = self._steady_update(x, host, return_targets)
+        if not return_targets:
+            return info
+        if logp is None:  # (nothing updated)
+            q = torch.full((x.shape[0], self.n_prototypes), float("nan"),
+                           dtype=torch.float32, device=self.device)
+        else:
+            q = _update.targets_from(logp, temperature, balance, sinkhorn_iterations,
+                                     self._use_distributed())
+        return info, q
+
+    def _steady_update(self, x: Tensor, host: _update.HostState, return_targets: bool):
+        """Every prototype seeded, the warm-up over, no process group: :func:`steady_step`
+        (compiled by :meth:`compile`), and its flags read once."""
+        temperature, eta = self._schedules().at(host.step)
+        state = self._state()
+        numba = state.means is not self.means  # (the numba backend's NumPy views)
+        logp = (torch.empty((x.shape[0], self.n_prototypes), dtype=x.dtype, device=x.device)
+                if return_targets else None)
+        step = _update.steady_step if numba or self._compiled is None else self._compiled
+        new_state, flags, loglik = step(
+            state, x, config=self.config, temperature=temperature, forgetting_rate=eta,
+            redundancy=core.redundancy_due(host.step + 1, self.n_prototypes, self.dim),
+            normalize=self.normalize, working_memory=self._working_memory(x),
+            log_density_out=logp,
+        )
+        n_bad, nonfinite, seed_next = flags.tolist()  # the one read
         if n_bad:
-            warnings.warn(
-                f"GMMPrototypes.update skipped {n_bad} of {x.shape[0]} rows with NaN or inf.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            x = x[~bad]
-        if x.ndim == 2 and x.shape[0] == 0 and not dist_on:
-            return self._no_update(n_bad)
-        x = self._prepare_input(x, "teacher_embeddings")
-        X = core.host_view(x)
-        backend = core.select_backend(X)
+            self._refuse_or_warn(n_bad, x.shape[0])
+            if n_bad == x.shape[0]:
+                return self._no_update(n_bad), None
+        if nonfinite:
+            raise FloatingPointError(_NONFINITE_STATE)
+        new = _update.new_buffers(self, new_state, n_rows=x.shape[0] - n_bad, n_reseeded=0,
+                                  rng=None)
+        self._commit(new, host.after(warming=False, seeding=bool(seed_next),
+                                     seeded_some=False))
+        return self._info(loglik, temperature, eta, 0, 0, n_bad), logp
+
+    def _general_update(self, x: Tensor, host: _update.HostState, dist_on: bool,
+                        return_targets: bool):
+        """Seeding, the warm-up or ``torch.distributed``: the core's step with the reads it
+        needs (the bad rows counted and dropped first, the RNG read, the core's own
+        seeding test), and the same one read of the new state's flags at the end."""
+        n_rows = x.shape[0]
+        x, w, n_bad, kept = self._screen(x, dist_on)
+        if x.shape[0] == 0 and not dist_on:
+            return self._no_update(n_bad), None
+        x = self._normalized(x)
+        X, w = core.host_view(x), core.host_view(w)
+        backend = core.select_backend(X, defer_checks=True,
+                                      working_memory=self._working_memory(x))
         xp = backend.xp
+        ct, K = self.config.covariance_type, self.n_prototypes
+        capture = _update.LogDensityCapture(X.shape[0], K) if return_targets else None
+        hooks = core.Hooks(
+            gather=_distributed.gather_batch if dist_on else None,
+            reduce=(lambda s: _distributed.reduce_stats(s, ct, xp)) if dist_on else None,
+            statistics=None if capture is None else (
+                lambda p, inv_temp: core.chunked_statistics(X, w, p, inv_temp, backend,
+                                                            on_log_density=capture)),
+        )
         rng = _state.rng_from_tensor(self.rng_state)
-        w = xp.ones(X.shape[0], dtype=X.dtype, device=self.device if X is x else "cpu")
-        hooks = core.NO_HOOKS
-        if dist_on:
-            ct = self.config.covariance_type
-            hooks = core.Hooks(
-                gather=_distributed.gather_batch,
-                reduce=lambda s: _distributed.reduce_stats(s, ct, xp),
-            )
-        warming = self._warming
         warmup = (_state.warmup_of(self, x, self.warmup_restarts, self.warmup_size)
-                  if warming else None)
+                  if host.warming else None)
         try:
             new_state, info = core.advance(
                 self._state(), X, w, config=self.config, schedules=self._schedules(),
-                step=int(self.step), rng=rng, backend=backend, hooks=hooks, warmup=warmup,
+                step=host.step, rng=rng, backend=backend, hooks=hooks, warmup=warmup,
             )
+            due = core.redundancy_due(host.step + 1, K, self.dim)
+            nonfinite, seed_next = _update.read_flags(  # the one read of the new state
+                False if info.nonfinite is None else info.nonfinite,
+                core.seeding_flag(new_state, self.config, xp, redundancy=due),
+            )
+            if nonfinite:
+                raise FloatingPointError(_NONFINITE_STATE)
+            new = _update.new_buffers(self, new_state, n_rows=info.n_samples,
+                                      n_reseeded=info.n_reseeded, rng=rng)
+            if host.warming:
+                new.update(_state.warmup_buffers_after(self, info.warmup))
         except BaseException:
             _state.discard_uncommitted(self)
             raise
-        self._commit(new_state)
-        if warming:
-            _state.commit_warmup(self, info.warmup)
-            self._warming = info.warmup is not None
-        # seeded components stay seeded (reseeding re-seeds them): no read of the buffer
-        self._has_prototypes = self._has_prototypes or info.n_seeded > 0
-        self.rng_state.copy_(_state.rng_to_tensor(rng))
-        self.step += 1
-        self.n_samples_seen += info.n_samples
-        self.n_reseeded += info.n_reseeded
+        self._commit(new, host.after(warming=host.warming and info.warmup is not None,
+                                     seeding=bool(seed_next), seeded_some=info.n_seeded > 0))
+        loglik = _update.mean_loglik(info.loglik, info.weight, self.device)
+        logp = None
+        if capture is not None:
+            logp = capture.out
+            if n_bad:  # (rows dropped before the step: NaN targets in their places)
+                full = torch.full((n_rows, K), float("nan"), dtype=logp.dtype,
+                                  device=logp.device)
+                full[kept] = logp
+                logp = full
+        return self._info(loglik, info.temperature, info.forgetting_rate, info.n_seeded,
+                          info.n_reseeded, n_bad), logp
+
+    def _commit(self, new: dict[str, Tensor], host: _update.HostState) -> None:
+        """Swap every changed buffer for its new tensor in one call (an interrupt leaves
+        the module before the step or after it), then the host's view of them."""
+        self._buffers.update(new)
+        self._host_view = (new["step"], host)
+
+    @staticmethod
+    def _info(loglik, temperature, eta, n_seeded, n_reseeded, n_skipped) -> dict[str, Any]:
         return {
-            "loglik": info.loglik / info.weight if info.weight > 0 else float("nan"),
-            "temperature": info.temperature,
-            "forgetting_rate": info.forgetting_rate,
-            "n_seeded": info.n_seeded,
-            "n_reseeded": info.n_reseeded,
-            "n_skipped": n_bad,
+            "loglik": loglik,
+            "temperature": temperature,
+            "forgetting_rate": eta,
+            "n_seeded": n_seeded,
+            "n_reseeded": n_reseeded,
+            "n_skipped": n_skipped,
             "updated": True,
         }
 
+    def _working_memory(self, x: Tensor) -> float:
+        """MiB an E-step chunk may use: scikit-learn's ``working_memory``, at most the
+        state's own size (so that one update of a large mixture needs about twice its
+        state, not a fixed gigabyte more), and at least :data:`MIN_WORKING_MEMORY` (a
+        small state's batch in one chunk: every chunk is another set of kernel launches)."""
+        state_mib = sum(getattr(self, n).nbytes for n in _STATE_FIELDS) / 2**20
+        if torch.compiler.is_compiling():  # (scikit-learn's configuration is not traced)
+            return max(state_mib, MIN_WORKING_MEMORY)
+        from sklearn import get_config
+
+        return max(min(float(get_config()["working_memory"]), state_mib), MIN_WORKING_MEMORY)
+
     def _no_update(self, n_skipped: int) -> dict[str, Any]:
         """The answer to an empty (or all-skipped) batch: nothing changes, and it says so."""
-        step = int(self.step)
-        return {
-            "loglik": float("nan"),
-            "temperature": self._schedules().temperature_at(step),
-            "forgetting_rate": self._schedules().forgetting_rate_at(step),
-            "n_seeded": 0,
-            "n_reseeded": 0,
-            "n_skipped": n_skipped,
-            "updated": False,
-        }
+        step = self._host().step
+        info = self._info(torch.tensor(float("nan"), dtype=torch.float64, device=self.device),
+                          self._schedules().temperature_at(step),
+                          self._schedules().forgetting_rate_at(step), 0, 0, n_skipped)
+        info["updated"] = False
+        return info
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
-        """All or nothing: every buffer of the checkpoint is checked against this module's
-        (shape, the float64 state) before any is copied, so a refused checkpoint (another K,
-        D or covariance type) leaves the module exactly as it was."""
-        problems = _state.check_warmup_checkpoint(state_dict, prefix, self.dim)
-        for name, own in self._buffers.items():
-            key = prefix + name
-            if own is None or key not in state_dict or name in _state.WARMUP_BUFFERS:
-                continue
-            value = state_dict[key]
-            if not isinstance(value, Tensor) or tuple(value.shape) != tuple(own.shape):
-                shape = tuple(value.shape) if isinstance(value, Tensor) else type(value)
-                problems.append(f"{key}: {shape} in the checkpoint, {tuple(own.shape)} here")
-        if problems:
-            error_msgs.append(
-                "GMMPrototypes was not changed: the checkpoint does not fit (another "
-                "n_prototypes, dim or covariance_type?): " + "; ".join(problems)
-            )
-            return
-        _state.resize_warmup_buffers(self, state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
-                                      missing_keys, unexpected_keys, error_msgs)
-        self._has_prototypes = bool(self.seeded.any())
-        self._warming = _state.phase(self.warmup_progress) != _state.DONE
+        """All or nothing: every key, shape, range and value of the checkpoint is checked
+        (:func:`ssl_bridge._checkpoint.checked_buffers`) before any buffer changes; then
+        every buffer is swapped for its loaded value at once. A refused checkpoint (another
+        K, D or covariance type, a missing or unexpected key under ``strict``, a warm-up
+        progress beyond this module's, a NaN) leaves the module exactly as it was. A
+        checkpoint from before the warm-up existed loads with the warm-up over."""
+        with self._lock:
+            new, problems, missing, unexpected = _checkpoint.checked_buffers(
+                self, state_dict, prefix, strict)
+            missing_keys.extend(missing)
+            unexpected_keys.extend(unexpected)
+            if problems or (strict and (missing or unexpected)):
+                if problems:
+                    error_msgs.append(
+                        "GMMPrototypes was not changed: the checkpoint does not fit (another "
+                        "n_prototypes, dim or covariance_type?): " + "; ".join(problems))
+                return
+            self._buffers.update(new)
 
     @torch.no_grad()
     def targets(
@@ -481,32 +682,18 @@ class GMMPrototypes(nn.Module):
         >>> q.sum(dim=0).round(decimals=2)  # balanced: B / K = 16 each
         tensor([16., 16., 16., 16.])
         """
-        if not (np.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
-        if balance not in _BALANCE:
-            raise ValueError(f"balance must be one of {list(_BALANCE)}, got {balance!r}.")
-        if isinstance(sinkhorn_iterations, bool) or not isinstance(
-            sinkhorn_iterations, Integral
-        ) or sinkhorn_iterations < 0:
-            raise ValueError(
-                f"sinkhorn_iterations must be an integer >= 0, got {sinkhorn_iterations!r}."
-            )
+        _check_target_options(temperature, balance, sinkhorn_iterations)
         self._require_seeded()
         x = self._prepare_input(teacher_embeddings, "teacher_embeddings").detach()
-        X = core.host_view(x)
-        backend = core.select_backend(X)
+        X = _update.host_view(x)
+        backend = core.select_backend(X, working_memory=self._working_memory(x))
         with self._full_precision():
             p = core.state_prepared(self._state(), self.config.covariance_type, X.dtype,
                                     backend.xp)
             logp = core.weighted_log_density(X, p, backend)
             logp = torch.from_numpy(logp) if isinstance(logp, np.ndarray) else logp
-            if balance is None:
-                return torch.softmax(logp / temperature, dim=1)
-            # from the (tempered) log-posterior, so every sample enters the first column
-            # sums with mass 1, whatever its likelihood
-            return sinkhorn_knopp(torch.log_softmax(logp / temperature, dim=1),
-                                  int(sinkhorn_iterations),
-                                  distributed=self._use_distributed())
+            return _update.targets_from(logp, temperature, balance, sinkhorn_iterations,
+                                        self._use_distributed())
 
     def forward(self, student_embeddings: Tensor) -> Tensor:
         """The student's cosine logits: ``head(student)`` as with DINO's ``DINOHead``.
@@ -593,11 +780,8 @@ class GMMPrototypes(nn.Module):
             return core.weighted_log_density(z, p, backend)
 
     def _require_seeded(self) -> None:
-        if self._has_prototypes:
-            return
-        if not bool(self.seeded.any()):  # (buffers written by hand: read them)
+        if not self._host().has_prototypes:
             raise RuntimeError("GMMPrototypes has no prototypes yet: call update() first.")
-        self._has_prototypes = True
 
     # ------------------------------------------------------------------ views
     @property

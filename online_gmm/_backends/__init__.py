@@ -29,13 +29,21 @@ _forced: ContextVar[str | None] = ContextVar("online_gmm_backend", default=None)
 _numba = None
 
 
-def select_backend(*arrays: Any) -> Backend:
+def select_backend(*arrays: Any, defer_checks: bool = False,
+                   working_memory: float | None = None) -> Backend:
     """The backend for ``arrays`` (all of one namespace): numba for NumPy, else reference.
 
     Parameters
     ----------
     *arrays : array
         The data (and any state arrays) a computation will use.
+    defer_checks : bool, default=False
+        For the reference backend: check nothing that reads device data on the host (see
+        :class:`~online_gmm._backends.reference.ReferenceBackend`); the numba backend, on
+        the host already, checks as it goes.
+    working_memory : float or None, default=None
+        For the reference backend: MiB an E-step chunk may use (None: scikit-learn's
+        ``working_memory``).
 
     Returns
     -------
@@ -57,7 +65,7 @@ def select_backend(*arrays: Any) -> Backend:
         if _numba is None or _numba.xp is not xp:
             _numba = NumbaBackend(xp)
         return _numba
-    return ReferenceBackend(xp)
+    return ReferenceBackend(xp, defer_checks=defer_checks, working_memory=working_memory)
 
 
 def _numba_allowed() -> bool:

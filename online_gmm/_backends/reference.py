@@ -28,12 +28,26 @@ class ReferenceBackend:
     ----------
     xp : module
         The array namespace (``array_api_compat``'s wrapper of the data's library).
+    defer_checks : bool, default=False
+        Check nothing that would read device data on the host: the precision factors of a
+        covariance that is not positive definite come out NaN or inf instead of raising,
+        and :func:`online_gmm._em.online.advance` returns the new state's finiteness as a
+        device flag (``StepInfo.nonfinite``) instead of raising. For a caller that reads one
+        fused flag per step (the PyTorch bridge on a GPU): every host read stalls a device.
+    working_memory : float or None, default=None
+        MiB an E-step chunk may use (None: scikit-learn's ``working_memory``, read at each
+        chunk plan): a caller whose memory is bounded by its own state sets it, and its
+        step then reads no scikit-learn configuration (which ``torch.compile`` cannot
+        trace).
     """
 
     name = "reference"
 
-    def __init__(self, xp: Any) -> None:
+    def __init__(self, xp: Any, defer_checks: bool = False,
+                 working_memory: float | None = None) -> None:
         self.xp = xp
+        self.defer_checks = bool(defer_checks)
+        self.working_memory = working_memory
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({getattr(self.xp, '__name__', self.xp)!r})"
@@ -43,6 +57,8 @@ class ReferenceBackend:
         """Upper-triangular precision factors ``inv(L).T`` of one SPD matrix (D, D) or a
         stack (K, D, D), ``L`` the lower Cholesky factor; ``ValueError`` if not SPD."""
         xp = self.xp
+        if self.defer_checks and _is_torch(covariances):
+            return _torch_upper_factor_unchecked(covariances)
         try:
             chol = xp.linalg.cholesky(covariances)
         except Exception as exc:  # torch raises its own LinAlgError
@@ -59,7 +75,7 @@ class ReferenceBackend:
     def precision_cholesky(self, covariances: Any, covariance_type: str) -> Any:
         """The covariance type's precision factors (see :mod:`online_gmm._math.covariance`)."""
         return covariance(covariance_type).precision_cholesky(
-            covariances, self.xp, self.spd_upper_factor
+            covariances, self.xp, self.spd_upper_factor, check=not self.defer_checks
         )
 
     # ------------------------------------------------------------------ the E-step
@@ -106,15 +122,36 @@ class ReferenceBackend:
 
     # ------------------------------------------------------------------ checks
     def all_finite(self, *arrays: Any) -> bool:
-        """Whether every entry of the arrays is finite."""
+        """Whether every entry of the arrays is finite (one host read for all of them)."""
+        return bool(self.finite_flag(*arrays))
+
+    def finite_flag(self, *arrays: Any) -> Any:
+        """A 0-d boolean array on the arrays' device: whether every entry of every array is
+        finite (read nothing: the caller decides when to bring it to the host)."""
         xp = self.xp
-        return all(bool(xp.all(xp.isfinite(a))) for a in arrays)
+        flags = [xp.all(xp.isfinite(a)) for a in arrays]
+        return flags[0] if len(flags) == 1 else xp.all(xp.stack(flags))
 
 
 def _is_torch(x) -> bool:
     import array_api_compat
 
     return array_api_compat.is_torch_array(x)
+
+
+def _torch_upper_factor_unchecked(covariances):
+    """:meth:`ReferenceBackend.spd_upper_factor` without a host read: ``cholesky_ex`` (no
+    error check) and a batched triangular solve; a matrix that is not positive definite
+    gets a NaN factor (caught by the step's one finiteness flag)."""
+    import torch
+
+    chol, info = torch.linalg.cholesky_ex(covariances)
+    bad = info != 0
+    chol = torch.where(bad[..., None, None], torch.full_like(chol, float("nan")), chol)
+    eye = torch.eye(covariances.shape[-1], dtype=covariances.dtype,
+                    device=covariances.device).expand_as(covariances)
+    inv = torch.linalg.solve_triangular(chol, eye, upper=False)
+    return inv.transpose(-1, -2)
 
 
 def _finish_torch_inplace(G, a, p: Any, inv_temp: float, softmax: bool):

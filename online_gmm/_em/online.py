@@ -101,6 +101,10 @@ class StepInfo:
     #: the RNG's state before the step, when the step drew from it (None: it did not): a
     #: caller whose commit fails restores it (``rng.set_state``), so nothing changed
     rng_before: Any = None
+    #: with a backend that defers its checks (``defer_checks``): a 0-d boolean array on the
+    #: device, True when the new state is not finite (nothing raised: the caller reads it,
+    #: with whatever else it reads once per step, and refuses the state); None otherwise
+    nonfinite: Any = None
 
 
 def user_initialised_state(state: MixtureState, X, w, *, config: EMConfig,
@@ -237,8 +241,11 @@ def _warm_up(stepped, X, w, warmup, config, temperature, eta, rng, backend, hook
     return state, follow
 
 
-def check_finite_state(state: MixtureState, backend) -> None:
-    """Refuse a state with NaN or inf (it would poison every later step)."""
+def check_finite_state(state: MixtureState, backend) -> Any:
+    """Refuse a state with NaN or inf (it would poison every later step). With a backend
+    that defers its checks, return the flag instead (a 0-d boolean array: not finite)."""
+    if getattr(backend, "defer_checks", False):
+        return ~backend.finite_flag(*(getattr(state, n) for n in STATE_FIELDS[:-1]))
     name = nonfinite_field(state, backend, STATE_FIELDS[:-1])  # (``seeded`` is boolean)
     if name is not None:
         raise FloatingPointError(
@@ -246,6 +253,7 @@ def check_finite_state(state: MixtureState, backend) -> None:
             "This usually means the data's scale overflows float arithmetic "
             "(rescale it) or reg_covar is too small."
         )
+    return None
 
 
 def advance(
@@ -261,6 +269,7 @@ def advance(
     hooks: Hooks = NO_HOOKS,
     initial: InitialParameters | None = None,
     warmup: Warmup | None = None,
+    seeding: bool | None = None,
 ) -> tuple[MixtureState, StepInfo]:
     """The step every caller takes: batch number ``step`` (0-based) of a stream.
 
@@ -290,6 +299,11 @@ def advance(
     initial : InitialParameters or None
     warmup : Warmup or None
         The warm-up's buffer (:mod:`online_gmm._em.warmup`); its successor is ``info.warmup``.
+    seeding : bool or None
+        Whether ``state`` needs seeding (:func:`~online_gmm._em.seeding.needs_seeding`,
+        redundancy included when due at ``step``), when the caller knows it already (read
+        with the previous step's flags, :func:`~online_gmm._em.seeding.seeding_flag`);
+        None: asked here (host reads of the state).
 
     Returns
     -------
@@ -297,9 +311,10 @@ def advance(
     info : StepInfo
     """
     # only seeding draws from the RNG (a snapshot costs ~40 us: not on every step)
-    redundancy = redundancy_due(step, config.n_components, X.shape[1])
-    seeding = (initial is not None or warmup is not None
-               or needs_seeding(state, config, backend.xp, redundancy))
+    if seeding is None:
+        redundancy = redundancy_due(step, config.n_components, X.shape[1])
+        seeding = needs_seeding(state, config, backend.xp, redundancy)
+    seeding = seeding or initial is not None or warmup is not None
     rng_state = rng.get_state() if seeding else None
     try:
         if initial is not None:
@@ -316,9 +331,10 @@ def advance(
         if warmup is not None:
             new_state, warmup = _warm_up(new_state, X, w, warmup, config, temperature, eta,
                                          rng, backend, hooks)
-        check_finite_state(new_state, backend)
+        nonfinite = check_finite_state(new_state, backend)
     except BaseException:
         if rng_state is not None:
             rng.set_state(rng_state)
         raise
-    return new_state, dataclasses.replace(info, warmup=warmup, rng_before=rng_state)
+    return new_state, dataclasses.replace(info, warmup=warmup, rng_before=rng_state,
+                                          nonfinite=nonfinite)

@@ -20,6 +20,7 @@ from .._math.array_api import (
     asarray_like,
     blas_threads_for,
     device,
+    scatter_any,
     scatter_rows,
     take_index,
     to_numpy,
@@ -255,39 +256,56 @@ def _direction(n_features: int) -> np.ndarray:
     return v
 
 
+_DIRECTIONS: dict = {}
+
+
+def _direction_like(means, xp) -> Any:
+    """:func:`_direction` in the namespace and on the device of ``means``, copied there
+    once per device (not at every check: a host-to-device copy on a GPU)."""
+    if isinstance(means, np.ndarray):
+        return _direction(means.shape[1])
+    key = (means.shape[1], str(device(means)), type(means).__module__)
+    if key not in _DIRECTIONS:
+        _DIRECTIONS[key] = asarray_like(np.array(_direction(means.shape[1])), means, xp,
+                                        dtype=xp.float64)
+    return _DIRECTIONS[key]
+
+
 def redundant_components(state: MixtureState, covariance_type: str, xp) -> np.ndarray:
-    """(K,) bool: seeded components that duplicate another (same mean within
-    :data:`REDUNDANT_TOL` of the smaller scale), all but the heaviest of each group.
+    """(K,) bool host array: seeded components that duplicate another (same mean within
+    :data:`REDUNDANT_TOL` of the smaller scale), all but the heaviest of each group
+    (:func:`redundant_mask` brought to the host)."""
+    return to_numpy(redundant_mask(state, covariance_type, xp)).astype(bool)
+
+
+def redundant_mask(state: MixtureState, covariance_type: str, xp) -> Any:
+    """(K,) bool array on the state's device: :func:`redundant_components`, computed there
+    with a fixed number of operations (no host read, no loop over components).
 
     A batch of identical rows seeds identical components, and identical components get
-    identical responsibilities for ever: they never separate unless one is reseeded. Only
-    (K,)-vectors cross to the host: the means projected on one fixed direction are sorted,
-    and neighbours closer than the tolerance there are compared in full."""
+    identical responsibilities for ever: they never separate unless one is reseeded. The
+    means projected on one fixed direction are sorted (unseeded ones last), and neighbours
+    closer than the tolerance there are compared in full; of each close pair the lighter
+    goes (ties: the later index), so the heaviest of a group, the lighter of no pair,
+    stays."""
     K, D = state.means.shape
-    seeded = to_numpy(state.seeded).astype(bool)
-    out = np.zeros(K, dtype=bool)
-    if seeded.sum() < 2:
-        return out
-    proj = to_numpy(state.means @ asarray_like(_direction(D), state.means, xp))
-    proj = proj.astype(np.float64)
+    f64 = xp.float64
+    seeded = state.seeded
+    proj = state.means @ _direction_like(state.means, xp)
     var = covariance(covariance_type).mean_variance(state.covariances, K, xp)
-    tol = REDUNDANT_TOL * np.sqrt(np.maximum(to_numpy(var).astype(np.float64), 0.0))
-    idx = np.flatnonzero(seeded)
-    order = idx[np.argsort(proj[idx], kind="stable")]
+    tol = REDUNDANT_TOL * xp.sqrt(xp.maximum(xp.astype(var, f64), xp.zeros_like(var)))
+    key = xp.where(seeded, proj, xp.full_like(proj, float("inf")))
+    order = xp.argsort(key, stable=True)
     a, b = order[:-1], order[1:]
-    close = np.abs(proj[b] - proj[a]) <= np.minimum(tol[a], tol[b])
-    if not close.any():
-        return out
-    a, b = a[close], b[close]
-    means_a = to_numpy(xp.take(state.means, take_index(a, state.means, xp), axis=0))
-    means_b = to_numpy(xp.take(state.means, take_index(b, state.means, xp), axis=0))
-    same = np.linalg.norm(means_a - means_b, axis=1) <= np.minimum(tol[a], tol[b])
-    weights = to_numpy(state.weights)
-    for i, j in zip(a[same], b[same], strict=True):
-        # the lighter of each close pair goes (ties: the later index); the heaviest of a
-        # group is the lighter of no pair, so one of each group stays
-        out[j if (weights[j], -j) < (weights[i], -i) else i] = True
-    return out
+    take = lambda v, i: xp.take(v, i, axis=0)  # noqa: E731
+    limit = xp.minimum(take(tol, a), take(tol, b))
+    close = (take(seeded, a) & take(seeded, b)
+             & (xp.abs(take(proj, b) - take(proj, a)) <= limit))
+    diff = take(state.means, a) - take(state.means, b)
+    same = close & (xp.sqrt(xp.sum(diff * diff, axis=1)) <= limit)
+    wa, wb = take(state.weights, a), take(state.weights, b)
+    b_lighter = (wb < wa) | ((wb == wa) & (b > a))
+    return scatter_any(xp.where(b_lighter, b, a), same, K, xp)
 
 
 # ---------------------------------------------------------------------- the step's seeding
@@ -303,6 +321,19 @@ def needs_seeding(state: MixtureState, config, xp=None,
     if to_numpy(state.weights).min() < config.dead_threshold / config.n_components:
         return True
     return redundancy and bool(redundant_components(state, config.covariance_type, xp).any())
+
+
+def seeding_flag(state: MixtureState, config, xp, redundancy: bool = False) -> Any:
+    """:func:`needs_seeding` as a 0-d boolean array on the state's device, read by no one
+    here: a caller that reads one fused flag per step asks it of the new state, so that
+    the next step knows whether to seed without a read of its own."""
+    flag = ~xp.all(state.seeded)
+    if config.max_reseed == 0:
+        return flag
+    flag = flag | (xp.min(state.weights) < config.dead_threshold / config.n_components)
+    if redundancy:
+        flag = flag | xp.any(redundant_mask(state, config.covariance_type, xp))
+    return flag
 
 
 #: Redundancy is checked at each of the first REDUNDANCY_EVERY steps (where a degenerate

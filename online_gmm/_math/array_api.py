@@ -105,6 +105,23 @@ def scatter_rows(old: Any, comp_idx: np.ndarray, new_rows: Any, xp: Any) -> Any:
     return xp.where(m, gathered, old)
 
 
+def scatter_any(index: Any, values: Any, size: int, xp: Any) -> Any:
+    """(size,) bool array: ``out[i]`` is whether any ``values[j]`` with ``index[j] == i`` is
+    True (a scatter with OR, on the arrays' device; the array API has no scatter)."""
+    if array_api_compat.is_numpy_namespace(xp):
+        out = np.zeros(size, dtype=bool)
+        np.logical_or.at(out, index, values)
+        return out
+    if array_api_compat.is_torch_namespace(xp):
+        import torch
+
+        counts = torch.zeros(size, dtype=torch.int32, device=index.device)
+        return counts.index_add_(0, index, values.to(torch.int32)) > 0
+    out = np.zeros(size, dtype=bool)  # other namespaces: on the host
+    np.logical_or.at(out, to_numpy(index), to_numpy(values).astype(bool))
+    return xp.asarray(out, device=device(index))
+
+
 def logsumexp(a: Any, xp: Any, axis: int = -1) -> Any:
     """Stable log-sum-exp along ``axis`` (rows whose entries are all -inf give -inf)."""
     amax = xp.max(a, axis=axis, keepdims=True)

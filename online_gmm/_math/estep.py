@@ -12,10 +12,12 @@ the statistics leave each chunk as float64 centred moments merged by the pairwis
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from array_api_compat import is_numpy_namespace
 
 from .array_api import LOG_2PI, chunk_rows, device, logsumexp
 from .covariance import covariance
@@ -53,7 +55,7 @@ def prepare(weights, means, prec_chol, covariance_type: str, dtype, xp,
     if log_weights is not None:
         logw = log_weights
     else:
-        with np.errstate(divide="ignore"):
+        with _quiet_log(xp):
             logw = xp.log(weights)
     const64 = logw + cov.log_det_cholesky(prec_chol, n_features, xp)
     const64 = const64 - 0.5 * n_features * LOG_2PI
@@ -71,6 +73,14 @@ def prepare(weights, means, prec_chol, covariance_type: str, dtype, xp,
         b,
         s,
     )
+
+
+def _quiet_log(xp):
+    """NumPy's divide warning off for ``log(0) = -inf`` (other libraries do not warn; a
+    plain context there, which ``torch.compile`` traces through)."""
+    if is_numpy_namespace(xp):
+        return np.errstate(divide="ignore")
+    return contextlib.nullcontext()
 
 
 def state_prepared(state, covariance_type: str, dtype, xp) -> Prepared:
@@ -91,6 +101,12 @@ def finish(G, a, p: Prepared, inv_temp: float, xp, softmax: bool = True):
     logp = p.const - 0.5 * p.s * q
     if not softmax:
         return logp, None
+    return soften(logp, inv_temp, xp)
+
+
+def soften(logp, inv_temp: float, xp):
+    """``(resp, ll)`` of a chunk's log-densities ``logp`` (n, K): the responsibilities at
+    temperature ``1 / inv_temp`` and each row's T = 1 log-likelihood."""
     ll = logsumexp(logp, xp, axis=1)
     if inv_temp == 1.0:
         return xp.exp(logp - ll[:, None]), ll
@@ -98,9 +114,12 @@ def finish(G, a, p: Prepared, inv_temp: float, xp, softmax: bool = True):
     return xp.exp(lt - logsumexp(lt, xp, axis=1)[:, None]), ll
 
 
-def _chunks(n_samples: int, n_components: int, n_features: int, itemsize: int):
-    row_bytes = itemsize * (3 * n_components + 4 * n_features)
-    step = chunk_rows(n_samples, row_bytes)
+def _chunks(n_samples: int, n_components: int, n_features: int, itemsize: int,
+            covariance_type: str = "diag", working_memory: float | None = None):
+    """Row slices of chunks whose working set fits ``working_memory`` MiB (None:
+    scikit-learn's ``working_memory``)."""
+    row_bytes = covariance(covariance_type).row_bytes(n_components, n_features, itemsize)
+    step = chunk_rows(n_samples, row_bytes, working_memory)
     for start in range(0, n_samples, step):
         yield slice(start, min(start + step, n_samples))
 
@@ -109,7 +128,8 @@ def _pieces(X, p: Prepared, backend):
     """``(slice, Xc, G, a)`` of every chunk of ``X``."""
     n, d = X.shape
     K = p.mu_c.shape[0]
-    for sl in _chunks(n, K, d, backend.chunk_itemsize(X)):
+    for sl in _chunks(n, K, d, backend.chunk_itemsize(X), p.covariance_type,
+                      getattr(backend, "working_memory", None)):
         Xc = X[sl, ...] - p.shift_dt
         G, a = quadratic_pieces(Xc, p, backend.xp)
         yield sl, Xc, G, a
@@ -147,14 +167,20 @@ def weighted_log_density(X, p: Prepared, backend):
     return parts[0] if len(parts) == 1 else backend.xp.concat(parts, axis=0)
 
 
-def chunked_statistics(X, w, p: Prepared, inv_temp: float, backend) -> BatchStats:
+def chunked_statistics(X, w, p: Prepared, inv_temp: float, backend,
+                       on_log_density: Any = None) -> BatchStats:
     """E-step at temperature ``1 / inv_temp`` and the batch's weighted sufficient statistics,
     chunk by chunk, merged by the pairwise rule.
 
     ``w`` is the (n,) sample weight in the data's dtype. The returned masses, means and
     centred moments are float64; the log-likelihood is taken at T = 1.
+    ``on_log_density(rows, logp)``: called with each chunk's rows (a slice) and their
+    weighted log-densities ``log pi_k + log N(x | mu_k, Sigma_k)`` (n_chunk, K), before the
+    responsibilities are formed from them (in place: copy what you keep), so a caller gets
+    them from this E-step instead of a second one.
     """
-    return _chunked(X, w, p, inv_temp, backend, entropy=False)[0]
+    return _chunked(X, w, p, inv_temp, backend, entropy=False,
+                    on_log_density=on_log_density)[0]
 
 
 def statistics_and_entropy(X, w, p: Prepared, backend,
@@ -166,7 +192,8 @@ def statistics_and_entropy(X, w, p: Prepared, backend,
     return _chunked(X, w, p, inv_temp, backend, entropy=True)
 
 
-def _chunked(X, w, p: Prepared, inv_temp: float, backend, entropy: bool) -> tuple:
+def _chunked(X, w, p: Prepared, inv_temp: float, backend, entropy: bool,
+             on_log_density: Any = None) -> tuple:
     n, d = X.shape
     K = p.mu_c.shape[0]
     xp = backend.xp
@@ -174,7 +201,12 @@ def _chunked(X, w, p: Prepared, inv_temp: float, backend, entropy: bool) -> tupl
     h = 0.0
     with backend.blas_threads(n * K * d):
         for sl, Xc, G, a in _pieces(X, p, backend):
-            R, ll = backend.finish(G, a, p, inv_temp)
+            if on_log_density is None:
+                R, ll = backend.finish(G, a, p, inv_temp)
+            else:
+                logp = backend.finish(G, a, p, 1.0, softmax=False)[0]
+                on_log_density(sl, logp)
+                R, ll = soften(logp, inv_temp, xp)
             part = chunk_statistics(Xc, w[sl], R, ll, p, xp)
             total = merge_stats(total, part, p.covariance_type, xp)
             if entropy:
@@ -205,11 +237,15 @@ def _moments(Xc, w, R, ll, covariance_type: str, shift, xp) -> BatchStats:
     safe = xp.where(m > 0, m, xp.ones_like(m))
     xbc, Mb = covariance(covariance_type).chunk_moments(Xc, w, wX, R, m, safe, xp)
     w64 = xp.astype(w, f64)
+    weight = xp.sum(w64)
+    loglik = 0.0 if ll is None else xp.sum(w64 * xp.astype(ll, f64))
+    if is_numpy_namespace(xp):  # host floats; elsewhere 0-d arrays on the device (a float
+        weight, loglik = float(weight), float(loglik)  # would be a host read per chunk)
     return BatchStats(
         mass=m,
         mean=xbc + shift,
         moment=Mb,
-        weight=float(xp.sum(w64)),
-        loglik=0.0 if ll is None else float(xp.sum(w64 * xp.astype(ll, f64))),
+        weight=weight,
+        loglik=loglik,
         n_samples=int(Xc.shape[0]),
     )

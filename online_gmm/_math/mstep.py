@@ -21,7 +21,7 @@ def forgetting_factors(stats: BatchStats, eta: float, forgetting: str, xp: Any) 
     if forgetting == "responsibility":
         rho = xp.exp(stats.mass * _log_keep(keep))
     else:
-        rho = xp.full_like(stats.mass, rho_time)
+        rho = xp.zeros_like(stats.mass) + rho_time  # (rho_time may be a device scalar)
     return rho, rho_time
 
 
@@ -59,7 +59,9 @@ def m_step(
     tied_mass = cov.fold_tied_mass(state.tied_mass, rho_time, m, xp)
     nu = rho_time * state.nu + m
     nu_total = xp.sum(nu)
-    weights = nu / nu_total if float(nu_total) > 0 else state.weights
+    positive = nu_total > 0  # (selected on the device: no host read)
+    weights = xp.where(positive, nu / xp.where(positive, nu_total, xp.ones_like(nu_total)),
+                       state.weights)
     covariances = cov.covariances_from_moments(moment, n_new, tied_mass, reg_covar, xp)
     covariances = cov.keep_where_empty(covariances, state.covariances, has, tied_mass, xp)
     return state.replace(

@@ -48,9 +48,12 @@ def regularised_scatter(cov: Any, reg_covar: float, xp: Any) -> Any:
     return add_to_diagonal(cov, reg_covar, xp) + rounding_floor(cov, xp)
 
 
-def elementwise_precision_cholesky(covariances: Any, xp: Any, factor: Any = None) -> Any:
-    """``1 / sqrt(variance)`` (``diag``, ``spherical``); every variance must be positive."""
-    if bool(xp.any(covariances <= 0.0)):
+def elementwise_precision_cholesky(covariances: Any, xp: Any, factor: Any = None,
+                                   check: bool = True) -> Any:
+    """``1 / sqrt(variance)`` (``diag``, ``spherical``); every variance must be positive
+    (``check=False``: not checked here, a non-positive variance gives inf or NaN, for a
+    caller that checks the finiteness of the result later, without a host read now)."""
+    if check and bool(xp.any(covariances <= 0.0)):
         raise ValueError(PD_MSG)
     return 1.0 / xp.sqrt(covariances)
 
@@ -99,6 +102,12 @@ def check_prior_spd(prior: np.ndarray, covariance_type: str) -> None:
 def check_prior_positive(prior: np.ndarray, covariance_type: str) -> None:
     if np.any(prior <= 0.0):
         raise ValueError(f"'{covariance_type} covariance_prior' should be positive")
+
+
+def row_bytes(n_components: int, n_features: int, itemsize: int) -> int:
+    """Working memory of one row of an E-step chunk: its (K,) log-densities and
+    responsibilities and its (D,) shifted copies (``full`` adds its per-component ones)."""
+    return itemsize * (3 * n_components + 4 * n_features)
 
 
 def chunk_mean(R: Any, wX: Any, s: Any, xp: Any) -> Any:
@@ -174,8 +183,9 @@ def matrix_unregularised(covariances: np.ndarray, reg_covar: float) -> np.ndarra
     return covariances - reg_covar * np.eye(covariances.shape[-1])
 
 
-def upper_factor(covariances: Any, xp: Any, factor: Any) -> Any:
-    """``factor``: the backend's upper precision factors of SPD matrices (one or a stack)."""
+def upper_factor(covariances: Any, xp: Any, factor: Any, check: bool = True) -> Any:
+    """``factor``: the backend's upper precision factors of SPD matrices (one or a stack);
+    it checks them as its backend says (``check`` is for the elementwise types)."""
     return factor(covariances)
 
 

@@ -90,13 +90,18 @@ def layout(mu_c64: Any, prec_chol: Any, dtype: Any, xp: Any) -> tuple:
     return None, xp.zeros_like(ones), ones
 
 
+def row_bytes(n_components: int, n_features: int, itemsize: int) -> int:
+    """A chunk's row also holds its (K, D) whitened differences (a few copies, in the data's
+    dtype) and the statistics' (K, D) weighted residuals (float64)."""
+    per_component = (3 * itemsize + 16) * n_components * n_features
+    return itemsize * (3 * n_components + 4 * n_features) + per_component
+
+
 def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
-    """``(G, a)``: ``G[:, k] = |(x - mu_k) U_k|^2``, ``a = 0``."""
-    cols = []
-    for k in range(p.mu_c.shape[0]):
-        Y = (Xc - p.mu_c[k, :]) @ p.prec_chol[k, ...]
-        cols.append(xp.sum(Y * Y, axis=1))
-    G = xp.stack(cols, axis=1)
+    """``(G, a)``: ``G[:, k] = |(x - mu_k) U_k|^2``, ``a = 0``: one batched product over the
+    components (no loop over them: a fixed number of operations whatever K)."""
+    Y = (Xc[None, :, :] - p.mu_c[:, None, :]) @ p.prec_chol  # (K, n, D)
+    G = xp.permute_dims(xp.sum(Y * Y, axis=2), (1, 0))  # (n, K)
     return G, xp.zeros(Xc.shape[0], dtype=Xc.dtype, device=device(Xc))
 
 
@@ -107,11 +112,10 @@ def chunk_moments(Xc: Any, w: Any, wX: Any, R: Any, m: Any, s: Any, xp: Any) -> 
     xbc = chunk_mean(R, wX, s, xp)
     Xc64 = xp.astype(Xc, f64)
     wR = xp.astype(w, f64)[:, None] * xp.astype(R, f64)
-    mats = []
-    for k in range(xbc.shape[0]):
-        Y = (Xc64 - xbc[k, :]) * xp.sqrt(wR[:, k])[:, None]
-        mats.append(Y.T @ Y)
-    return xbc, xp.stack(mats, axis=0)
+    # (K, n, D) residuals about each component's chunk mean, scaled by sqrt(w r): one
+    # batched product gives every component's centred scatter
+    Y = (Xc64[None, :, :] - xbc[:, None, :]) * xp.sqrt(xp.permute_dims(wR, (1, 0)))[:, :, None]
+    return xbc, xp.matrix_transpose(Y) @ Y
 
 
 def outer_term(d: Any, coef: Any, xp: Any) -> Any:

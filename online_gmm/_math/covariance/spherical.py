@@ -18,6 +18,7 @@ from ._common import (
     chunk_mean,
     live_weights,
     per_component,
+    row_bytes,
     safe,
     seed_per_component,
 )
@@ -37,6 +38,7 @@ from ._common import unchanged_tied_mass as fold_tied_mass
 KERNEL_KIND = 1
 
 __all__ = [
+    "row_bytes",
     "covariances_from_precisions", "degrees_of_freedom", "fold_tied_mass", "has_spread",
     "initial_moment", "moved_moment", "precision_cholesky", "precisions_from_cholesky",
     "regularised", "reordered", "unregularised",

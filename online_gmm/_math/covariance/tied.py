@@ -18,6 +18,7 @@ from ._common import (
     check_spd,
     eye,
     regularised_scatter,
+    row_bytes,
     safe,
 )
 from ._common import matrix_covariances_from_precisions as covariances_from_precisions
@@ -31,6 +32,7 @@ from ._common import upper_factor as precision_cholesky
 KERNEL_KIND = 2
 
 __all__ = [
+    "row_bytes",
     "covariances_from_precisions", "has_spread", "precision_cholesky", "regularised",
     "unregularised", "weighted_variance",
 ]
@@ -61,8 +63,7 @@ def precisions_from_cholesky(prec_chol: Any, xp: Any) -> Any:
 def mean_variance(covariances: Any, n_components: int, xp: Any) -> Any:
     """(K,) the shared covariance's variance averaged over the features, for every one."""
     v = xp.mean(xp.linalg.diagonal(covariances))
-    return xp.full((n_components,), float(v), dtype=covariances.dtype,
-                   device=device(covariances))
+    return xp.zeros((n_components,), dtype=covariances.dtype, device=device(covariances)) + v
 
 
 def log_det_cholesky(prec_chol: Any, n_features: int, xp: Any) -> Any:
@@ -138,7 +139,7 @@ def covariances_from_moments(moment: Any, mass: Any, tied_mass: Any, reg_covar: 
 
 def keep_where_empty(new: Any, old: Any, has_mass: Any, tied_mass: Any, xp: Any) -> Any:
     """Without pooled mass the previous covariance stays."""
-    return new if float(tied_mass[0]) > 0 else old
+    return xp.where(tied_mass[0] > 0, new, old)  # (on the device: no host read)
 
 
 # ---------------------------------------------------------------------- seeding

@@ -1,0 +1,238 @@
+"""The pieces of one :meth:`GMMPrototypes.update <ssl_bridge.GMMPrototypes.update>`: the
+rows screened, the core's step, the step's flags read once, the new buffers built.
+
+A steady update (every prototype seeded, the warm-up over, no process group) reads the
+device once: one small tensor ``[bad rows, state not finite, seed next step]``
+(:func:`read_flags`). Everything the update needs on the host otherwise (the step number,
+whether the warm-up runs, whether the next step seeds) is mirrored in :class:`HostState`,
+valid for the ``step`` tensor it was made for, so that no update reads the device to know
+it. The other updates (seeding, warm-up, ``torch.distributed``) read what they need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from online_gmm import core
+
+from . import _state
+
+
+@dataclass(frozen=True)
+class HostState:
+    """The module's state the host needs before a step, as of one ``step`` tensor."""
+
+    step: int
+    warming: bool  # the warm-up is not over
+    seeding: bool  # the next step seeds or reseeds (unseeded, dead or redundant prototypes)
+    has_prototypes: bool  # some prototype is seeded
+
+    def after(self, *, warming: bool, seeding: bool, seeded_some: bool) -> HostState:
+        return replace(self, step=self.step + 1, warming=warming, seeding=seeding,
+                       has_prototypes=self.has_prototypes or seeded_some)
+
+
+def host_state_of(module) -> HostState:
+    """Read the module's buffers (host reads: after a load, a move or a hand-written
+    buffer, not per step)."""
+    seeded = module.seeded
+    return HostState(
+        step=int(module.step),
+        warming=_state.phase(module.warmup_progress) != _state.DONE,
+        seeding=True,  # (the first step after a read asks the core)
+        has_prototypes=bool(seeded.any()),
+    )
+
+
+def host_view(x: Tensor) -> Any:
+    """:func:`online_gmm.core.host_view` (a CPU tensor as a NumPy view where the numba
+    backend runs it), but the tensor itself while ``torch.compile`` traces: a graph runs
+    the reference backend on tensors."""
+    if torch.compiler.is_compiling():
+        return x
+    return core.host_view(x)
+
+
+def masked_rows(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(x, w, n_bad)`` without a host read: rows with NaN or inf replaced by zeros with
+    weight 0 (the step ignores them), and their count as a 0-d device tensor."""
+    bad = ~torch.isfinite(x).all(dim=1)
+    x = torch.where(bad[:, None], torch.zeros_like(x), x)
+    return x, (~bad).to(x.dtype), bad.sum()
+
+
+def read_flags(*flags: Any) -> list[int]:
+    """The step's flags (0-d tensors or arrays, Python numbers) as host ints, in one read:
+    the tensors are stacked on their device and brought to the host together."""
+    tensors = [f for f in flags if isinstance(f, Tensor)]
+    if not tensors:
+        return [int(f) for f in flags]
+    dev = tensors[0].device
+    stacked = torch.stack([
+        f.to(torch.int64) if isinstance(f, Tensor)
+        else torch.tensor(int(np.asarray(f)), dtype=torch.int64, device=dev)
+        for f in flags
+    ])
+    return stacked.tolist()
+
+
+def as_tensor(a: Any, like: Tensor) -> Tensor:
+    """A core array as a tensor on the buffers' device (NumPy results of the numba backend
+    are wrapped, not copied)."""
+    if isinstance(a, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(a))
+    if isinstance(a, Tensor):
+        return a
+    return torch.as_tensor(a, device=like.device)
+
+
+def new_buffers(module, state: core.MixtureState, *, n_rows: int, n_reseeded: int,
+                rng: np.random.RandomState | None) -> dict[str, Tensor]:
+    """Every buffer an update changes, as new tensors (none written in place): the commit
+    swaps them in at once."""
+    new = {name: as_tensor(getattr(state, name), module.means)
+           for name in core.STATE_FIELDS}
+    new["step"] = module.step + 1
+    new["n_samples_seen"] = module.n_samples_seen + n_rows
+    new["n_reseeded"] = module.n_reseeded + n_reseeded
+    if rng is not None:
+        new["rng_state"] = _state.rng_to_tensor(rng).to(module.rng_state.device)
+    return new
+
+
+def targets_from(log_density: Tensor, temperature: float, balance: str | None,
+                 sinkhorn_iterations: int, distributed: bool) -> Tensor:
+    """Soft targets (B, K) from the weighted log-densities (B, K): ``softmax(l / T)``, or
+    its Sinkhorn-Knopp balancing over the batch (the rule of ``GMMPrototypes.targets``)."""
+    from .balance import balanced
+
+    if balance is None:
+        return torch.softmax(log_density / temperature, dim=1)
+    # from the (tempered) log-posterior, so every sample enters the first column sums
+    # with mass 1, whatever its likelihood (finite or -inf, a finite entry in every row:
+    # no check needed)
+    return balanced(torch.log_softmax(log_density / temperature, dim=1),
+                    int(sinkhorn_iterations), distributed)
+
+
+class LogDensityCapture:
+    """The ``on_log_density`` of the core's E-step: keeps each chunk's weighted
+    log-densities (B, K) for the targets of the same E-step."""
+
+    def __init__(self, n_rows: int, n_components: int) -> None:
+        self.shape = (n_rows, n_components)
+        self.out: Tensor | None = None
+
+    def __call__(self, rows: slice, logp: Any) -> None:
+        logp = torch.from_numpy(logp) if isinstance(logp, np.ndarray) else logp
+        if self.out is None:
+            self.out = torch.empty(self.shape, dtype=logp.dtype, device=logp.device)
+        self.out[rows] = logp
+
+
+def steady_step(
+    state: core.MixtureState,
+    x: Tensor,
+    *,
+    config: core.EMConfig,
+    temperature: float,
+    forgetting_rate: float,
+    redundancy: bool,
+    normalize: bool = True,
+    working_memory: float | None = None,
+    log_density_out: Tensor | None = None,
+) -> tuple[core.MixtureState, Tensor, Tensor]:
+    """One steady online-EM step of :class:`~ssl_bridge.GMMPrototypes` on a batch, as a
+    pure function of tensors that reads nothing on the host: the unit that
+    :meth:`GMMPrototypes.compile <ssl_bridge.GMMPrototypes.compile>` compiles (one graph,
+    ``torch.compile(fullgraph=True)``) and that ``update`` calls when every prototype is
+    seeded and the warm-up is over.
+
+    Rows with NaN or inf get weight 0 (counted in the flags: ``update`` then raises or
+    warns as ``nonfinite`` says); the rows are L2-normalised with ``normalize``; the
+    core's step (:func:`online_gmm.core.advance`, its checks deferred) runs without
+    seeding; the new state's finiteness and whether the next step must seed are returned
+    as flags, for the caller to read at once.
+
+    Parameters
+    ----------
+    state : MixtureState
+        The mixture (float64 tensors on one device), every component seeded.
+    x : Tensor of shape (B, D)
+        Teacher embeddings, float32 or float64, on the state's device.
+    config : EMConfig
+    temperature, forgetting_rate : float
+        The step's EM temperature and forgetting rate (``torch.compile`` specialises on
+        them: a schedule that changes them at every step recompiles until dynamo's
+        limit, then runs eagerly).
+    redundancy : bool
+        Whether the *next* step checks for duplicate prototypes
+        (:func:`online_gmm.core.redundancy_due`).
+    normalize : bool, default=True
+    working_memory : float or None
+        MiB an E-step chunk may use (None: scikit-learn's ``working_memory``, which
+        ``torch.compile`` cannot read inside the graph).
+    log_density_out : Tensor of shape (B, K) or None
+        Filled with the E-step's weighted log-densities (for the targets of this E-step).
+
+    Returns
+    -------
+    new_state : MixtureState
+    flags : Tensor of shape (3,), int64
+        ``[rows with NaN or inf, new state not finite, next step seeds]``.
+    mean_loglik : Tensor, 0-d float64
+        The batch's mean log-likelihood before the step (NaN for no weight).
+    """
+    x, w, n_bad = masked_rows(x)
+    if normalize:
+        x = unit_rows(x)
+    X, W = host_view(x), host_view(w)  # (NumPy views where numba runs them)
+    backend = core.select_backend(X, defer_checks=True, working_memory=working_memory)
+    hooks = core.NO_HOOKS
+    if log_density_out is not None:
+        def capture(rows, logp):
+            log_density_out[rows] = torch.from_numpy(logp) if isinstance(
+                logp, np.ndarray) else logp
+
+        hooks = core.Hooks(statistics=lambda p, inv_temp: core.chunked_statistics(
+            X, W, p, inv_temp, backend, on_log_density=capture))
+    schedules = core.Schedules(anneal_schedule="constant", temperature_init=temperature,
+                               forgetting_rate=forgetting_rate)
+    new_state, info = core.advance(state, X, W, config=config, schedules=schedules, step=0,
+                                   rng=None, backend=backend, hooks=hooks, seeding=False)
+    seed_next = core.seeding_flag(new_state, config, backend.xp, redundancy=redundancy)
+    flags = torch.stack([n_bad.to(torch.int64), _flag(info.nonfinite, x),
+                         _flag(seed_next, x)])
+    return new_state, flags, mean_loglik(info.loglik, info.weight, x.device)
+
+
+def _flag(value: Any, like: Tensor) -> Tensor:
+    """A flag as a 0-d int64 tensor: a device flag as it is, a host one (the numba
+    backend's, checked already) wrapped (a host value: no device read)."""
+    if isinstance(value, Tensor):
+        return value.to(torch.int64)
+    return torch.tensor(int(bool(value)), dtype=torch.int64, device=like.device)
+
+
+def mean_loglik(loglik: Any, weight: Any, device: torch.device) -> Tensor:
+    """The mean log-likelihood ``loglik / weight`` as a 0-d float64 tensor on ``device``
+    (NaN for no weight), computed where the sums are: no host read."""
+    loglik, weight = (torch.as_tensor(v, dtype=torch.float64, device=device)
+                      for v in (loglik, weight))
+    return torch.where(weight > 0, loglik / torch.where(weight > 0, weight, 1.0),
+                       torch.full_like(loglik, float("nan")))
+
+
+def unit_rows(x: Tensor) -> Tensor:
+    """Rows scaled to unit L2 norm without overflow: each row is first divided by its
+    largest magnitude (exact up to rounding, and the direction is scale-free), so a float32
+    row of 1e30 keeps its direction instead of becoming a zero vector (its norm, taken
+    directly, overflows to inf). All-zero rows stay zero."""
+    scale = x.detach().abs().amax(dim=1, keepdim=True)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return torch.nn.functional.normalize(x / scale, dim=1)

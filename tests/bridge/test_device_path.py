@@ -1,0 +1,168 @@
+"""The bridge's CUDA code path, proven on CPU (no GPU here): host reads per call, ops per
+call against K, one compiled graph, one E-step per training step, memory planned from the
+state. ``use_backend("reference")`` runs CPU tensors through exactly the code CUDA tensors
+run (see ``_device_proxies``)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from online_gmm import core
+from ssl_bridge import GMMPrototypes
+
+from ._device_proxies import DeviceCalls
+
+TYPES = ["spherical", "diag", "tied", "full"]
+D = 8
+
+
+def _steady(ct: str, K: int = 16, n_updates: int = 3, **kw) -> GMMPrototypes:
+    torch.manual_seed(0)
+    head = GMMPrototypes(K, D, covariance_type=ct, warmup_size=0, **kw)
+    for _ in range(n_updates):
+        head.update(torch.randn(128, D))
+    return head
+
+
+@pytest.mark.parametrize("ct", TYPES)
+@pytest.mark.parametrize("n_before", [3, 40])  # a step that checks redundancy, one that not
+def test_steady_update_reads_the_device_once(ct, n_before):
+    with core.use_backend("reference"):
+        head = _steady(ct, n_updates=n_before)
+        x = torch.randn(128, D)
+        with DeviceCalls() as calls:
+            info = head.update(x)
+        assert info["updated"]
+        assert calls.n_syncs == 1, dict(calls.syncs)
+        assert [what for what, _ in calls.syncs] == ["tolist"]  # the fused flags
+        for balance in (None, "sinkhorn"):
+            with DeviceCalls() as calls:
+                head.targets(x, balance=balance)
+            assert calls.n_syncs == 0, dict(calls.syncs)
+        with DeviceCalls() as calls:
+            head(x)
+        assert calls.n_syncs == 0, dict(calls.syncs)
+        with DeviceCalls() as calls:
+            head.update(x, return_targets=True, balance="sinkhorn")
+        assert calls.n_syncs == 1, dict(calls.syncs)
+
+
+@pytest.mark.parametrize("ct", TYPES)
+def test_ops_per_update_do_not_grow_with_K(ct):
+    ops = []
+    with core.use_backend("reference"):
+        for K in (8, 64):
+            head = _steady(ct, K=K, n_updates=40)
+            with DeviceCalls() as calls:
+                head.update(torch.randn(128, D))
+            ops.append(calls.ops)
+    assert ops[0] == ops[1], ops
+
+
+@pytest.mark.parametrize("ct", TYPES)
+def test_compiled_steady_step_is_one_graph_equal_to_eager(ct):
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    with core.use_backend("reference"):
+        eager = _steady(ct)
+        compiled = copy.deepcopy(eager).compile()  # fullgraph=True: a break raises
+        for _ in range(2):
+            x = torch.randn(128, D)
+            a, b = eager.update(x), compiled.update(x)
+            assert torch.allclose(a["loglik"], b["loglik"], rtol=1e-5)
+        for name in core.STATE_FIELDS:
+            x, y = getattr(eager, name), getattr(compiled, name)
+            if x.is_floating_point():
+                # (float32 responsibilities: the two graphs round differently)
+                torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-6)
+            else:
+                assert torch.equal(x, y)
+        x = torch.randn(64, D)
+        for balance in (None, "sinkhorn"):
+            targets = torch.compile(eager.targets, fullgraph=True)
+            torch.testing.assert_close(targets(x, balance=balance),
+                                       eager.targets(x, balance=balance))
+
+
+@pytest.mark.parametrize("ct", TYPES)
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+@pytest.mark.parametrize("balance", [None, "sinkhorn"])
+def test_update_returns_the_targets_of_its_own_estep(ct, backend, balance):
+    with core.use_backend(backend):
+        for n_updates in (0, 3):  # the seeding step and a steady one
+            head = _steady(ct, n_updates=n_updates) if n_updates else GMMPrototypes(
+                16, D, covariance_type=ct, warmup_size=0)
+            x = torch.randn(128, D)
+            if n_updates:
+                before = copy.deepcopy(head)
+                expected = before.targets(x, temperature=0.3, balance=balance)
+            info, q = head.update(x, return_targets=True, temperature=0.3, balance=balance)
+            assert q.shape == (128, 16)
+            torch.testing.assert_close(q.sum(dim=1), torch.ones(128))
+            if n_updates:  # the posterior under the parameters the E-step used
+                torch.testing.assert_close(q, expected, rtol=1e-5, atol=1e-6)
+            # the same step as without targets
+            twin = copy.deepcopy(before) if n_updates else GMMPrototypes(
+                16, D, covariance_type=ct, warmup_size=0)
+            twin.update(x)
+            # (on the numba backend the targets' E-step is the chunked one, not the block
+            # kernels': the same sums in another order, float32 rounding apart)
+            tol = dict(rtol=1e-9, atol=1e-12) if backend == "reference" else dict(
+                rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(twin.means, head.means, **tol)
+
+
+def test_skipped_rows_get_nan_targets_and_the_rest_are_the_posterior():
+    head = _steady("diag", nonfinite="skip")
+    x = torch.randn(32, D)
+    x[5] = float("nan")
+    before = copy.deepcopy(head)
+    with pytest.warns(RuntimeWarning, match="skipped 1 of 32"):
+        _, q = head.update(x, return_targets=True)
+    ok = torch.ones(32, dtype=torch.bool)
+    ok[5] = False
+    torch.testing.assert_close(q[ok], before.targets(x[ok]))
+    assert torch.isnan(q[5]).all() or torch.isfinite(q[5]).all()  # a row, whichever
+    assert torch.isfinite(q[ok]).all()
+
+
+def test_chunks_are_planned_within_the_state_size():
+    head = _steady("diag", K=64)
+    state_mib = sum(getattr(head, n).nbytes for n in core.STATE_FIELDS) / 2**20
+    assert state_mib < 1
+    assert head._working_memory(torch.zeros(1, D)) == 64.0  # (the floor)
+    big = GMMPrototypes(65_536, 256, warmup_size=0)
+    state_mib = sum(getattr(big, n).nbytes for n in core.STATE_FIELDS) / 2**20
+    assert 100 < big._working_memory(torch.zeros(1, 256)) <= state_mib
+
+
+def test_full_type_statistics_equal_the_per_component_formula():
+    """The batched ``full`` E-step and scatter equal the loop over components they replace."""
+    from online_gmm._math.covariance import full
+
+    rng = torch.Generator().manual_seed(0)
+    K, n = 5, 40
+    Xc = torch.randn(n, D, dtype=torch.float64, generator=rng)
+    mu = torch.randn(K, D, dtype=torch.float64, generator=rng)
+    A = torch.randn(K, D, D, dtype=torch.float64, generator=rng)
+    U = torch.linalg.cholesky(A @ A.transpose(1, 2) + torch.eye(D)).transpose(1, 2)
+
+    class P:
+        mu_c, prec_chol = mu, U
+
+    import array_api_compat.torch as xp
+
+    G, _ = full.quadratic_pieces(Xc, P, xp)
+    loop = torch.stack([(((Xc - mu[k]) @ U[k]) ** 2).sum(1) for k in range(K)], dim=1)
+    torch.testing.assert_close(G, loop)
+    R = torch.softmax(torch.randn(n, K, dtype=torch.float64, generator=rng), dim=1)
+    w = torch.rand(n, dtype=torch.float64, generator=rng)
+    m = w @ R
+    xbc, M = full.chunk_moments(Xc, w, Xc * w[:, None], R, m, m, xp)
+    for k in range(K):
+        Y = (Xc - xbc[k]) * torch.sqrt(w * R[:, k])[:, None]
+        torch.testing.assert_close(M[k], Y.T @ Y)
