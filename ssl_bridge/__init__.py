@@ -8,9 +8,9 @@ collapses); :mod:`ssl_bridge.losses` holds the SSL losses as small pure function
 """
 
 from . import balance, losses
+from ._update import steady_step
 from .balance import sinkhorn_knopp
 from .gmm_prototypes import GMMPrototypes
-from ._update import steady_step
 from .heads import JointPrototypes
 from .losses import (
     alignment_loss,
