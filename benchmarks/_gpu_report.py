@@ -165,6 +165,24 @@ def _syncs(lines: list[str], s: dict) -> None:
     lines += ["", f"Profiler events of one `update` (less an empty region's): {counts}", ""]
 
 
+def _memory(lines: list[str], s: dict) -> None:
+    lines += ["## 5. Memory of one update", ""]
+    if _error(lines, s):
+        return
+    lines += [f"Target: {s['target']}. Measured by {s['how']}.", "",
+              "| type | K | D | B | state (MiB) | one update beyond it (MiB) | peak / state "
+              "| met |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in s["rows"]:
+        if r.get("error"):
+            lines.append(f"| {r['covariance_type']} | error: {r['error']} |  |  |  |  |  |  |")
+            continue
+        lines.append(f"| {r['covariance_type']} | {r['K']:,} | {r['D']:,} | {r['B']:,} | "
+                     f"{r['state_mib']:.1f} | {r['update_extra_mib']:.1f} | "
+                     f"{r['peak_over_state']:.2f}x | {_met(r['met'])} |")
+    lines.append("")
+
+
 def to_markdown(results: dict[str, Any]) -> str:
     dev = results["device"]
     lines = [
@@ -186,7 +204,7 @@ def to_markdown(results: dict[str, Any]) -> str:
     ]
     secs = results["sections"]
     for name, fn in (("cuda_tests", _tests), ("agreement", _agreement), ("timing", _timing),
-                     ("syncs", _syncs)):
+                     ("syncs", _syncs), ("memory", _memory)):
         if name in secs:
             fn(lines, secs[name])
     lines.append("Section wall times: " + ", ".join(

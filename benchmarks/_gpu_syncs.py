@@ -9,7 +9,8 @@ Two counts over one steady-state call (every prototype seeded):
   of ``online_gmm/`` or ``ssl_bridge/``; and host-to-device copies (on CUDA only: on CPU
   there is no device to copy to). On CUDA each read is a synchronisation; on CPU (smoke
   mode, the generic path) the same calls are counted as the proxy of the syncs CUDA would
-  make. The non-finite policy's read (``int(bad.sum())``) is the one allowed.
+  make. The update's one read of its fused flags (bad rows, a non-finite state, whether
+  the next step seeds: ``flags.tolist()``) is the one allowed.
 - ``profiler``: on CUDA, ``torch.profiler`` event counts (``cudaStreamSynchronize``,
   ``cudaDeviceSynchronize``, ``cudaMemcpy*``, ``Memcpy DtoH``/``HtoD``,
   ``aten::_local_scalar_dense``) of the call, less those of an empty profiled region; on CPU
@@ -33,7 +34,7 @@ _READS = {"__bool__", "__int__", "__float__", "__index__", "item", "tolist", "nu
           "__array__", "cpu"}
 _CREATORS = {"asarray", "tensor", "as_tensor"}
 _PACKAGES = (REPO_ROOT / "online_gmm", REPO_ROOT / "ssl_bridge")
-_POLICY_MARK = "bad.sum()"  # the non-finite policy's count of bad rows (gmm_prototypes.py)
+_POLICY_MARK = "flags.tolist()"  # the update's one fused read (gmm_prototypes.py)
 
 
 def _device_type(x: Any) -> str | None:
@@ -184,7 +185,8 @@ def run(*, K: int, D: int, B: int, device: str, seed: int = 0) -> dict[str, Any]
         "generic array-API path on CPU tensors (proxy: what CUDA would synchronise on)"
         if on_cpu else f"{device}")}
     with path, matmul_precision(tf32=False):
-        head = GMMPrototypes(K, D).to(device)
+        # (no warm-up: the steady step after the seeding, what a long run does)
+        head = GMMPrototypes(K, D, warmup_size=0).to(device)
         for t, _ in pool[:-2]:
             head.update(t)
         probe, _ = pool[-1]
@@ -200,6 +202,6 @@ def run(*, K: int, D: int, B: int, device: str, seed: int = 0) -> dict[str, Any]
         except Exception as exc:  # no CUPTI, say: the host reads above still stand
             out["profiler"] = {"update": {}, "error": f"{type(exc).__name__}: {exc}"[:500]}
         out["seeded_all"] = bool(head.seeded.all())
-    out["target"] = "update: no host-device sync beyond the non-finite policy's"
+    out["target"] = "update: one host read (its fused flags), none beyond"
     out["met"] = out["update"]["host_reads_beyond_policy"] == 0
     return out

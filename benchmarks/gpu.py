@@ -18,7 +18,9 @@ Sections:
 3. ``timing``: one training step of the decoupled head against the learnable DINO-style
    head, and one ``(B, D) @ (D, K)`` product, in f32 (TF32) and bf16 autocast, with peak
    memory (benchmarks/_gpu_timing.py);
-4. ``syncs``: the host-device synchronisations inside ``update`` (benchmarks/_gpu_syncs.py).
+4. ``syncs``: the host-device synchronisations inside ``update`` (benchmarks/_gpu_syncs.py);
+5. ``memory``: the peak memory of one steady ``update`` over the mixture's state, spherical
+   and diag (benchmarks/_gpu_memory.py; on CPU the CUDA code path in a child process).
 
 ``--budget`` (seconds, default 240) bounds the whole run: timing loops stop adding
 repetitions once it is spent, keeping what they measured. Results are written after every
@@ -47,7 +49,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 CUDA_TESTS = ["tests/", "-k", "cuda"]  # every test whose id names CUDA (a device, a skip)
 SMOKE = dict(K=64, D=16, B=128, repeats=2, warmup=1)
 FULL = dict(K=65_536, D=256, B=4_096, repeats=10, warmup=2)
-SECTIONS = ("cuda_tests", "agreement", "timing", "syncs")
+SECTIONS = ("cuda_tests", "agreement", "timing", "syncs", "memory")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -148,7 +150,7 @@ def _write(results: dict[str, Any], out: Path) -> tuple[Path, Path]:
 def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     import torch
 
-    from . import _gpu_agreement, _gpu_syncs, _gpu_timing
+    from . import _gpu_agreement, _gpu_memory, _gpu_syncs, _gpu_timing
 
     budget = Budget(args.budget)
     if args.device != "cpu" and not torch.cuda.is_available():
@@ -181,6 +183,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             budget=budget, reserve=min(20.0, 0.1 * args.budget),
             covariance_type=args.covariance_type, seed=args.seed),
         "syncs": lambda: _gpu_syncs.run(**sizes, device=args.device, seed=args.seed),
+        "memory": lambda: _gpu_memory.run(**sizes, device=args.device),
     }
     for name in args.only:
         section = sections[name]

@@ -532,11 +532,14 @@ class GMMPrototypes(nn.Module):
                                       n_reseeded=info.n_reseeded, rng=rng)
             if host.warming:
                 new.update(_state.warmup_buffers_after(self, info.warmup))
+            self._commit(new, host.after(warming=host.warming and info.warmup is not None,
+                                         seeding=bool(seed_next),
+                                         seeded_some=info.n_seeded > 0))
         except BaseException:
+            # (the step may have written rows into the buffer's free space, past the rows
+            # held by whichever buffers are now the module's: zero them)
             _state.discard_uncommitted(self)
             raise
-        self._commit(new, host.after(warming=host.warming and info.warmup is not None,
-                                     seeding=bool(seed_next), seeded_some=info.n_seeded > 0))
         loglik = _update.mean_loglik(info.loglik, info.weight, self.device)
         logp = None
         if capture is not None:
@@ -594,14 +597,16 @@ class GMMPrototypes(nn.Module):
         (:func:`ssl_bridge._checkpoint.checked_buffers`) before any buffer changes; then
         every buffer is swapped for its loaded value at once. A refused checkpoint (another
         K, D or covariance type, a missing or unexpected key under ``strict``, a warm-up
-        progress beyond this module's, a NaN) leaves the module exactly as it was. A
-        checkpoint from before the warm-up existed loads with the warm-up over."""
+        progress beyond this module's, a NaN) leaves the module exactly as it was; so does
+        one with a missing buffer under ``strict=False`` (the mixture is one unit: the
+        missing keys are reported, nothing is loaded). A checkpoint from before the warm-up
+        existed loads with the warm-up over."""
         with self._lock:
             new, problems, missing, unexpected = _checkpoint.checked_buffers(
                 self, state_dict, prefix, strict)
             missing_keys.extend(missing)
             unexpected_keys.extend(unexpected)
-            if problems or (strict and (missing or unexpected)):
+            if problems or missing or (strict and unexpected):
                 if problems:
                     error_msgs.append(
                         "GMMPrototypes was not changed: the checkpoint does not fit (another "

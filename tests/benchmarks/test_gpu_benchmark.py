@@ -45,14 +45,14 @@ def _finite(x) -> bool:
 def test_every_section_is_written(smoke):
     results, md = smoke
     assert results["complete"] is True and results["smoke"] is True
-    assert set(results["sections"]) == {"cuda_tests", "agreement", "timing", "syncs"}
+    assert set(results["sections"]) == {"cuda_tests", "agreement", "timing", "syncs", "memory"}
     for name, section in results["sections"].items():
         assert section["error"] is None, (name, section["error"])
     dev = results["device"]
     assert dev["device"] == "cpu" and dev["torch"] and "cuda_runtime" in dev
     assert md.startswith("# GPU benchmark") and "smoke mode" in md
     for title in ("## 1. CUDA tests", "## 2. Device vs CPU agreement", "## 3. One training",
-                  "## 4. Host-device"):
+                  "## 4. Host-device", "## 5. Memory"):
         assert title in md
 
 
@@ -106,7 +106,7 @@ def test_timing_rows_are_finite(smoke):
                     "learnable_in_matmuls", "reseeded_per_step"):
             assert _finite(r[key]), key
         assert r["met"] in (True, False)
-        assert set(r["decoupled_phases_median_s"]) == {"update", "targets", "student"}
+        assert set(r["decoupled_phases_median_s"]) == {"update with targets", "student"}
 
 
 def test_sync_sites_are_counted(smoke):
@@ -118,6 +118,7 @@ def test_sync_sites_are_counted(smoke):
     assert update["host_reads"] >= 1
     assert update["host_reads_beyond_policy"] == update["host_reads"] - policy[0]["count"]
     assert syncs["met"] == (update["host_reads_beyond_policy"] == 0)
+    assert syncs["met"] is True and update["host_reads"] == 1  # the fused flags, alone
     assert update["host_to_device"] is None  # not measurable on CPU
     assert all(isinstance(v, int) for v in syncs["profiler"]["update"].values())
 
@@ -155,3 +156,12 @@ def test_failed_cases_are_rows_of_the_report(smoke):
     md = to_markdown(results)
     assert "**error**: ValueError: not PD" in md and "| bf16 | **error**: OOM" in md
     assert "profiler failed (RuntimeError: no CUPTI)" in md
+
+
+def test_memory_of_one_update_is_measured(smoke):
+    memory = smoke[0]["sections"]["memory"]
+    assert [r["covariance_type"] for r in memory["rows"]] == ["spherical", "diag"]
+    for r in memory["rows"]:
+        assert _finite(r["state_mib"]) and r["state_mib"] > 0
+        assert _finite(r["update_extra_mib"]) and r["update_extra_mib"] >= 0
+        assert r["peak_over_state"] == pytest.approx(1 + r["update_extra_mib"] / r["state_mib"])
