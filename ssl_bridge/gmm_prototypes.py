@@ -269,10 +269,6 @@ class GMMPrototypes(nn.Module):
 
     @torch.no_grad()
     def update(self, teacher_embeddings: Tensor) -> dict[str, Any]:
-        with self._full_precision():
-            return self._update(teacher_embeddings)
-
-    def _update(self, teacher_embeddings: Tensor) -> dict[str, Any]:
         """One online-EM step on a batch of teacher embeddings (no gradient).
 
         Parameters
@@ -296,7 +292,22 @@ class GMMPrototypes(nn.Module):
         FloatingPointError
             The step would make the state non-finite (data whose scale overflows float
             arithmetic): nothing was changed.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ssl_bridge import GMMPrototypes
+        >>> _ = torch.manual_seed(0)
+        >>> head = GMMPrototypes(n_prototypes=8, dim=4)
+        >>> info = head.update(torch.randn(32, 4))  # once per training step
+        >>> info["updated"], info["n_seeded"], int(head.step)
+        (True, 8, 1)
         """
+        with self._full_precision():
+            return self._update(teacher_embeddings)
+
+    def _update(self, teacher_embeddings: Tensor) -> dict[str, Any]:
+        # (the step itself; its docstring is update's)
         if not isinstance(teacher_embeddings, Tensor):
             raise TypeError(
                 "teacher_embeddings must be a torch.Tensor, got "

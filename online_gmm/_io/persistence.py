@@ -350,8 +350,8 @@ def load(path: str | os.PathLike, *, trusted: bool = False) -> Any:
     allocate more than such a model needs), each array is read once, only the estimator's
     own attributes are accepted, each of its type, and the state must be one that predicts
     and samples (finite, weights a distribution, positive variances, precision factors
-    consistent with the covariances); a stored warm-up buffer must fit the model (see
-    :mod:`online_gmm._io.persistence` for the full list). A file holds no training row unless
+    consistent with the covariances); a stored warm-up buffer must fit the model
+    (docs/user-guide.md, "Saving and loading models"). A file holds no training row unless
     it was saved with ``include_warmup_buffer=True``.
 
     Parameters
