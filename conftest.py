@@ -16,3 +16,17 @@ def reference_backend():
 
     with use_backend("reference"):
         yield
+
+
+#: Doctests of modules whose examples need an optional extra: skipped without it.
+_DOCTEST_EXTRAS = {"online_gmm._em.dask": "dask"}
+
+
+def pytest_collection_modifyitems(config, items):
+    import importlib.util
+
+    for item in items:
+        for module, extra in _DOCTEST_EXTRAS.items():
+            if (type(item).__name__ == "DoctestItem" and item.name.startswith(module + ".")
+                    and importlib.util.find_spec(extra) is None):
+                item.add_marker(pytest.mark.skip(reason=f"the {extra} extra is not installed"))

@@ -44,10 +44,21 @@ and the GMM's stay at 98-99 %. Bottom: the recipe (D = 64), where neither collap
 by `examples/ssl_digits.py` (`--config stressed`, then `--aggregate`); see
 [Self-supervised prototypes](../ssl.md) for the commands and the numbers.
 
-![unique prototypes over training, stressed configuration](../img/ssl_contrast_stressed.png)
-
-![unique prototypes over training, the recipe](../img/ssl_contrast_recipe.png)
 """
+
+
+def figure(alt: str, src: str) -> str:
+    """A figure as wide as the page allows; a click shows it at full size."""
+    return f'[![{alt}]({src}){{ .gallery-figure }}]({src} "the figure at full size")'
+
+
+SSL += "\n".join([
+    figure("unique prototypes over training, stressed configuration",
+           "../img/ssl_contrast_stressed.png"),
+    "",
+    figure("unique prototypes over training, the recipe", "../img/ssl_contrast_recipe.png"),
+    "",
+])
 
 
 def examples() -> list[Path]:
@@ -73,7 +84,7 @@ def page() -> str:
         title, body = docstring(path)
         rel = path.relative_to(ROOT).as_posix()
         parts.append(
-            f"## {title}\n\n{body}\n\n![{title}]({path.stem}.png)\n\n"
+            f"## {title}\n\n{body}\n\n{figure(title, f'{path.stem}.png')}\n\n"
             f'??? example "Source: `{rel}`"\n\n'
             f'    ```python\n    --8<-- "{rel}"\n    ```\n'
         )

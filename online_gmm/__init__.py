@@ -3,10 +3,12 @@
 The public API: :class:`OnlineGaussianMixture` (a scikit-learn estimator with
 ``partial_fit``), :class:`OnlineBayesianGaussianMixture` (its variational Bayesian
 counterpart, as scikit-learn's ``BayesianGaussianMixture``), :class:`PowerDecay` (a
-decreasing forgetting-rate schedule),
-:func:`save` / :func:`load` (versioned model files), :func:`partial_fit_pipeline` (a
-stream through a fitted scikit-learn pipeline into ``partial_fit``) and the
-:mod:`online_gmm.diagnostics` module (prototype-collapse diagnostics).
+decreasing forgetting-rate schedule), :func:`save` / :func:`load` / :func:`read_header`
+(versioned model files) and their errors :class:`ModelFileError`,
+:class:`UntrustedFileError` and :class:`NotStorableError`, :func:`partial_fit_pipeline` (a
+stream through a fitted scikit-learn pipeline into ``partial_fit``),
+:func:`dask_partial_fit` (a step over a Dask array, with the choice of seeding rows) and
+the :mod:`online_gmm.diagnostics` module (prototype-collapse diagnostics).
 
 The names are imported on first use (PEP 562), so that ``import online_gmm`` and
 ``online-gmm --help`` do not pay for scikit-learn, numba and numpy until they are needed.
@@ -24,19 +26,26 @@ from ._version import __version__
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and the docs
     from . import diagnostics
+    from ._em.dask import partial_fit as dask_partial_fit
     from ._estimators.bayesian import OnlineBayesianGaussianMixture
     from ._estimators.gaussian import OnlineGaussianMixture
-    from ._io.persistence import load, save
+    from ._io.model_file import ModelFileError, NotStorableError, UntrustedFileError
+    from ._io.persistence import load, read_header, save
     from ._math.schedules import PowerDecay
     from .pipeline import partial_fit_pipeline
 
 __all__ = [
+    "ModelFileError",
+    "NotStorableError",
     "OnlineBayesianGaussianMixture",
     "OnlineGaussianMixture",
     "PowerDecay",
+    "UntrustedFileError",
+    "dask_partial_fit",
     "diagnostics",
     "load",
     "partial_fit_pipeline",
+    "read_header",
     "save",
     "__version__",
 ]
@@ -48,6 +57,11 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "PowerDecay": ("._math.schedules", "PowerDecay"),
     "save": ("._io.persistence", "save"),
     "load": ("._io.persistence", "load"),
+    "read_header": ("._io.persistence", "read_header"),
+    "ModelFileError": ("._io.model_file", "ModelFileError"),
+    "NotStorableError": ("._io.model_file", "NotStorableError"),
+    "UntrustedFileError": ("._io.model_file", "UntrustedFileError"),
+    "dask_partial_fit": ("._em.dask", "partial_fit"),
     "partial_fit_pipeline": (".pipeline", "partial_fit_pipeline"),
     "diagnostics": (".diagnostics", None),
     "core": (".core", None),

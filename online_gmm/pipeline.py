@@ -42,7 +42,7 @@ def partial_fit_pipeline(
     ----------
     pipeline : sklearn.pipeline.Pipeline
         Transformers, then an estimator with ``partial_fit`` (for instance
-        [`OnlineGaussianMixture`][online_gmm.OnlineGaussianMixture]). Steps that are
+        :class:`~online_gmm.OnlineGaussianMixture`). Steps that are
         ``"passthrough"`` or None are skipped.
     X : array-like of shape (n_samples, n_features)
         The batch.

@@ -35,6 +35,7 @@ def _check_writable(path: str) -> None:
         probe = _temp_in(path)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
+        reason = reason[:1].lower() + reason[1:]
         raise DataError(f"{path}: cannot write there: {reason} (directory {directory})") from None
     os.unlink(probe)
 
@@ -117,7 +118,7 @@ def _load_model(path: str, trusted: bool = False) -> Any:
     from .._io.persistence import UntrustedFileError
 
     if not os.path.exists(path):
-        raise FileNotFoundError(2, "No such file or directory", path)
+        raise FileNotFoundError(2, "no such file or directory", path)
     _, load = _persistence()
     try:
         model = load(path, trusted=trusted)

@@ -32,7 +32,7 @@ def _add_hyper_options(parser: argparse.ArgumentParser) -> None:
         if isinstance(kind, tuple):
             group.add_argument(*flags, dest=param, choices=kind, default=None, help=help_text)
         else:
-            metavar = "N" if kind is int else "X"
+            metavar = getattr(kind, "metavar", "N" if kind is int else "X")
             group.add_argument(
                 *flags, dest=param, type=kind, default=None, metavar=metavar, help=help_text
             )

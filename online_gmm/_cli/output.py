@@ -159,7 +159,9 @@ def _one_line(exc: BaseException) -> str:
     """A readable one-line message for an exception."""
     if isinstance(exc, OSError) and exc.strerror:
         where = exc.filename if exc.filename is not None else ""
-        return f"{where}: {exc.strerror}" if where else exc.strerror
+        # (lower case, as every other message after the path: "x.npy: no such file ...")
+        reason = exc.strerror[:1].lower() + exc.strerror[1:]
+        return f"{where}: {reason}" if where else reason
     if isinstance(exc, MemoryError):
         return "out of memory (use a smaller --batch-size, or stream the data)"
     msg = " ".join(str(exc).split()) or type(exc).__name__
@@ -174,13 +176,18 @@ def _error(message: str) -> None:
 
 @contextlib.contextmanager
 def _warnings_as_lines(quiet: bool) -> Iterator[None]:
-    """Show each warning as one ``online-gmm: warning: ...`` line (none with --quiet)."""
+    """Show each warning as one ``online-gmm: warning: ...`` line (none with --quiet), each
+    text once per command (EM's passes read every file again: a notice about a file is not
+    repeated at every pass)."""
+    shown: set[str] = set()
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if not quiet:
-            text = " ".join(str(message).split())
+        text = " ".join(str(message).split())
+        if not quiet and text not in shown:
+            shown.add(text)
             print(f"{PROG}: warning: {text}", file=sys.stderr)
 
     with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)  # (deduplicated above, per command)
         warnings.showwarning = show
         yield

@@ -349,12 +349,14 @@ def partial_fit(
     *,
     seed_from: SeedFrom = "first_chunk",
 ) -> OnlineGaussianMixture:
-    """One online-EM step of ``model`` over the whole Dask array ``X``:
-    ``model.partial_fit(X, sample_weight)`` with the choice of seeding rows.
+    """One online-EM step of ``model`` over the whole Dask array ``X``, choosing the seeding rows.
 
-    The statistics of every row-chunk are computed on the workers (the active Dask scheduler:
-    a ``distributed.Client`` if one exists), merged by the pairwise rule, and folded in by one
-    M-step, with exactly the bookkeeping of :meth:`OnlineGaussianMixture.partial_fit`.
+    ``online_gmm.dask_partial_fit(model, X)`` is ``model.partial_fit(X, sample_weight)``;
+    ``seed_from`` says where a step that seeds components draws its seeds. The statistics of
+    every row-chunk are computed on the workers (the active Dask scheduler: a
+    ``distributed.Client`` if one exists), merged by the pairwise rule, and folded in by one
+    M-step, with exactly the bookkeeping of :meth:`OnlineGaussianMixture.partial_fit`. See
+    docs/dask.md.
 
     Parameters
     ----------
@@ -367,14 +369,30 @@ def partial_fit(
     seed_from : {"first_chunk", "all"}, default="first_chunk"
         Where a step that seeds components (the first step, late components, dead ones)
         draws its seeds: the first row-chunk, fetched to the client, or the whole array
-        (fetched only on such a step). With ``"all"`` and no warm-up (``warmup_size=0``)
-        every step equals ``model.partial_fit(X.compute())``; with ``"first_chunk"`` a step
-        that seeds nothing does, and a seeding step differs only in the candidates its
-        seeds are drawn from.
+        (fetched only on such a step). With ``"all"``, a step taken while no warm-up is
+        buffering rows (``warmup_size=0``, or once the warm-up is over) equals
+        ``model.partial_fit(X.compute())``; with ``"first_chunk"`` a step that seeds
+        nothing does, and a seeding step differs only in the candidates its seeds are
+        drawn from. A batch that completes a warm-up is taken as two steps (the rows the
+        buffer has room for, on the client, then the rest on the workers).
 
     Returns
     -------
     model : OnlineGaussianMixture
+        ``model`` itself.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from sklearn.datasets import make_blobs
+    >>> from online_gmm import OnlineGaussianMixture, dask_partial_fit
+    >>> X, _ = make_blobs(n_samples=2000, n_features=4, centers=3, random_state=0)
+    >>> on_dask = OnlineGaussianMixture(3, warmup_size=0, random_state=0)
+    >>> _ = dask_partial_fit(on_dask, da.from_array(X, chunks=500), seed_from="all")
+    >>> in_memory = OnlineGaussianMixture(3, warmup_size=0, random_state=0).partial_fit(X)
+    >>> bool(np.allclose(on_dask.means_, in_memory.means_))
+    True
     """
     with seeding_from(seed_from):
         return model.partial_fit(X, sample_weight=sample_weight)

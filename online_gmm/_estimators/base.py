@@ -49,11 +49,21 @@ class BaseOnlineMixture:
             NumPy, any array-API array, or a ``dask.array.Array`` (distributed EM: one
             reduction of the statistics per iteration).
         y : Ignored
+            Not used, present for API consistency.
 
         Returns
         -------
         self : object
             The fitted estimator; :meth:`partial_fit` continues from it.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from online_gmm import OnlineGaussianMixture
+        >>> X, _ = make_blobs(n_samples=300, n_features=2, centers=3, random_state=0)
+        >>> gmm = OnlineGaussianMixture(n_components=3, random_state=0).fit(X)
+        >>> gmm.converged_, gmm.means_.shape
+        (True, (3, 2))
         """
         with update_lock(self):
             before = dict(self.__dict__)
@@ -72,11 +82,23 @@ class BaseOnlineMixture:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            The samples.
         y : Ignored
+            Not used, present for API consistency.
 
         Returns
         -------
         labels : array of shape (n_samples,)
+            The component of each sample, as :meth:`predict` after :meth:`fit`.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from online_gmm import OnlineGaussianMixture
+        >>> X, _ = make_blobs(n_samples=300, n_features=2, centers=3, random_state=0)
+        >>> labels = OnlineGaussianMixture(n_components=3, random_state=0).fit_predict(X)
+        >>> labels.shape
+        (300,)
         """
         return self.fit(X).predict(X)
 

@@ -382,20 +382,55 @@ default="dirichlet_process"
 
     # ------------------------------------------------------------------ interop
     def to_sklearn(self, *, _allow_unseeded: bool = False):
-        """An equivalent fitted :class:`sklearn.mixture.BayesianGaussianMixture` (NumPy,
-        float64): the same prior and posterior, so the same :meth:`predict_proba` and
+        """An equivalent fitted :class:`sklearn.mixture.BayesianGaussianMixture` (NumPy, float64).
+
+        The same prior and posterior, so the same :meth:`predict_proba` and
         :meth:`score_samples`.
 
         Returns
         -------
         bgmm : sklearn.mixture.BayesianGaussianMixture
+            Fitted.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import make_blobs
+        >>> from online_gmm import OnlineBayesianGaussianMixture
+        >>> X, _ = make_blobs(n_samples=300, n_features=2, centers=3, random_state=0)
+        >>> vgmm = OnlineBayesianGaussianMixture(n_components=6, random_state=0).fit(X)
+        >>> sk = vgmm.to_sklearn()
+        >>> type(sk).__name__, bool(np.allclose(sk.predict_proba(X), vgmm.predict_proba(X)))
+        ('BayesianGaussianMixture', True)
         """
         return _interop.to_sklearn_bayesian(self, allow_unseeded=_allow_unseeded)
 
     @classmethod
     def from_sklearn(cls, gmm, *, n_samples_seen: float | None = None, **params: Any):
-        """Not available: a variational mixture starts from data (raises
-        ``NotImplementedError``)."""
+        """Not available: a variational mixture starts from data.
+
+        Parameters
+        ----------
+        gmm : sklearn.mixture.BayesianGaussianMixture
+            Not used.
+        n_samples_seen : float, default=None
+            Not used.
+        **params
+            Not used.
+
+        Raises
+        ------
+        NotImplementedError
+            Always: fit the model with :meth:`fit` or :meth:`partial_fit` instead.
+
+        Examples
+        --------
+        >>> from online_gmm import OnlineBayesianGaussianMixture
+        >>> OnlineBayesianGaussianMixture.from_sklearn(None)
+        Traceback (most recent call last):
+        ...
+        NotImplementedError: OnlineBayesianGaussianMixture.from_sklearn is not implemented: ...
+        """
         raise NotImplementedError(
             f"{cls.__name__}.from_sklearn is not implemented: fit or partial_fit it on data."
         )

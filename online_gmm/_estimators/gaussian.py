@@ -452,6 +452,19 @@ class OnlineGaussianMixture(
         Returns
         -------
         self : OnlineGaussianMixture
+            The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import make_blobs
+        >>> from online_gmm import OnlineGaussianMixture
+        >>> X, _ = make_blobs(n_samples=300, n_features=2, centers=3, random_state=0)
+        >>> gmm = OnlineGaussianMixture(n_components=3, random_state=0)
+        >>> for batch in np.array_split(X, 6):  # a stream of 6 batches of 50 rows
+        ...     gmm = gmm.partial_fit(batch)
+        >>> gmm.n_steps_, gmm.n_samples_seen_, gmm.means_.shape
+        (6, 300, (3, 2))
         """
         with update_lock(self):  # concurrent updates of one model serialise
             return self._partial_fit(X, sample_weight)
@@ -544,40 +557,137 @@ class OnlineGaussianMixture(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            The samples (float32 input gives float32 output).
 
         Returns
         -------
         log_prob : array of shape (n_samples,)
+            ``log p(x)`` of each sample under the mixture.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from online_gmm import OnlineGaussianMixture
+        >>> X, _ = make_blobs(n_samples=300, n_features=2, centers=3, random_state=0)
+        >>> gmm = OnlineGaussianMixture(n_components=3, random_state=0).fit(X)
+        >>> gmm.score_samples(X[:4]).shape, gmm.score_samples(X.astype("float32")).dtype
+        ((4,), dtype('float32'))
         """
         X, p, backend = self._prepared(X, "score_samples")
         return posterior(X, p, backend)[1]
 
     def score(self, X, y=None) -> float:
-        """Mean per-sample log-likelihood of ``X``."""
+        """Mean per-sample log-likelihood of ``X`` (the mean of :meth:`score_samples`).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The samples.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        log_likelihood : float
+            Higher is better; compare models on held-out data.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from online_gmm import OnlineGaussianMixture
+        >>> X, _ = make_blobs(n_samples=300, n_features=2, centers=3, random_state=0)
+        >>> gmm = OnlineGaussianMixture(n_components=3, random_state=0).fit(X[:200])
+        >>> bool(gmm.score(X[200:]) > OnlineGaussianMixture(1).fit(X[:200]).score(X[200:]))
+        True
+        """
         return float(to_numpy(self.score_samples(X)).astype(np.float64).mean())
 
     def predict_proba(self, X):
         """Posterior probability of each component for each sample (T = 1).
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The samples.
+
         Returns
         -------
         resp : array of shape (n_samples, n_components)
+            Each row sums to 1.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from online_gmm import OnlineGaussianMixture
+        >>> X, _ = make_blobs(n_samples=300, n_features=2, centers=3, random_state=0)
+        >>> gmm = OnlineGaussianMixture(n_components=3, random_state=0).fit(X)
+        >>> resp = gmm.predict_proba(X[:5])
+        >>> resp.shape, bool(abs(resp.sum(axis=1) - 1).max() < 1e-12)
+        ((5, 3), True)
         """
         X, p, backend = self._prepared(X, "predict_proba")
         return posterior(X, p, backend)[0]
 
     def transform(self, X):
-        """The posterior (:meth:`predict_proba`), so the mixture can feed a pipeline step."""
+        """The posterior (:meth:`predict_proba`), so the mixture can feed a pipeline step.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The samples.
+
+        Returns
+        -------
+        resp : array of shape (n_samples, n_components)
+            The posterior probability of each component, as :meth:`predict_proba`.
+
+        Examples
+        --------
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from sklearn.pipeline import make_pipeline
+        >>> from sklearn.datasets import make_blobs
+        >>> from online_gmm import OnlineGaussianMixture
+        >>> X, y = make_blobs(n_samples=300, n_features=2, centers=3, random_state=0)
+        >>> pipe = make_pipeline(OnlineGaussianMixture(3, random_state=0), LogisticRegression())
+        >>> bool(pipe.fit(X, y).score(X, y) > 0.9)
+        True
+        """
         X, p, backend = self._prepared(X, "transform")
         return posterior(X, p, backend)[0]
 
     def predict(self, X):
-        """Most probable component of each sample."""
+        """Most probable component of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The samples.
+
+        Returns
+        -------
+        labels : array of shape (n_samples,)
+            The component index (0 to ``n_components - 1``) of highest posterior.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from online_gmm import OnlineGaussianMixture
+        >>> X, _ = make_blobs(n_samples=300, n_features=2, centers=3, random_state=0)
+        >>> gmm = OnlineGaussianMixture(n_components=3, random_state=0).fit(X)
+        >>> labels = gmm.predict(X)
+        >>> labels.shape, sorted(set(labels.tolist()))
+        ((300,), [0, 1, 2])
+        """
         X, p, backend = self._prepared(X, "predict")
         return backend.xp.argmax(weighted_log_density(X, p, backend), axis=1)
 
     def sample(self, n_samples: int = 1):
         """Draw samples from the fitted mixture (as scikit-learn's ``GaussianMixture``).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Rows to draw; seeded by ``random_state``.
 
         Returns
         -------
@@ -585,6 +695,16 @@ class OnlineGaussianMixture(
             float64, in the model's namespace and on its device.
         y : array of shape (n_samples,)
             int64 component labels, likewise.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from online_gmm import OnlineGaussianMixture
+        >>> X, _ = make_blobs(n_samples=300, n_features=2, centers=3, random_state=0)
+        >>> gmm = OnlineGaussianMixture(n_components=3, random_state=0).fit(X)
+        >>> X_new, y_new = gmm.sample(10)
+        >>> X_new.shape, y_new.shape
+        ((10, 2), (10,))
         """
         return _interop.sample(self, n_samples)
 
@@ -593,12 +713,52 @@ class OnlineGaussianMixture(
         return int(covariance(self.covariance_type).n_parameters(K, D) + D * K + K - 1)
 
     def bic(self, X) -> float:
-        """Bayesian information criterion on ``X`` (lower is better)."""
+        """Bayesian information criterion on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The samples.
+
+        Returns
+        -------
+        bic : float
+            ``-2 log L + p log n``, for ``p`` free parameters and ``n`` samples.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from online_gmm import OnlineGaussianMixture
+        >>> X, _ = make_blobs(n_samples=300, n_features=2, centers=3, random_state=0)
+        >>> bics = {k: OnlineGaussianMixture(k, random_state=0).fit(X).bic(X) for k in (1, 3, 6)}
+        >>> min(bics, key=bics.get)  # three clusters there
+        3
+        """
         n = X.shape[0]
         return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
 
     def aic(self, X) -> float:
-        """Akaike information criterion on ``X`` (lower is better)."""
+        """Akaike information criterion on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The samples.
+
+        Returns
+        -------
+        aic : float
+            ``-2 log L + 2 p``, for ``p`` free parameters.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from online_gmm import OnlineGaussianMixture
+        >>> X, _ = make_blobs(n_samples=300, n_features=2, centers=3, random_state=0)
+        >>> gmm = OnlineGaussianMixture(n_components=3, random_state=0).fit(X)
+        >>> bool(gmm.aic(X) < OnlineGaussianMixture(1).fit(X).aic(X))
+        True
+        """
         return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
 
     # ------------------------------------------------------------------ interop
@@ -608,6 +768,19 @@ class OnlineGaussianMixture(
         Returns
         -------
         gmm : sklearn.mixture.GaussianMixture
+            Its weights, means and covariances are this model's: the same
+            :meth:`predict_proba` and :meth:`score_samples`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import make_blobs
+        >>> from online_gmm import OnlineGaussianMixture
+        >>> X, _ = make_blobs(n_samples=300, n_features=2, centers=3, random_state=0)
+        >>> gmm = OnlineGaussianMixture(n_components=3, random_state=0).fit(X)
+        >>> sk = gmm.to_sklearn()
+        >>> type(sk).__name__, bool(np.allclose(sk.score_samples(X), gmm.score_samples(X)))
+        ('GaussianMixture', True)
         """
         return _interop.to_sklearn(self, allow_unseeded=_allow_unseeded)
 
@@ -633,5 +806,20 @@ class OnlineGaussianMixture(
         -------
         model : OnlineGaussianMixture
             Fitted: ready for :meth:`predict` and for more :meth:`partial_fit`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.mixture import GaussianMixture
+        >>> from sklearn.datasets import make_blobs
+        >>> from online_gmm import OnlineGaussianMixture
+        >>> X, _ = make_blobs(n_samples=300, n_features=2, centers=3, random_state=0)
+        >>> sk = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X[:200])
+        >>> gmm = OnlineGaussianMixture.from_sklearn(sk, n_samples_seen=200)
+        >>> bool(np.allclose(gmm.means_, sk.means_))
+        True
+        >>> gmm = gmm.partial_fit(X[200:])  # the stream goes on from the batch fit
+        >>> gmm.n_steps_, gmm.n_samples_seen_  # (the rows given to partial_fit)
+        (1, 100)
         """
         return _interop.from_sklearn(cls, gmm, n_samples_seen=n_samples_seen, **params)

@@ -23,27 +23,22 @@ from .model_file import (
     _PUBLISHED,
     FORMAT_VERSION,
     READABLE_FORMATS,
-    _FileRefused,
+    ModelFileError,
+    NotStorableError,
     _reason,
     _refuse,
 )
 from .npz_decode import ATTRIBUTES, _Decoder, read_member
 
+_NotStorable = NotStorableError  # (the private name of earlier versions)
+
 
 # ---------------------------------------------------------------------- encoding
-class _NotStorable(TypeError):
-    """What the pickle-free format cannot store; ``what`` names it (``"name=value"``)."""
-
-    def __init__(self, message: str, what: str) -> None:
-        super().__init__(message)
-        self.what = what
-
-
-def _not_storable(where: str, value: Any, why: str = "") -> _NotStorable:
+def _not_storable(where: str, value: Any, why: str = "") -> NotStorableError:
     text = repr(value)
     if len(text) > 80:
         text = text[:77] + "..."
-    return _NotStorable(
+    return NotStorableError(
         f"Cannot save {where}={text} in the pickle-free format{why}: it stores JSON values "
         "(numbers, strings, lists), NumPy arrays and scalars, PowerDecay and RandomState. "
         "Save with online_gmm.save(model, path, format=\"pickle\") instead (loading that "
@@ -127,12 +122,14 @@ def _encode(model: Any, include_warmup_buffer: bool = False) -> dict[str, Any]:
     from .._math.state import STATE_FIELDS, MixtureState
 
     if type(model) is not OnlineGaussianMixture:
-        raise _NotStorable(
-            f"Cannot save a {type(model).__name__} in the pickle-free format, which holds "
-            "OnlineGaussianMixture models only: save it with "
-            "online_gmm.save(model, path, format=\"pickle\") (loading that file then needs "
-            "online_gmm.load(path, trusted=True)).",
-            f"a {type(model).__name__}",
+        name = type(model).__name__
+        article = "an" if name[:1].lower() in "aeiou" else "a"
+        raise NotStorableError(
+            f"Cannot save {article} {name} in the pickle-free format, which holds "
+            "OnlineGaussianMixture models only (not an OnlineBayesianGaussianMixture, nor a "
+            "subclass): save it with online_gmm.save(model, path, format=\"pickle\") "
+            "(loading that file then needs online_gmm.load(path, trusted=True)).",
+            f"{article} {name}",
         )
     check_fitted_parameters(model, "save")
     enc = _Encoder()
@@ -149,7 +146,7 @@ def _encode(model: Any, include_warmup_buffer: bool = False) -> dict[str, Any]:
     attrs = {k: v for k, v in model.__dict__.items() if k not in params}
     for k in attrs:
         if k not in ATTRIBUTES and k not in ("_state", "_rng") and k not in _PUBLISHED:
-            raise _NotStorable(
+            raise NotStorableError(
                 f"Cannot save the attribute {k!r} in the pickle-free format, which holds the "
                 "estimator's own attributes only (load() refuses any other): delete it "
                 f"(del model.{k}), or save with online_gmm.save(model, path, "
@@ -167,7 +164,7 @@ def _encode(model: Any, include_warmup_buffer: bool = False) -> dict[str, Any]:
         for f in STATE_FIELDS:
             arr = getattr(state, f)
             if type(arr) is not np.ndarray:
-                raise _NotStorable(
+                raise NotStorableError(
                     f"Cannot save a model whose state lives in {type(arr).__module__} arrays "
                     "in the pickle-free format, which holds NumPy (host) arrays: save it with "
                     "online_gmm.save(model, path, format=\"pickle\").",
@@ -311,7 +308,7 @@ def _load_npz(path) -> Any:
         decoder.read.add(_HEADER)
         try:
             return decoder.model(header)
-        except _FileRefused:
+        except ModelFileError:
             raise
         except Exception as exc:  # whatever a crafted value makes the checks raise
             raise _refuse(path, saved, f"the file does not hold a valid model "

@@ -101,6 +101,8 @@ from .model_file import (  # (FORMAT_VERSION ... are part of this module's API)
     FORMATS,
     PICKLE_FORMAT_VERSION,
     READABLE_FORMATS,
+    ModelFileError,
+    NotStorableError,
     UntrustedFileError,
     _kind,
     _refuse,
@@ -119,6 +121,8 @@ __all__ = [
     "FORMAT_VERSION",
     "PICKLE_FORMAT_VERSION",
     "READABLE_FORMATS",
+    "ModelFileError",
+    "NotStorableError",
     "UntrustedFileError",
     "check_savable",
     "is_model_archive",
@@ -140,11 +144,13 @@ def save(
     ``path``, atomically; returns the path written.
 
     The default format is pickle-free (arrays and a JSON header in an ``.npz`` archive, see
-    :mod:`online_gmm._io.persistence`): :func:`load` reads it without running any code from the
-    file. It stores every parameter that is JSON, an array or a
-    :class:`~online_gmm.PowerDecay`; a model with a user callable (``forgetting_rate``,
-    ``anneal_schedule``) or of a subclass must be saved with ``format="pickle"``, and
-    loading that file then needs ``load(path, trusted=True)``.
+    docs/user-guide.md, "Saving and loading models"): :func:`load` reads it without running
+    any code from the file. It stores an :class:`~online_gmm.OnlineGaussianMixture` with every
+    parameter that is JSON, an array or a :class:`~online_gmm.PowerDecay`. It does not store
+    an :class:`~online_gmm.OnlineBayesianGaussianMixture`, a subclass, or a model with a user
+    callable (``forgetting_rate``, ``anneal_schedule``): :func:`save` raises
+    :class:`~online_gmm.NotStorableError` for those, and they are saved with
+    ``format="pickle"`` (loading that file then needs ``load(path, trusted=True)``).
 
     **What the file contains**: the parameters, the bookkeeping, the random generator and
     the mixture's state (its parameters and sufficient statistics: a summary of the data),
@@ -161,8 +167,9 @@ def save(
 
     Parameters
     ----------
-    model : OnlineGaussianMixture
-    path : str or path-like
+    model : OnlineGaussianMixture or OnlineBayesianGaussianMixture
+        Fitted or not. An ``OnlineBayesianGaussianMixture`` needs ``format="pickle"``.
+    path : str or os.PathLike
         Any name; the format is recorded in the file, not in its extension (``.npz`` or
         ``.joblib`` are usual).
     compress : int or bool, default=3
@@ -177,15 +184,18 @@ def save(
 
     Returns
     -------
-    str
+    path : str
+        The path written.
 
     Raises
     ------
+    NotStorableError
+        (a ``TypeError``) With ``format="npz"``, if ``model`` holds what the pickle-free
+        format cannot store: it is an ``OnlineBayesianGaussianMixture`` or a subclass, or
+        holds a callable or an attribute that is not the estimator's own. The message names
+        it and suggests ``format="pickle"``. Nothing is written then.
     TypeError
-        If ``model`` is not an ``OnlineGaussianMixture``, or (``format="npz"``) holds a
-        value the pickle-free format cannot store (a callable, an attribute that is not the
-        estimator's own); the message names it and suggests ``format="pickle"``. Nothing is
-        written then.
+        If ``model`` is not an online-gmm estimator.
     ValueError
         If the model is one :func:`load` would refuse (for instance ``n_components`` or
         ``covariance_type`` changed by ``set_params`` after fitting); nothing is written.
@@ -246,8 +256,8 @@ def save(
 
 
 def check_savable(model: Any, format: str = "npz") -> None:  # noqa: A002
-    """Raise the ``TypeError`` :func:`save` would raise for ``model`` in ``format`` (for
-    callers that must know before doing any work, e.g. the command line)."""
+    """Raise the :class:`NotStorableError` :func:`save` would raise for ``model`` in
+    ``format`` (for callers that must know before doing any work, e.g. the command line)."""
     if format == "npz":
         _encode(model)
 
@@ -283,16 +293,43 @@ def is_model_archive(path: str | os.PathLike) -> bool:
 
 
 def read_header(path: str | os.PathLike) -> dict:
-    """The header of a file written by :func:`save`, without unpickling or building the
-    model: for the pickle-free format its JSON header (see :mod:`online_gmm._io.persistence`),
-    for the pickle-based one the header keys (its opcodes are parsed, nothing is executed).
+    """The header of a file written by :func:`save`, without unpickling or building the model.
+
+    For the pickle-free format its JSON header, for the pickle-based one the header keys
+    (its opcodes are parsed, nothing is executed): ``magic``, ``format_version``,
+    ``online_gmm_version``, ``sklearn_version``, ``numpy_version``, ``class``, and for the
+    pickle-free format ``params``, ``fitted`` and the rest (docs/user-guide.md, "Saving and
+    loading models").
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save` (either format).
+
+    Returns
+    -------
+    header : dict
+        The header, as JSON types.
 
     Raises
     ------
-    ValueError
-        If the file is not such a file (a bare pickle of a model has no header).
+    ModelFileError
+        (a ``ValueError``) If the file is not such a file (a bare pickle of a model has no
+        header) or is damaged.
     FileNotFoundError
         If there is no file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from online_gmm import OnlineGaussianMixture, read_header, save
+    >>> model = OnlineGaussianMixture(2, random_state=0).fit(
+    ...     np.random.default_rng(0).normal(size=(40, 2)))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     header = read_header(save(model, os.path.join(d, "model.npz")))
+    >>> header["format_version"], header["params"]["n_components"], header["fitted"]
+    (2, 2, True)
     """
     kind = _kind(path)
     if kind == "npz":
@@ -313,38 +350,55 @@ def load(path: str | os.PathLike, *, trusted: bool = False) -> Any:
     allocate more than such a model needs), each array is read once, only the estimator's
     own attributes are accepted, each of its type, and the state must be one that predicts
     and samples (finite, weights a distribution, positive variances, precision factors
-    consistent with the covariances); a stored warm-up buffer must fit the model (see
-    :mod:`online_gmm._io.persistence` for the full list). A file holds no training row unless
+    consistent with the covariances); a stored warm-up buffer must fit the model
+    (docs/user-guide.md, "Saving and loading models"). A file holds no training row unless
     it was saved with ``include_warmup_buffer=True``.
-
-    .. warning::
-       A pickle-based file (``save(..., format="pickle")``, every file of online-gmm 0.1.0,
-       a bare ``joblib.dump`` or ``pickle.dump``) can execute arbitrary code when it is
-       loaded. It is read only with ``trusted=True``: pass it only for files you trust
-       (your own, or from a source you would run code from). Save such a model again to
-       convert it to the pickle-free format.
 
     Parameters
     ----------
-    path : str or path-like
+    path : str or os.PathLike
+        A file written by :func:`save`.
     trusted : bool, default=False
         Also read pickle-based files (unpickling them).
 
     Returns
     -------
-    OnlineGaussianMixture
+    model : OnlineGaussianMixture
+        The saved model, bit for bit (an ``OnlineBayesianGaussianMixture`` or a subclass
+        from a trusted pickle-based file).
 
     Raises
     ------
     UntrustedFileError
-        (a ``ValueError``) If the file is pickle-based and ``trusted`` is False; nothing of
-        it has been unpickled.
-    ValueError
-        If the file is not an online-gmm model, is damaged (truncated, altered), or was
-        written in a file format this version cannot read (for instance by a newer
-        online-gmm); the message names the file, the version that saved it and this version.
+        (a :class:`ModelFileError`) If the file is pickle-based and ``trusted`` is False;
+        nothing of it has been unpickled.
+    ModelFileError
+        (a ``ValueError``) If the file is not an online-gmm model, is damaged (truncated,
+        altered), or was written in a file format this version cannot read (for instance
+        by a newer online-gmm); the message names the file, the version that saved it and
+        this version.
     FileNotFoundError
         If there is no file.
+
+    Warnings
+    --------
+    A pickle-based file (``save(..., format="pickle")``, every file of online-gmm 0.1.0, a
+    bare ``joblib.dump`` or ``pickle.dump``) can execute arbitrary code when it is loaded.
+    It is read only with ``trusted=True``: pass it only for files you trust (your own, or
+    from a source you would run code from). Save such a model again to convert it to the
+    pickle-free format.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from online_gmm import OnlineGaussianMixture, load, save
+    >>> X = np.random.default_rng(0).normal(size=(40, 2))
+    >>> model = OnlineGaussianMixture(2, random_state=0).fit(X)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     loaded = load(save(model, os.path.join(d, "model.npz")))
+    >>> bool((loaded.predict(X) == model.predict(X)).all())
+    True
     """
     kind = _kind(path)
     if kind == "npz":

@@ -201,6 +201,24 @@ def _is_numeric_row(line: str, delimiter: str | None) -> bool:
     return True
 
 
+class HeaderSkipped(UserWarning):
+    """A CSV's first line was not numbers and was skipped as a header (said on stderr, so
+    that a first *data* row with a bad field is not dropped silently)."""
+
+
+def _header_notice(name: str, lineno: int, line: str, delimiter: str | None) -> str:
+    fields = line.split(delimiter) if delimiter is not None else line.split()
+    numbers = [f for f in fields if _is_numeric_row(f.strip(), None) and f.strip()]
+    text = line if len(line) <= 60 else line[:57] + "..."
+    notice = f"{name}: line {lineno} ({text!r}) is not all numbers: skipped as a header"
+    if numbers:  # some fields are numbers: more likely a data row with a bad field
+        bad = next(i for i, f in enumerate(fields, 1)
+                   if not _is_numeric_row(f.strip(), None) or not f.strip())
+        notice += (f"; but {len(numbers)} of its {len(fields)} fields are numbers: if it is "
+                   f"data, field {bad} is not a number")
+    return notice + " (--skip-header skips it without this notice)"
+
+
 def _locate_csv_error(
     chunk: list[str],
     start: int,
@@ -252,6 +270,8 @@ def _csv_blocks(
         if not header_done:
             header_done = True
             if not _is_numeric_row(stripped, delimiter):
+                warnings.warn(_header_notice(name, lineno, stripped, delimiter),
+                              HeaderSkipped, stacklevel=2)
                 continue
         first = [line]
         break

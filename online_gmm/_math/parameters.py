@@ -91,7 +91,8 @@ class Parameter:
     help: str
     flags: tuple[str, ...] = ()  # () for no command-line option
     choices: tuple[str, ...] | None = None  # the string options, in their documented order
-    cli_type: type | None = None  # the command line's parser (int, float) where not choices
+    #: the command line's parser (int, float, :func:`count_or_auto`) where not choices
+    cli_type: Any = None
     #: whose parameter: "mixture" (both estimators), "initial" (the user's initial
     #: parameters: the plain mixture's only, as scikit-learn's), "prior" (the variational
     #: mixture's only)
@@ -108,6 +109,22 @@ class Parameter:
 
 def _choice(options: tuple[str, ...], *more: Any) -> tuple:
     return (OptionsSpec(options), *more)
+
+
+def count_or_auto(text: str) -> int | str:
+    """The command line's parser of ``--warmup-size``: ``"auto"`` or an integer."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        import argparse
+
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= 0 or 'auto', got {text!r}") from None
+
+
+count_or_auto.metavar = "N|auto"  # type: ignore[attr-defined]
 
 
 def _count(low: int) -> tuple:
@@ -151,7 +168,7 @@ PARAMETERS: dict[str, Parameter] = {
     "warmup_size": Parameter((*_count(0), OptionsSpec(("auto",))), "auto",
                              "rows buffered for the warm-up restarts (0: none; auto: 64 "
                              "per component, then refined at each doubling to 32768)",
-                             ("--warmup-size",), cli_type=int, bridge=True),
+                             ("--warmup-size",), cli_type=count_or_auto, bridge=True),
     "warmup_restarts": Parameter(_count(1), 3, "restarts of the warm-up, the best is kept",
                                  ("--warmup-restarts",), cli_type=int, bridge=True),
     "reg_covar": Parameter(_nonnegative_finite(), 1e-6, "added to every covariance's diagonal",

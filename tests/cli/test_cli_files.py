@@ -140,3 +140,56 @@ def test_predict_reads_an_npy_on_a_pipe_as_a_stream(files):
                stdin=(d / "X.npy").read_bytes())
     assert res.returncode == 0, res.stderr
     np.testing.assert_array_equal(np.load(d / "y.npy"), load(d / "m.npz").predict(X))
+
+
+# ---------------------------------------------------------------------- issue 31, item 8
+def test_a_skipped_csv_header_is_said_on_stderr_once(tmp_path, capsys):
+    from online_gmm.__main__ import main
+
+    bad = tmp_path / "bad.csv"  # a first data row with a bad field: not dropped silently
+    bad.write_text("1,2,oops\n" + "\n".join(f"{i},{i % 3},{i % 5}" for i in range(60)) + "\n")
+    assert main(["fit", "-k", "2", "--random-state", "0", "-o", str(tmp_path / "m.npz"),
+                 str(bad)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # once, though EM reads the file at every pass
+    assert err[0].startswith("online-gmm: warning: ")
+    assert "bad.csv: line 1 ('1,2,oops')" in err[0] and "skipped as a header" in err[0]
+    assert "field 3 is not a number" in err[0]
+    header = tmp_path / "h.csv"
+    header.write_text("a,b,c\n" + "\n".join(f"{i},{i % 3},{i % 5}" for i in range(60)) + "\n")
+    for before, after, expected in (([], [], 1), ([], ["--skip-header"], 0), (["-q"], [], 0)):
+        assert main([*before, "fit", *after, "-k", "2", "-o", str(tmp_path / "m.npz"),
+                     str(header)]) == 0
+        err = capsys.readouterr().err
+        assert err.count("skipped as a header") == expected, (before, after, err)
+        assert "field" not in err  # a header of names is not "a data row with a bad field"
+
+
+def test_a_missing_file_is_said_in_one_casing(tmp_path, capsys):
+    from online_gmm.__main__ import main
+
+    missing = str(tmp_path / "missing.npy")
+    for argv in (["fit", "-k", "2", "-o", str(tmp_path / "m.npz"), missing],
+                 ["predict", missing, missing], ["diagnose", str(tmp_path / "missing")]):
+        assert main(argv) != 0
+        err = capsys.readouterr().err
+        assert "no such file or directory" in err and "No such" not in err, (argv, err)
+
+
+def test_warmup_size_takes_auto_as_its_help_says(tmp_path, capsys):
+    # (issue 31, item 4: "(default: auto)", and "auto" was refused as "invalid int value")
+    from online_gmm._io.persistence import load
+
+    data = tmp_path / "X.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(200, 3)))
+    assert main(["fit", "--help"]) == 0
+    assert "--warmup-size N|auto" in capsys.readouterr().out
+    for value, expected in (("auto", "auto"), ("AUTO", "auto"), ("0", 0), ("96", 96)):
+        out = tmp_path / f"m{value}.npz"
+        assert main(["fit", "-k", "2", "--warmup-size", value, "-o", str(out), str(data)]) == 0
+        assert load(out).warmup_size == expected
+    for bad in ("x", "-1", "1.5"):
+        assert main(["fit", "-k", "2", "--warmup-size", bad, "-o", str(tmp_path / "m.npz"),
+                     str(data)]) == 2
+        err = capsys.readouterr().err
+        assert "warmup" in err and "invalid int value" not in err, err

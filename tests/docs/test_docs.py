@@ -12,12 +12,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import needs_docs
 
-needs_docs = pytest.mark.skipif(
-    any(importlib.util.find_spec(m) is None for m in ("mkdocs", "material", "mkdocstrings")),
-    reason="the docs extra (mkdocs-material, mkdocstrings[python]) is not installed",
-)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_gallery_page_is_generated_from_the_examples():
@@ -28,18 +25,6 @@ def test_gallery_page_is_generated_from_the_examples():
     assert proc.returncode == 0, proc.stderr
     for example in sorted((ROOT / "examples").glob("plot_*.py")):
         assert (ROOT / "docs" / "gallery" / f"{example.stem}.png").is_file(), example.stem
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """The site, built once with warnings as errors."""
-    site = tmp_path_factory.mktemp("docs") / "site"
-    proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return site
 
 
 @needs_docs
