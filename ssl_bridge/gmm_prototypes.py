@@ -795,7 +795,31 @@ class GMMPrototypes(nn.Module):
         return self.means.detach()
 
     def collapse_report(self, eps: Sequence[float] = (0.025, 0.1, 0.25, 0.5)) -> dict:
-        """:func:`online_gmm.diagnostics.collapse_report` of the prototypes and weights."""
+        """How collapsed the prototypes are: :func:`online_gmm.diagnostics.collapse_report`
+        of the means and weights (a read of the state to the host).
+
+        Parameters
+        ----------
+        eps : sequence of float, default=(0.025, 0.1, 0.25, 0.5)
+            Distances (between unit-normalised prototypes) under which two count as one.
+
+        Returns
+        -------
+        report : dict
+            As :func:`online_gmm.diagnostics.collapse_report`'s.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ssl_bridge import GMMPrototypes
+        >>> _ = torch.manual_seed(0)
+        >>> head = GMMPrototypes(n_prototypes=8, dim=4, warmup_size=0)
+        >>> _ = head.update(torch.randn(256, 4))
+        >>> report = head.collapse_report()
+        >>> unique = report["unique"]  # prototypes apart, at each distance
+        >>> report["n_prototypes"], unique[0.025]
+        (8, 8)
+        """
         return collapse_report(
             self.means.detach().cpu().numpy(), self.weights.detach().cpu().numpy(), eps=eps
         )

@@ -118,6 +118,19 @@ class JointPrototypes(nn.Module):
         -------
         Tensor of shape (B, K) (or (..., K))
             Logits ``w_k . z / ||z||``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ssl_bridge import JointPrototypes
+        >>> head = JointPrototypes(dim=4, n_prototypes=8)
+        >>> z = torch.randn(5, 4, requires_grad=True)
+        >>> logits = head(z)
+        >>> logits.shape
+        torch.Size([5, 8])
+        >>> logits.sum().backward()  # learned jointly: the prototypes get gradients too
+        >>> head.prototypes.shape
+        torch.Size([8, 4])
         """
         if not isinstance(z, Tensor) or not z.is_floating_point():
             raise ValueError("z must be a floating-point torch.Tensor.")

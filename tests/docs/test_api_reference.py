@@ -25,9 +25,6 @@ from .conftest import needs_docs
 PACKAGES = ("online_gmm", "ssl_bridge")
 #: torch's hook for ``repr()`` (``mkdocs.yml`` filters it out of the site).
 FRAMEWORK_HOOKS = {"extra_repr"}
-#: Methods of ``ssl_bridge`` without an Examples section yet: that module is being rewritten
-#: for the GPU in another change (issue 31, item 2), which adds them.
-PENDING_EXAMPLES = {"GMMPrototypes.collapse_report", "JointPrototypes.forward"}
 
 
 def _importable(name: str) -> bool:
@@ -98,8 +95,6 @@ def test_every_public_method_has_a_numpydoc_docstring_with_examples(item):
     cls, method = item
     doc = inspect.getdoc(getattr(cls, method)) or ""
     assert doc.strip(), f"{_id(item)} has no docstring"
-    if _id(item) in PENDING_EXAMPLES:
-        pytest.xfail("ssl_bridge's rewrite (issue 31, item 2) adds its examples")
     assert re.search(r"^Examples\n-{8,}\n\s*>>> ", doc, re.M), f"{_id(item)}: no Examples"
 
 
