@@ -149,9 +149,9 @@ def steady_step(
 ) -> tuple[core.MixtureState, Tensor, Tensor]:
     """One steady online-EM step of :class:`~ssl_bridge.GMMPrototypes` on a batch, as a
     pure function of tensors that reads nothing on the host: the unit that
-    :meth:`GMMPrototypes.compile <ssl_bridge.GMMPrototypes.compile>` compiles (one graph,
-    ``torch.compile(fullgraph=True)``) and that ``update`` calls when every prototype is
-    seeded and the warm-up is over.
+    :meth:`GMMPrototypes.compile_step <ssl_bridge.GMMPrototypes.compile_step>` compiles
+    (one graph, ``torch.compile(fullgraph=True)``) and that ``update`` calls when every
+    prototype is seeded and the warm-up is over.
 
     Rows with NaN or inf get weight 0 (counted in the flags: ``update`` then raises or
     warns as ``nonfinite`` says); the rows are L2-normalised with ``normalize``; the

@@ -216,7 +216,7 @@ class GMMPrototypes(nn.Module):
         # torch.compile read it without a device sync
         self._host_view = (self.step, _update.HostState(0, True, True, False))
         self._lock = threading.Lock()  # one update (or load) at a time
-        self._compiled = None  # the compiled steady step (:meth:`compile`)
+        self._compiled = None  # the compiled steady step (:meth:`compile_step`)
 
     def __getstate__(self):  # (a lock is not picklable: copies get their own)
         state = super().__getstate__() if hasattr(super(), "__getstate__") else dict(
@@ -371,8 +371,9 @@ class GMMPrototypes(nn.Module):
             return self._update(teacher_embeddings, return_targets, temperature, balance,
                                 sinkhorn_iterations)
 
-    def compile(self, **compile_options: Any) -> GMMPrototypes:
-        """Compile the steady update with ``torch.compile(fullgraph=True)``: the unit is
+    def compile_step(self, **compile_options: Any) -> GMMPrototypes:
+        """Compile the steady update with ``torch.compile(fullgraph=True)`` (not
+        ``forward``: ``torch.compile(head)`` or torch's ``head.compile()`` do that): the unit is
         :func:`ssl_bridge.steady_step` (the E-step, the M-step, the checks and the
         reseeding test of an update with every prototype seeded and the warm-up over), one
         graph for every covariance type; :meth:`update` then calls it (its lock, its one
@@ -396,7 +397,7 @@ class GMMPrototypes(nn.Module):
         --------
         >>> import torch
         >>> from ssl_bridge import GMMPrototypes
-        >>> head = GMMPrototypes(n_prototypes=8, dim=4).compile()
+        >>> head = GMMPrototypes(n_prototypes=8, dim=4).compile_step()
         >>> _ = head.update(torch.randn(32, 4))
         """
         self._compiled = torch.compile(_update.steady_step, fullgraph=True,
@@ -464,7 +465,7 @@ class GMMPrototypes(nn.Module):
 
     def _steady_update(self, x: Tensor, host: _update.HostState, return_targets: bool):
         """Every prototype seeded, the warm-up over, no process group: :func:`steady_step`
-        (compiled by :meth:`compile`), and its flags read once."""
+        (compiled by :meth:`compile_step`), and its flags read once."""
         temperature, eta = self._schedules().at(host.step)
         state = self._state()
         numba = state.means is not self.means  # (the numba backend's NumPy views)

@@ -69,7 +69,7 @@ def test_compiled_steady_step_is_one_graph_equal_to_eager(ct):
     torch._dynamo.reset()
     with core.use_backend("reference"):
         eager = _steady(ct)
-        compiled = copy.deepcopy(eager).compile()  # fullgraph=True: a break raises
+        compiled = copy.deepcopy(eager).compile_step()  # fullgraph=True: a break raises
         for _ in range(2):
             x = torch.randn(128, D)
             a, b = eager.update(x), compiled.update(x)
