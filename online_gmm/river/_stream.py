@@ -95,7 +95,8 @@ class MixtureStream:
     # ------------------------------------------------------------------ public state
     @property
     def features(self) -> tuple[Hashable, ...] | None:
-        """The feature names in the model's order (the first row's keys), or None before it."""
+        """The feature names (the first row's keys, sorted): the columns of the mixture's
+        arrays, in order; None before the first row."""
         return self._features
 
     @property
@@ -117,7 +118,8 @@ class MixtureStream:
         Parameters
         ----------
         x : dict
-            The row: a number for each feature (the first row fixes the features).
+            The row: a number for each feature, keys in any order (the first row fixes
+            the features).
 
         Raises
         ------
@@ -141,7 +143,7 @@ class MixtureStream:
         Parameters
         ----------
         X : pandas.DataFrame
-            One column per feature (the first call fixes the features, in column order,
+            One column per feature, in any order (the first call fixes the features,
             unless rows were learned before).
         """
         if self._features is None:
@@ -163,13 +165,21 @@ class MixtureStream:
                 i = n
 
     def _start(self, keys: list[Hashable]) -> tuple[Hashable, ...]:
-        """Fix the features (in the order of ``keys``); check the parameters now rather
-        than at the first step."""
+        """Fix the features: ``keys``, sorted (so that the order of a dict's keys never
+        matters, not even the first row's: river's ``check_shuffle_features_no_impact``),
+        or in their order if they do not sort (names of mixed types). The parameters are
+        checked now rather than at the first step."""
         if not keys:
-            raise ValueError(f"{type(self).__name__} needs at least one feature: got {{}}.")
+            raise ValueError(f"{type(self).__name__} needs at least one feature: got none.")
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"{type(self).__name__} got duplicate feature names: {keys!r}.")
         self._new_mixture()._validate_params()  # (a fresh, unfitted model: nothing kept)
-        self._features = tuple(keys)
-        self._feature_set = frozenset(keys)
+        try:
+            ordered = sorted(keys)
+        except TypeError:
+            ordered = list(keys)
+        self._features = tuple(ordered)
+        self._feature_set = frozenset(ordered)
         return self._features
 
     def _new_mixture(self) -> OnlineGaussianMixture:
@@ -235,8 +245,8 @@ class MixtureStream:
         if new:
             parts.append(f"has the new features {new!r}")
         return ValueError(
-            f"{type(self).__name__} models the features {list(features)!r} (the first row's, "
-            f"fixed): this row {' and '.join(parts)}. A Gaussian mixture is a density over "
+            f"{type(self).__name__} models the features {list(features)!r} (the first "
+            f"row's, fixed): this row {' and '.join(parts)}. A Gaussian mixture is a density over "
             "one fixed set of features; select them upstream (river.compose.Select) and fill "
             "unknown values (None, then river.preprocessing.StatImputer)."
         )

@@ -23,10 +23,11 @@ class GaussianMixture(MixtureStream, base.Clusterer):
     (:meth:`online_gmm.OnlineGaussianMixture.predict`). The mixture itself is the
     :attr:`mixture` attribute, an :class:`~online_gmm.OnlineGaussianMixture`.
 
-    The first row's keys fix the features and their order; a later row that misses one
-    or brings a new one raises a ``ValueError`` naming them (a mixture is a density over
-    one fixed vector: river's own wrapper of scikit-learn estimators, ``river.compat``, does
-    the same). Until the first step, ``predict_one`` returns 0 (one cluster); rows still
+    The first row's keys fix the features (kept sorted: the order of a dict's keys never
+    matters, as river's checks require); a later row that misses one or brings a new one
+    raises a ``ValueError`` naming them (a mixture is a density over one fixed vector:
+    river's own wrapper of scikit-learn estimators, ``river.compat``, does the same).
+    Until the first step, ``predict_one`` returns 0 (one cluster); rows still
     gathered (fewer than ``batch_size``, :attr:`n_pending`) do not yet change predictions.
 
     Parameters
@@ -96,7 +97,7 @@ class GaussianMixture(MixtureStream, base.Clusterer):
     for ``batch_size`` (256 here, 1024 there: rows per step in both). Not here: ``fit``'s own
     (``tol``, ``max_iter``, ``n_init``, ``init_size``, ``warm_start``, ``verbose``,
     ``verbose_interval``) and the initial arrays (``weights_init``, ``means_init``,
-    ``precisions_init``), whose columns would have to follow the first row's keys.
+    ``precisions_init``), whose columns would have to follow the sorted feature names.
 
     Examples
     --------

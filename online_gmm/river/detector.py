@@ -32,10 +32,11 @@ class GaussianMixtureDetector(MixtureStream, AnomalyDetector):
     (fewer than ``batch_size`` rows learned) every row scores 0.0, as river's
     ``HalfSpaceTrees`` scores 0 during its first window.
 
-    The first row's keys fix the features and their order; a later row that misses one
-    or brings a new one raises a ``ValueError`` naming them (a mixture is a density over
-    one fixed vector: river's own wrapper of scikit-learn estimators, ``river.compat``, does
-    the same). Features need no scaling to [0, 1] (unlike ``HalfSpaceTrees``'s default
+    The first row's keys fix the features (kept sorted: the order of a dict's keys never
+    matters, as river's checks require); a later row that misses one or brings a new one
+    raises a ``ValueError`` naming them (a mixture is a density over one fixed vector:
+    river's own wrapper of scikit-learn estimators, ``river.compat``, does the same).
+    Features need no scaling to [0, 1] (unlike ``HalfSpaceTrees``'s default
     limits): each component has its own covariance.
 
     Parameters
