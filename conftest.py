@@ -1,6 +1,11 @@
 """Test configuration shared by tests/ and the doctests of the packages."""
 
+import importlib.util
 import os
+
+# online_gmm.river needs the river extra: without it, its doctests are not collected (its
+# tests skip themselves; tests/river/test_import.py checks the message a user then gets)
+collect_ignore_glob = [] if importlib.util.find_spec("river") else ["online_gmm/river/*"]
 
 # scikit-learn's array-API estimator checks (array-api-strict, torch on CPU) need SciPy's
 # array-API mode, which must be set before SciPy is first imported.

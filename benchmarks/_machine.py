@@ -62,9 +62,11 @@ def thread_pools() -> dict[str, Any]:
 
     from online_gmm._backends import kernels as _kernels
 
-    # numba picks its threading layer at the first parallel launch: make one (tiny).
-    g = np.zeros((2, 2))
-    _kernels.log_density(g, np.zeros(2), np.zeros(2), np.ones(2), np.zeros(2))
+    # numba picks its threading layer at the first parallel launch: make one (the smallest
+    # that the kernel runs in parallel, 2 MiB).
+    n = _kernels.SMALL_KERNEL_WORK
+    g = np.zeros((n, 1))
+    _kernels.log_density(g, np.zeros(n), np.zeros(1), np.ones(1), np.zeros(1))
     try:
         layer = numba.threading_layer()
     except ValueError:

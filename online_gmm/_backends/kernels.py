@@ -268,15 +268,27 @@ def tempered_posterior(G, a, b, s, const, inv_temp, ll) -> None:
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy")
 def log_density(G, a, b, s, const):  # pragma: no cover - compiled
-    """In place: ``G[n, k] <- l_nk`` (the weighted log-density, no softmax)."""
-    n_samples, n_components = G.shape
-    for i in numba.prange(n_samples):
-        ai = a[i]
-        for k in range(n_components):
-            q = ai + G[i, k] + b[k]
-            if q < 0.0:
-                q = 0.0
-            G[i, k] = const[k] - 0.5 * s[k] * q
+    """In place: ``G[n, k] <- l_nk`` (the weighted log-density, no softmax); rows in
+    parallel for large work only (below :data:`SMALL_KERNEL_WORK` entries no parallel region
+    starts: on a busy machine its start alone took milliseconds, for one row)."""
+    n_samples = G.shape[0]
+    if G.size < SMALL_KERNEL_WORK:
+        for i in range(n_samples):
+            _row_log_density(G, i, a, b, s, const)
+    else:
+        for i in numba.prange(n_samples):
+            _row_log_density(G, i, a, b, s, const)
+
+
+@numba.njit(fastmath=_FASTMATH, inline="always", cache=True, nogil=True, error_model="numpy")
+def _row_log_density(G, i, a, b, s, const):  # pragma: no cover - compiled
+    """Row ``i`` of :func:`log_density`."""
+    ai = a[i]
+    for k in range(G.shape[1]):
+        q = ai + G[i, k] + b[k]
+        if q < 0.0:
+            q = 0.0
+        G[i, k] = const[k] - 0.5 * s[k] * q
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy")
@@ -379,6 +391,11 @@ def block_statistics(X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp,
     ``S`` in float64: :func:`_tied_float64_sums`).
     """
     n_blocks = A.shape[0]
+    if n_blocks == 1:  # (no parallel region for one block: on a busy machine its start
+        # alone took milliseconds, 30 times a small step's own work)
+        _one_block(np.int64(0), X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp,
+                   floor, A, B, Z, G, ll, S, S64, x64, T2, loglik)
+        return
     # the parallel loop holds one call, so numba's parfor passes see a few lines, not the
     # block's whole body; int64 index: the parfor's own (unsigned) index would compile
     # _one_block a second time (each compile ~2.4 s of a cold start)

@@ -185,9 +185,10 @@ def _m_step_kernel(state: MixtureState, stats: BatchStats, eta: float, forgettin
 #
 # Blocks: as many as numba has threads (``numba.set_num_threads``, ``NUMBA_NUM_THREADS``), but
 # none below :data:`MIN_BLOCK_ROWS` rows, and one when the batch's work is below
-# :data:`MIN_PARALLEL_WORK`; a batch beyond scikit-learn's ``working_memory`` goes through in
-# rounds. Results are deterministic for a given thread count; across thread counts they agree
-# to rounding, as BLAS's own results do.
+# :data:`MIN_PARALLEL_WORK` (a single block runs on the calling thread: no parallel region
+# starts); a batch beyond scikit-learn's ``working_memory`` goes through in rounds. Results
+# are deterministic for a given thread count; across thread counts they agree to rounding,
+# as BLAS's own results do.
 
 #: Fewest rows a block keeps (below it the products lose BLAS efficiency).
 MIN_BLOCK_ROWS = 128

@@ -72,6 +72,24 @@ def test_tempered_posterior_matches_numpy(dtype, inv_temp, shape):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 3), (7, 5), (300, 1200)])  # serial and parallel rows
+def test_log_density_matches_numpy(dtype, shape):
+    rng = np.random.default_rng(1)
+    n, K = shape
+    G = (rng.standard_normal((n, K)) * 50).astype(dtype)
+    a = rng.uniform(0, 10, n).astype(dtype)
+    b = rng.uniform(0, 10, K).astype(dtype)
+    s = rng.uniform(0.5, 2, K).astype(dtype)
+    const = rng.normal(0, 3, K).astype(dtype)
+    expected = const - 0.5 * s * np.maximum(a[:, None] + G.astype(np.float64) + b, 0)
+    assert (G.size < _kernels.SMALL_KERNEL_WORK) == (n < 300)
+    _kernels.log_density(G, a, b, s, const)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(G, expected, rtol=tol, atol=tol)
+    assert G.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_all_finite_finds_every_nan_and_inf_in_any_layout(dtype):
     rng = np.random.default_rng(3)
     X = rng.standard_normal((257, 9)).astype(dtype)

@@ -121,7 +121,7 @@ def test_ci_runs_the_readme_commands_in_order(tmp_path):
     assert lines[0].startswith("python -m pip install") and "--upgrade pip" in lines[0]
     assert lines[1:3] == ["setup a", "setup b"]
     assert lines[3].startswith("python -m pip install")
-    for extra in ("test", "torch", "bench", "dask", "docs", "examples"):
+    for extra in ("test", "torch", "bench", "river", "dask", "docs", "examples"):
         assert extra in lines[3]
     assert lines[4:] == ["ruff check .", "pytest ran"]
 

@@ -37,7 +37,7 @@ def test_site_builds_strict(site):
 
 
 # ---------------------------------------------------------------------- the API reference
-API_PAGES = ("online_gmm", "diagnostics", "core", "ssl_bridge")
+API_PAGES = ("online_gmm", "diagnostics", "river", "core", "ssl_bridge")
 _ROLE = re.compile(r":(?:py:)?(?:class|meth|func|mod|data|attr|obj|exc|const|ref):")
 
 
@@ -121,6 +121,20 @@ def test_the_bridges_parameters_show_their_own_types_and_defaults(site):
     assert rows["max_reseed"] == ("int or None", "None")
     assert rows["reg_covar"] == ("float", "1e-6")
     assert "k-means++" in rows["init_params"][0] and rows["init_params"][1] == '"k-means++"'
+
+
+@needs_docs
+@pytest.mark.parametrize("name", ["GaussianMixture", "GaussianMixtureDetector"])
+def test_the_river_estimators_parameters_show_their_own_types_and_defaults(site, name):
+    river = pytest.importorskip("online_gmm.river", reason="river is the river extra")
+    cls = getattr(river, name)
+    page = _page(site, "river")
+    rows = _check_parameters(page, f"online_gmm.river.{name}", cls)
+    assert rows["batch_size"] == ("int", "256")
+    assert rows["covariance_type"][1] == '"diag"'
+    for method in ("learn_one", "learn_many", "score_one" if "Detector" in name else
+                   "predict_one"):
+        assert f'id="online_gmm.river.{name}.{method}"' in page, method
 
 
 @needs_docs
