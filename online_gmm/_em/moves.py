@@ -234,7 +234,7 @@ def _birth_proposal(state, Xb, wb, config, rng, backend) -> MixtureState | None:
     live_means = xp.take(state.means, take_index(np.flatnonzero(live), state.means, xp),
                          axis=0)
     idx = kmeans_plusplus_indices(Xb, w_host, live_means, n_new, rng, xp)
-    if idx.size == 0:
+    if idx.shape[0] == 0:
         return None
     born = xp.astype(xp.take(Xb, take_index(idx, Xb, xp), axis=0), xp.float64)
     means = lloyd(Xb, wb, xp.concat([live_means, born], axis=0), LLOYD_ITERATIONS, xp)

@@ -57,8 +57,12 @@ def kmeans_plusplus_indices(X, w_host: np.ndarray, centers, n_new: int, rng, xp)
     if n_new == positive.size:
         return rng.permutation(positive)
     centred = _centred(X, xp)  # once, not once per distance computation
-    closest = to_numpy(_sq_dist_to_nearest(X, centers, xp, centred=centred)).astype(np.float64)
     n_trials = 2 + int(math.log(centers.shape[0] + n_new))
+    if not isinstance(X, np.ndarray):  # on the data's device, without a read per centre
+        closest = _sq_dist_to_nearest(X, centers, xp, centred=centred)
+        return _greedy_d2_on_device(X, w_host, closest, centred, n_new, n_trials, rng, xp,
+                                    first_by_weight=centers.shape[0] == 0)
+    closest = to_numpy(_sq_dist_to_nearest(X, centers, xp, centred=centred)).astype(np.float64)
     # one BLAS thread for these small products (their threads cost more than they give)
     with blas_threads_for(n_trials * X.shape[0] * X.shape[1]):
         return _greedy_d2(X, w_host, closest, centred, n_new, n_trials, rng, xp)
@@ -86,6 +90,62 @@ def _greedy_d2(X, w_host, closest, centred, n_new, n_trials, rng, xp) -> np.ndar
         chosen.append(idx)
         closest = np.minimum(np.where(np.isfinite(closest), closest, np.inf), d_new)
     return np.asarray(chosen, dtype=np.intp)
+
+
+def _greedy_d2_on_device(X, w_host, closest, centred, n_new, n_trials, rng, xp, *,
+                         first_by_weight: bool):
+    """:func:`_greedy_d2` on the data's device (a GPU): the same greedy D^2 sampling, with
+    no host read per centre. NumPy's ``choice(n, p=p)`` is an inverse-CDF search of one
+    uniform draw per sample, so the uniforms are drawn from the same ``RandomState`` on
+    the host, all at once, copied to the device in one transfer, and searched there in the
+    cumulated potentials; the chosen indices stay on the device (an index array of it).
+    Where every potential is zero (every row on a centre) the candidates are drawn by
+    weight, among the rows not chosen yet. The same draws as the host's :func:`_greedy_d2`
+    up to the rounding of the cumulated sums."""
+    f64 = xp.float64
+    n = X.shape[0]
+    w = asarray_like(np.asarray(w_host, dtype=np.float64), closest, xp, dtype=f64)
+    n_draws = n_new * n_trials - (n_trials - 1 if first_by_weight else 0)
+    uniforms = asarray_like(rng.random_sample(n_draws), closest, xp, dtype=f64)
+    taken = xp.zeros(n, dtype=xp.bool, device=device(closest))
+    chosen = []
+    pos = 0
+    for i in range(n_new):
+        free_w = xp.where(taken, xp.zeros_like(w), w)
+        if i == 0 and first_by_weight:
+            cand = _search(free_w, uniforms[pos : pos + 1], n, xp)
+            pos += 1
+            idx, d_new = cand, _pairwise_sq_on_device(cand, centred, xp)[0, ...]
+        else:
+            pot = w * xp.where(xp.isfinite(closest), closest, xp.zeros_like(closest))
+            p = xp.where(xp.sum(pot) > 0, pot, free_w)  # (every row on a centre: by weight)
+            cand = _search(p, uniforms[pos : pos + n_trials], n, xp)
+            pos += n_trials
+            d_cand = _pairwise_sq_on_device(cand, centred, xp)  # (n_trials, n)
+            new_pot = xp.sum(xp.minimum(closest[None, :], d_cand) * w, axis=1)
+            best = xp.reshape(xp.argmin(new_pot), (1,))
+            idx, d_new = xp.take(cand, best, axis=0), xp.take(d_cand, best, axis=0)[0, ...]
+        chosen.append(idx)
+        taken = taken | (xp.arange(n, device=device(closest)) == idx)
+        closest = xp.minimum(closest, d_new)
+    return xp.concat(chosen, axis=0)
+
+
+def _search(p, u, n: int, xp):
+    """Indices drawn with probabilities ``p`` (unnormalised) for the uniforms ``u``:
+    NumPy's ``choice``, an inverse-CDF search, on the device."""
+    cdf = xp.cumulative_sum(p) if hasattr(xp, "cumulative_sum") else xp.cumsum(p)
+    idx = xp.searchsorted(cdf, u * cdf[-1], side="right")
+    return xp.minimum(idx, xp.full_like(idx, n - 1))
+
+
+def _pairwise_sq_on_device(idx, centred: tuple, xp):
+    """(len(idx), n) squared distances between rows ``idx`` (a device index array) and all
+    rows, on the device (:func:`_pairwise_sq`'s formula)."""
+    Xc, xx, _ = centred
+    Cc = xp.take(Xc, idx, axis=0)
+    d2 = xp.take(xx, idx, axis=0)[:, None] - 2.0 * (Xc @ Cc.T).T + xx
+    return xp.maximum(d2, xp.zeros_like(d2))
 
 
 def _centred(X, xp) -> tuple:
@@ -392,8 +452,8 @@ def _seed_and_reseed(state, X, w, w_host, config, rng, backend):
     live = seeded & ~dead
     live_means = xp.take(state.means, take_index(np.flatnonzero(live), state.means, xp), axis=0)
     idx = kmeans_plusplus_indices(X, w_host, live_means, targets.size, rng, xp)
-    targets = targets[: idx.size]
-    if idx.size == 0:
+    targets = targets[: idx.shape[0]]
+    if idx.shape[0] == 0:
         return state, 0, 0
     var = pooled_variance(state, ct, config.reg_covar, xp)
     if var is None:

@@ -166,3 +166,41 @@ def test_full_type_statistics_equal_the_per_component_formula():
     for k in range(K):
         Y = (Xc - xbc[k]) * torch.sqrt(w * R[:, k])[:, None]
         torch.testing.assert_close(M[k], Y.T @ Y)
+
+
+@pytest.mark.parametrize("n_centers", [0, 5])
+def test_kmeans_plusplus_on_the_device_draws_the_host_s_seeds(n_centers):
+    """The device's k-means++ (uniforms from the same RandomState, searched on the device)
+    chooses the rows the host's chooses."""
+    import array_api_compat.numpy as npx
+    import array_api_compat.torch as tx
+    import numpy as np
+
+    from online_gmm._em.seeding import kmeans_plusplus_indices
+
+    X = np.random.default_rng(0).normal(size=(400, D))
+    w = np.ones(400)
+    w[:10] = 0.0  # rows of no weight are never chosen
+    C = X[100 : 100 + n_centers]
+    host = kmeans_plusplus_indices(X, w, C, 24, np.random.RandomState(3), npx)
+    dev = kmeans_plusplus_indices(torch.from_numpy(X), w, torch.from_numpy(C), 24,
+                                  np.random.RandomState(3), tx)
+    assert isinstance(dev, torch.Tensor)
+    np.testing.assert_array_equal(host, dev.numpy())
+    assert not np.isin(host, np.arange(10)).any()
+
+
+def test_warm_up_restarts_read_the_host_a_number_of_times_independent_of_K():
+    reads = {}
+    with core.use_backend("reference"):
+        for K in (8, 48):
+            torch.manual_seed(0)
+            head = GMMPrototypes(K, D, warmup_size=512, warmup_restarts=2)
+            for _ in range(3):
+                head.update(torch.randn(128, D))
+            with DeviceCalls() as calls:
+                head.update(torch.randn(128, D))  # fills the buffer: the restarts run
+            assert int(head.warmup_progress[0]) == 2  # (done)
+            reads[K] = calls.n_syncs
+    # k-means++ reads nothing per centre: 40 more centres add no reads
+    assert reads[48] <= reads[8] + 4, reads
