@@ -194,7 +194,13 @@ def steady_step(
     X, W = host_view(x), host_view(w)  # (NumPy views where numba runs them)
     backend = core.select_backend(X, defer_checks=True, working_memory=working_memory)
     hooks = core.NO_HOOKS
-    if log_density_out is not None:
+    if log_density_out is not None and isinstance(X, np.ndarray):
+        # the numba backend: its block kernels give no log-densities, and its log-density
+        # kernel on the state before the step is faster than the chunked E-step that would
+        # (the same posterior: the parameters the step's E-step uses)
+        p = core.state_prepared(state, config.covariance_type, X.dtype, np)
+        log_density_out.copy_(torch.from_numpy(core.weighted_log_density(X, p, backend)))
+    elif log_density_out is not None:
         def capture(rows, logp):
             log_density_out[rows] = torch.from_numpy(logp) if isinstance(
                 logp, np.ndarray) else logp
