@@ -137,7 +137,8 @@ def test_only_selects_sections_and_refuses_unknown_ones():
     from benchmarks.gpu import parse_args
 
     assert parse_args(["--only", "syncs,agreement"]).only == ["agreement", "syncs"]
-    assert parse_args(["--smoke"]).only == ["cuda_tests", "agreement", "timing", "syncs"]
+    assert parse_args(["--smoke"]).only == ["cuda_tests", "agreement", "timing", "syncs",
+                                            "memory"]
     with pytest.raises(SystemExit):
         parse_args(["--only", "nope"])
 
