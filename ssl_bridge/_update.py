@@ -37,6 +37,26 @@ class HostState:
                        has_prototypes=self.has_prototypes or seeded_some)
 
 
+#: The buffers whose in-place writes change what the host must know before a step.
+_WATCHED = ("step", "seeded", "weights", "nu", "warmup_progress")
+
+
+def buffers_key(module) -> tuple:
+    """What :class:`HostState` is valid for: the watched buffers themselves and their
+    version counters (host-side: reading them reads no device), so that a replaced buffer
+    (a load, a move) or one written in place by hand is noticed. Compare with
+    :func:`same_buffers`."""
+    return tuple((b, b._version) for b in (module._buffers[n] for n in _WATCHED))
+
+
+def same_buffers(key: tuple | None, module) -> bool:
+    """Whether ``key`` (:func:`buffers_key`) still describes the module's buffers."""
+    if key is None:
+        return False
+    return all(b is module._buffers[n] and b._version == v
+               for n, (b, v) in zip(_WATCHED, key, strict=True))
+
+
 def host_state_of(module) -> HostState:
     """Read the module's buffers (host reads: after a load, a move or a hand-written
     buffer, not per step)."""

@@ -214,8 +214,8 @@ class GMMPrototypes(nn.Module):
         # the host's view of the buffers (step, phases, whether any prototype is seeded),
         # valid for the ``step`` tensor it names: an update, the student path and
         # torch.compile read it without a device sync
-        self._host_view = (self.step, _update.HostState(0, True, True, False))
-        self._lock = threading.Lock()  # one update (or load) at a time
+        self._host_view = (None, _update.HostState(0, True, True, False))
+        self._lock = threading.RLock()  # one update, load or snapshot at a time
         self._compiled = None  # the compiled steady step (:meth:`compile_step`)
 
     def __getstate__(self):  # (a lock is not picklable: copies get their own)
@@ -228,7 +228,7 @@ class GMMPrototypes(nn.Module):
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ plumbing
     def _apply(self, fn, *args, **kwargs):  # keep the float64 state through .to(dtype)
@@ -237,6 +237,7 @@ class GMMPrototypes(nn.Module):
         for n, b in list(self._buffers.items()):
             if b is not None and b.dtype != before[n].dtype:
                 self._buffers[n] = before[n].to(device=b.device)
+        self._refresh_host()  # (new tensors: read them now, not in a compiled call)
         return out
 
     @property
@@ -256,11 +257,16 @@ class GMMPrototypes(nn.Module):
     def _use_distributed(self) -> bool:
         return _distributed.is_active() if self.distributed is None else bool(self.distributed)
 
-    def _state(self) -> core.MixtureState:
-        """The buffers as a state: NumPy views of CPU buffers where the numba backend runs
-        them (:func:`online_gmm.core.host_view`), the tensors themselves elsewhere."""
-        return core.MixtureState(**{n: _update.host_view(getattr(self, n))
-                                    for n in _STATE_FIELDS})
+    def _state(self, buffers: dict | None = None) -> core.MixtureState:
+        """The buffers (or a snapshot of them, ``dict(self._buffers)``, taken at once) as a
+        state: NumPy views of CPU buffers where the numba backend runs them
+        (:func:`online_gmm.core.host_view`), the tensors themselves elsewhere."""
+        buffers = self._buffers if buffers is None else buffers
+        return core.MixtureState(**{n: _update.host_view(buffers[n]) for n in _STATE_FIELDS})
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        with self._lock:  # (every buffer of one step, not of two)
+            super()._save_to_state_dict(destination, prefix, keep_vars)
 
     def _prepare_input(self, x: Tensor, what: str) -> Tensor:
         return self._normalized(self._checked_input(x, what))
@@ -405,12 +411,25 @@ class GMMPrototypes(nn.Module):
         return self
 
     def _host(self) -> _update.HostState:
-        """The host's view of the step counter and phases, for the current buffers (read
-        from them only when they were replaced other than by an update)."""
-        step_tensor, host = self._host_view
-        if step_tensor is not self.step:
+        """The host's view of the step counter and phases, for the current buffers: read
+        from them again only when they were replaced or written in place other than by an
+        update (which the buffers' identities and version counters tell, on the host)."""
+        key, host = self._host_view
+        if torch.compiler.is_compiling():  # (refreshed eagerly wherever buffers change)
+            return host
+        if not _update.same_buffers(key, self):
+            host = self._refresh_host()
+        return host
+
+    def _refresh_host(self) -> _update.HostState:
+        """Read the buffers (host reads) into the host's view, under the lock."""
+        if self.step.is_meta:  # (no data to read: read it when there is)
+            self._host_view = (None, self._host_view[1])
+            return self._host_view[1]
+        with self._lock:
+            key = _update.buffers_key(self)
             host = _update.host_state_of(self)
-            self._host_view = (self.step, host)
+            self._host_view = (key, host)
         return host
 
     def _screen(self, x: Tensor, dist_on: bool):
@@ -450,17 +469,22 @@ class GMMPrototypes(nn.Module):
         host = self._host()
         dist_on = self._use_distributed()
         if host.warming or host.seeding or dist_on or x.shape[0] == 0:
-            info, logp = self._general_update(x, host, dist_on, return_targets)
+            info, logp, kept = self._general_update(x, host, dist_on, return_targets)
         else:
-            info, logp = self._steady_update(x, host, return_targets)
+            info, logp, kept = self._steady_update(x, host, return_targets)
         if not return_targets:
             return info
+        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        q = torch.full((x.shape[0], self.n_prototypes), float("nan"), dtype=dtype,
+                       device=self.device)
         if logp is None:  # (nothing updated)
-            q = torch.full((x.shape[0], self.n_prototypes), float("nan"),
-                           dtype=torch.float32, device=self.device)
-        else:
-            q = _update.targets_from(logp, temperature, balance, sinkhorn_iterations,
-                                     self._use_distributed())
+            return info, q
+        # the targets of the rows stepped on (skipped rows: NaN, and not in the balancing)
+        rows = _update.targets_from(logp, temperature, balance, sinkhorn_iterations,
+                                    self._use_distributed())
+        if kept is None:
+            return info, rows
+        q[kept] = rows
         return info, q
 
     def _steady_update(self, x: Tensor, host: _update.HostState, return_targets: bool):
@@ -479,27 +503,29 @@ class GMMPrototypes(nn.Module):
             log_density_out=logp,
         )
         n_bad, nonfinite, seed_next = flags.tolist()  # the one read
+        kept = None
         if n_bad:
             self._refuse_or_warn(n_bad, x.shape[0])
             if n_bad == x.shape[0]:
-                return self._no_update(n_bad), None
+                return self._no_update(n_bad), None, None
+            kept = torch.isfinite(x).all(dim=1)  # (rows of weight 0 in the step)
+            logp = None if logp is None else logp[kept]
         if nonfinite:
             raise FloatingPointError(_NONFINITE_STATE)
         new = _update.new_buffers(self, new_state, n_rows=x.shape[0] - n_bad, n_reseeded=0,
                                   rng=None)
         self._commit(new, host.after(warming=False, seeding=bool(seed_next),
                                      seeded_some=False))
-        return self._info(loglik, temperature, eta, 0, 0, n_bad), logp
+        return self._info(loglik, temperature, eta, 0, 0, n_bad), logp, kept
 
     def _general_update(self, x: Tensor, host: _update.HostState, dist_on: bool,
                         return_targets: bool):
         """Seeding, the warm-up or ``torch.distributed``: the core's step with the reads it
         needs (the bad rows counted and dropped first, the RNG read, the core's own
         seeding test), and the same one read of the new state's flags at the end."""
-        n_rows = x.shape[0]
         x, w, n_bad, kept = self._screen(x, dist_on)
         if x.shape[0] == 0 and not dist_on:
-            return self._no_update(n_bad), None
+            return self._no_update(n_bad), None, None
         x = self._normalized(x)
         X, w = core.host_view(x), core.host_view(w)
         backend = core.select_backend(X, defer_checks=True,
@@ -542,22 +568,15 @@ class GMMPrototypes(nn.Module):
             _state.discard_uncommitted(self)
             raise
         loglik = _update.mean_loglik(info.loglik, info.weight, self.device)
-        logp = None
-        if capture is not None:
-            logp = capture.out
-            if n_bad:  # (rows dropped before the step: NaN targets in their places)
-                full = torch.full((n_rows, K), float("nan"), dtype=logp.dtype,
-                                  device=logp.device)
-                full[kept] = logp
-                logp = full
+        logp = None if capture is None else capture.out  # (the kept rows')
         return self._info(loglik, info.temperature, info.forgetting_rate, info.n_seeded,
-                          info.n_reseeded, n_bad), logp
+                          info.n_reseeded, n_bad), logp, (kept if n_bad else None)
 
     def _commit(self, new: dict[str, Tensor], host: _update.HostState) -> None:
         """Swap every changed buffer for its new tensor in one call (an interrupt leaves
         the module before the step or after it), then the host's view of them."""
         self._buffers.update(new)
-        self._host_view = (new["step"], host)
+        self._host_view = (_update.buffers_key(self), host)
 
     @staticmethod
     def _info(loglik, temperature, eta, n_seeded, n_reseeded, n_skipped) -> dict[str, Any]:
@@ -614,6 +633,7 @@ class GMMPrototypes(nn.Module):
                         "n_prototypes, dim or covariance_type?): " + "; ".join(problems))
                 return
             self._buffers.update(new)
+            self._refresh_host()  # (read the loaded buffers now, not in a compiled call)
 
     @torch.no_grad()
     def targets(
@@ -694,7 +714,8 @@ class GMMPrototypes(nn.Module):
         X = _update.host_view(x)
         backend = core.select_backend(X, working_memory=self._working_memory(x))
         with self._full_precision():
-            p = core.state_prepared(self._state(), self.config.covariance_type, X.dtype,
+            p = core.state_prepared(self._state(dict(self._buffers)),  # (one step's buffers)
+                                    self.config.covariance_type, X.dtype,
                                     backend.xp)
             logp = core.weighted_log_density(X, p, backend)
             logp = torch.from_numpy(logp) if isinstance(logp, np.ndarray) else logp
@@ -780,7 +801,8 @@ class GMMPrototypes(nn.Module):
             return z @ protos.T
         # the reference backend on the tensors themselves, so gradients reach the student
         backend = core.select_backend(z)
-        state = core.MixtureState(**{n: getattr(self, n) for n in _STATE_FIELDS})
+        buffers = dict(self._buffers)  # (one step's buffers, not two)
+        state = core.MixtureState(**{n: buffers[n] for n in _STATE_FIELDS})
         with self._full_precision():
             p = core.state_prepared(state, self.config.covariance_type, z.dtype, backend.xp)
             return core.weighted_log_density(z, p, backend)

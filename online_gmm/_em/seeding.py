@@ -101,7 +101,9 @@ def _greedy_d2_on_device(X, w_host, closest, centred, n_new, n_trials, rng, xp, 
     cumulated potentials; the chosen indices stay on the device (an index array of it).
     Where every potential is zero (every row on a centre) the candidates are drawn by
     weight, among the rows not chosen yet. The same draws as the host's :func:`_greedy_d2`
-    up to the rounding of the cumulated sums."""
+    up to the rounding of the cumulated sums, except in that degenerate case: the host
+    then draws one row (one uniform), the device its usual candidates, and the two random
+    streams part from there (both choices valid)."""
     f64 = xp.float64
     n = X.shape[0]
     w = asarray_like(np.asarray(w_host, dtype=np.float64), closest, xp, dtype=f64)

@@ -204,3 +204,81 @@ def test_warm_up_restarts_read_the_host_a_number_of_times_independent_of_K():
             reads[K] = calls.n_syncs
     # k-means++ reads nothing per centre: 40 more centres add no reads
     assert reads[48] <= reads[8] + 4, reads
+
+
+@pytest.mark.parametrize("warmup_size", [0, "auto"])  # the steady path, the general one
+@pytest.mark.parametrize("balance", [None, "sinkhorn"])
+def test_skipped_rows_are_left_out_of_the_targets(warmup_size, balance):
+    torch.manual_seed(0)
+    head = GMMPrototypes(4, D, warmup_size=warmup_size, nonfinite="skip")
+    head.update(torch.randn(64, D))
+    x = torch.randn(16, D)
+    x[2] = float("nan")
+    before = copy.deepcopy(head)
+    with pytest.warns(RuntimeWarning, match="skipped 1 of 16"):
+        _, q = head.update(x, return_targets=True, balance=balance)
+    ok = torch.isfinite(x).all(dim=1)
+    assert torch.isnan(q[2]).all()
+    torch.testing.assert_close(q[ok], before.targets(x[ok], balance=balance),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_forward_compiles_in_one_graph_after_a_load_or_a_move():
+    src = _steady("spherical")
+    head = GMMPrototypes(16, D, warmup_size=0)
+    head.load_state_dict(src.state_dict())
+    z = torch.randn(8, D)
+    compiled = torch.compile(head, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(z), src(z))
+    moved = copy.deepcopy(src).to(torch.float64)  # (new tensors, the same values)
+    torch.testing.assert_close(torch.compile(moved, fullgraph=True, backend="eager")(z),
+                               src(z))
+
+
+def test_buffers_written_in_place_are_noticed():
+    def make():
+        torch.manual_seed(0)
+        head = GMMPrototypes(4, D, warmup_size=0, temperature_init=4.0, anneal_steps=20,
+                             anneal_schedule="linear")
+        for _ in range(5):
+            head.update(torch.randn(64, D))
+        return head
+
+    head = make()
+    with torch.no_grad():
+        head.weights[0] = 0.0  # a dead prototype, by hand
+    assert head.update(torch.randn(64, D))["n_reseeded"] == 1
+    head = make()
+    with torch.no_grad():
+        head.step.zero_()  # the schedule starts again
+    assert head.update(torch.randn(64, D))["temperature"] == pytest.approx(4.0)
+    assert int(head.step) == 1
+
+
+def test_a_state_dict_taken_during_updates_is_of_one_step():
+    import threading
+
+    head = GMMPrototypes(8, D, warmup_size=0, covariance_type="diag")
+    head.update(torch.randn(16, D))
+    torn, stop = [], threading.Event()
+
+    def updates():
+        for _ in range(150):
+            head.update(torch.randn(16, D))
+
+    def snapshots():
+        while not stop.is_set():
+            sd = head.state_dict()
+            if int(sd["n_samples_seen"]) != 16 * int(sd["step"]):
+                torn.append((int(sd["step"]), int(sd["n_samples_seen"])))
+
+    workers = [threading.Thread(target=updates) for _ in range(2)]
+    reader = threading.Thread(target=snapshots)
+    for t in [*workers, reader]:
+        t.start()
+    for t in workers:
+        t.join()
+    stop.set()
+    reader.join()
+    assert torn == []
+    assert int(head.step) == 301
