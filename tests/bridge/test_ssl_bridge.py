@@ -39,7 +39,7 @@ def test_update_targets_logits_shapes_and_gradients():
     assert list(head.parameters()) == []  # nothing for an optimiser to touch
     batch = _stream(1)[0]
     info = head.update(batch)
-    assert info["n_seeded"] == 16 and np.isfinite(info["loglik"])
+    assert info["n_seeded"] == 16 and bool(torch.isfinite(info["loglik"]))
     q = head.targets(batch, temperature=0.1)
     assert q.shape == (64, 16) and not q.requires_grad
     torch.testing.assert_close(q.sum(dim=1), torch.ones(64))
