@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from numbers import Integral, Real
 from typing import Any
@@ -24,6 +23,7 @@ from online_gmm import core
 from online_gmm.diagnostics import collapse_report
 
 from . import _checkpoint, _distributed, _state, _update
+from ._update_paths import UpdatePaths
 
 __all__ = ["GMMPrototypes"]
 
@@ -39,13 +39,6 @@ _OWN_CONSTRAINTS = {
     "random_state": [core.Interval(Integral, 0, 2**32 - 1, closed="both"), None],
 }
 _BALANCE = (None, "sinkhorn")
-#: The least working memory (MiB) an update's E-step chunks are planned with.
-MIN_WORKING_MEMORY = 64.0
-_NONFINITE_STATE = (
-    "The update produced a non-finite state; the model was left unchanged. This usually "
-    "means the data's scale overflows float arithmetic (rescale it) or reg_covar is too "
-    "small."
-)
 
 
 def _check_target_options(temperature: Any, balance: Any, sinkhorn_iterations: Any) -> None:
@@ -65,7 +58,7 @@ def _check_target_options(temperature: Any, balance: Any, sinkhorn_iterations: A
 _unit_rows = _update.unit_rows
 
 
-class GMMPrototypes(nn.Module):
+class GMMPrototypes(UpdatePaths, nn.Module):
     """K prototypes fitted apart from the encoder loss, by online EM over teacher embeddings.
 
     The mixture state lives in buffers (so ``state_dict`` checkpoints it exactly and
@@ -409,207 +402,6 @@ class GMMPrototypes(nn.Module):
         self._compiled = torch.compile(_update.steady_step, fullgraph=True,
                                        **compile_options)
         return self
-
-    def _host(self) -> _update.HostState:
-        """The host's view of the step counter and phases, for the current buffers: read
-        from them again only when they were replaced or written in place other than by an
-        update (which the buffers' identities and version counters tell, on the host)."""
-        key, host = self._host_view
-        if torch.compiler.is_compiling():  # (refreshed eagerly wherever buffers change)
-            return host
-        if not _update.same_buffers(key, self):
-            host = self._refresh_host()
-        return host
-
-    def _refresh_host(self) -> _update.HostState:
-        """Read the buffers (host reads) into the host's view, under the lock."""
-        if self.step.is_meta:  # (no data to read: read it when there is)
-            self._host_view = (None, self._host_view[1])
-            return self._host_view[1]
-        with self._lock:
-            key = _update.buffers_key(self)
-            host = _update.host_state_of(self)
-            self._host_view = (key, host)
-        return host
-
-    def _screen(self, x: Tensor, dist_on: bool):
-        """``(x, w, n_bad, kept)``: the rows without NaN or inf (counted and dropped now, a host
-        read) and their weights; ``nonfinite`` decides whether bad rows raise."""
-        bad = ~torch.isfinite(x).all(dim=1)
-        n_bad = int(bad.sum())
-        any_bad = _distributed.any_rank(n_bad > 0) if dist_on else n_bad > 0
-        if any_bad:
-            self._refuse_or_warn(n_bad, x.shape[0], other_rank=not n_bad)
-        if n_bad:
-            x = x[~bad]
-        return x, torch.ones(x.shape[0], dtype=x.dtype, device=x.device), n_bad, ~bad
-
-    def _refuse_or_warn(self, n_bad: int, n_rows: int, other_rank: bool = False) -> None:
-        if self.nonfinite == "raise":
-            raise ValueError(
-                "teacher_embeddings contain NaN or inf"
-                + (" on another rank" if other_rank else f" in {n_bad} rows")
-                + "; the prototypes were not updated (pass nonfinite='skip' to drop such rows)."
-            )
-        if n_bad:
-            warnings.warn(
-                f"GMMPrototypes.update skipped {n_bad} of {n_rows} rows with NaN or inf.",
-                RuntimeWarning,
-                stacklevel=6,  # (the caller of ``update``, through torch.no_grad's wrapper)
-            )
-
-    def _update(self, teacher_embeddings: Tensor, return_targets: bool, temperature: float,
-                balance: str | None, sinkhorn_iterations: int):
-        if not isinstance(teacher_embeddings, Tensor):
-            raise TypeError(
-                "teacher_embeddings must be a torch.Tensor, got "
-                f"{type(teacher_embeddings).__name__}."
-            )
-        x = self._checked_input(teacher_embeddings.detach(), "teacher_embeddings")
-        host = self._host()
-        dist_on = self._use_distributed()
-        if host.warming or host.seeding or dist_on or x.shape[0] == 0:
-            info, logp, kept = self._general_update(x, host, dist_on, return_targets)
-        else:
-            info, logp, kept = self._steady_update(x, host, return_targets)
-        if not return_targets:
-            return info
-        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-        q = torch.full((x.shape[0], self.n_prototypes), float("nan"), dtype=dtype,
-                       device=self.device)
-        if logp is None:  # (nothing updated)
-            return info, q
-        # the targets of the rows stepped on (skipped rows: NaN, and not in the balancing)
-        rows = _update.targets_from(logp, temperature, balance, sinkhorn_iterations,
-                                    self._use_distributed())
-        if kept is None:
-            return info, rows
-        q[kept] = rows
-        return info, q
-
-    def _steady_update(self, x: Tensor, host: _update.HostState, return_targets: bool):
-        """Every prototype seeded, the warm-up over, no process group: :func:`steady_step`
-        (compiled by :meth:`compile_step`), and its flags read once."""
-        temperature, eta = self._schedules().at(host.step)
-        state = self._state()
-        numba = state.means is not self.means  # (the numba backend's NumPy views)
-        logp = (torch.empty((x.shape[0], self.n_prototypes), dtype=x.dtype, device=x.device)
-                if return_targets else None)
-        step = _update.steady_step if numba or self._compiled is None else self._compiled
-        new_state, flags, loglik = step(
-            state, x, config=self.config, temperature=temperature, forgetting_rate=eta,
-            redundancy=core.redundancy_due(host.step + 1, self.n_prototypes, self.dim),
-            normalize=self.normalize, working_memory=self._working_memory(x),
-            log_density_out=logp,
-        )
-        n_bad, nonfinite, seed_next = flags.tolist()  # the one read
-        kept = None
-        if n_bad:
-            self._refuse_or_warn(n_bad, x.shape[0])
-            if n_bad == x.shape[0]:
-                return self._no_update(n_bad), None, None
-            kept = torch.isfinite(x).all(dim=1)  # (rows of weight 0 in the step)
-            logp = None if logp is None else logp[kept]
-        if nonfinite:
-            raise FloatingPointError(_NONFINITE_STATE)
-        new = _update.new_buffers(self, new_state, n_rows=x.shape[0] - n_bad, n_reseeded=0,
-                                  rng=None)
-        self._commit(new, host.after(warming=False, seeding=bool(seed_next),
-                                     seeded_some=False))
-        return self._info(loglik, temperature, eta, 0, 0, n_bad), logp, kept
-
-    def _general_update(self, x: Tensor, host: _update.HostState, dist_on: bool,
-                        return_targets: bool):
-        """Seeding, the warm-up or ``torch.distributed``: the core's step with the reads it
-        needs (the bad rows counted and dropped first, the RNG read, the core's own
-        seeding test), and the same one read of the new state's flags at the end."""
-        x, w, n_bad, kept = self._screen(x, dist_on)
-        if x.shape[0] == 0 and not dist_on:
-            return self._no_update(n_bad), None, None
-        x = self._normalized(x)
-        X, w = core.host_view(x), core.host_view(w)
-        backend = core.select_backend(X, defer_checks=True,
-                                      working_memory=self._working_memory(x))
-        xp = backend.xp
-        ct, K = self.config.covariance_type, self.n_prototypes
-        capture = _update.LogDensityCapture(X.shape[0], K) if return_targets else None
-        hooks = core.Hooks(
-            gather=_distributed.gather_batch if dist_on else None,
-            reduce=(lambda s: _distributed.reduce_stats(s, ct, xp)) if dist_on else None,
-            statistics=None if capture is None else (
-                lambda p, inv_temp: core.chunked_statistics(X, w, p, inv_temp, backend,
-                                                            on_log_density=capture)),
-        )
-        rng = _state.rng_from_tensor(self.rng_state)
-        warmup = (_state.warmup_of(self, x, self.warmup_restarts, self.warmup_size)
-                  if host.warming else None)
-        try:
-            new_state, info = core.advance(
-                self._state(), X, w, config=self.config, schedules=self._schedules(),
-                step=host.step, rng=rng, backend=backend, hooks=hooks, warmup=warmup,
-            )
-            due = core.redundancy_due(host.step + 1, K, self.dim)
-            nonfinite, seed_next = _update.read_flags(  # the one read of the new state
-                False if info.nonfinite is None else info.nonfinite,
-                core.seeding_flag(new_state, self.config, xp, redundancy=due),
-            )
-            if nonfinite:
-                raise FloatingPointError(_NONFINITE_STATE)
-            new = _update.new_buffers(self, new_state, n_rows=info.n_samples,
-                                      n_reseeded=info.n_reseeded, rng=rng)
-            if host.warming:
-                new.update(_state.warmup_buffers_after(self, info.warmup))
-            self._commit(new, host.after(warming=host.warming and info.warmup is not None,
-                                         seeding=bool(seed_next),
-                                         seeded_some=info.n_seeded > 0))
-        except BaseException:
-            # (the step may have written rows into the buffer's free space, past the rows
-            # held by whichever buffers are now the module's: zero them)
-            _state.discard_uncommitted(self)
-            raise
-        loglik = _update.mean_loglik(info.loglik, info.weight, self.device)
-        logp = None if capture is None else capture.out  # (the kept rows')
-        return self._info(loglik, info.temperature, info.forgetting_rate, info.n_seeded,
-                          info.n_reseeded, n_bad), logp, (kept if n_bad else None)
-
-    def _commit(self, new: dict[str, Tensor], host: _update.HostState) -> None:
-        """Swap every changed buffer for its new tensor in one call (an interrupt leaves
-        the module before the step or after it), then the host's view of them."""
-        self._buffers.update(new)
-        self._host_view = (_update.buffers_key(self), host)
-
-    @staticmethod
-    def _info(loglik, temperature, eta, n_seeded, n_reseeded, n_skipped) -> dict[str, Any]:
-        return {
-            "loglik": loglik,
-            "temperature": temperature,
-            "forgetting_rate": eta,
-            "n_seeded": n_seeded,
-            "n_reseeded": n_reseeded,
-            "n_skipped": n_skipped,
-            "updated": True,
-        }
-
-    def _working_memory(self, x: Tensor) -> float:
-        """MiB an E-step chunk may use: scikit-learn's ``working_memory``, at most the
-        state's own size (so that one update of a large mixture needs about twice its
-        state, not a fixed gigabyte more), and at least :data:`MIN_WORKING_MEMORY` (a
-        small state's batch in one chunk: every chunk is another set of kernel launches)."""
-        state_mib = sum(getattr(self, n).nbytes for n in _STATE_FIELDS) / 2**20
-        if torch.compiler.is_compiling():  # (scikit-learn's configuration is not traced)
-            return max(state_mib, MIN_WORKING_MEMORY)
-        from sklearn import get_config
-
-        return max(min(float(get_config()["working_memory"]), state_mib), MIN_WORKING_MEMORY)
-
-    def _no_update(self, n_skipped: int) -> dict[str, Any]:
-        """The answer to an empty (or all-skipped) batch: nothing changes, and it says so."""
-        step = self._host().step
-        info = self._info(torch.tensor(float("nan"), dtype=torch.float64, device=self.device),
-                          self._schedules().temperature_at(step),
-                          self._schedules().forgetting_rate_at(step), 0, 0, n_skipped)
-        info["updated"] = False
-        return info
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
