@@ -220,20 +220,14 @@ def _warm_up(stepped, X, w, warmup, config, temperature, eta, rng, backend, hook
     warmup, X_rest, w_rest = _warmup.buffer(warmup, X_new, w_new, backend.xp)
     if not _warmup.is_full(warmup):
         return stepped, warmup
-    n = warmup.n_rows
-    Xb, wb = warmup.X[:n, ...], warmup.w[:n]
-    if warmup.refining:
-        state = _warmup.refined_state(stepped, Xb, wb, config=config, backend=backend,
-                                      rng=rng)
-    else:
-        state = _warmup.warm_state(Xb, wb, config=config, restarts=warmup.restarts, rng=rng,
-                                   backend=backend)
+    state, over = _warmup.at_mark(stepped, warmup, config=config, rng=rng, backend=backend)
     if state is None:  # every restart (or the refinement) failed: go on from ``stepped``
         return stepped, None
     if hooks.gather is None and X_rest.shape[0] > 0:
         state, _ = em_step(state, X_rest, w_rest, config=config, temperature=temperature,
                            forgetting_rate=eta, rng=rng, backend=backend)
-    follow = _warmup.after(warmup) if hooks.gather is None and eta == 0 else None
+    refine = hooks.gather is None and eta == 0 and not over
+    follow = _warmup.after(warmup) if refine else None
     return state, follow
 
 

@@ -22,6 +22,13 @@ def _stream(n=6000, D=4, K=6, seed=0):
     return X
 
 
+@pytest.fixture
+def to_the_limit(monkeypatch):
+    """The refinement at every doubling, to the limit: no early stop (on these easy blobs a
+    refinement gains less than the tolerance at once, and the warm-up ends there)."""
+    monkeypatch.setattr(_warmup, "TOL_PER_FEATURE", 0.0)
+
+
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_nothing_is_counted_twice(covariance_type):
     X = _stream()
@@ -77,14 +84,18 @@ def test_one_pass_with_the_warm_up_is_as_good_as_batch_em_on_overlapping_blobs()
     ref = GaussianMixture(K, covariance_type="diag", n_init=3, random_state=0).fit(train)
     gaps = {}
     for size in (0, 8192, K * 64, "auto"):  # (an int: the restarts only; "auto" refines)
-        model = OnlineGaussianMixture(K, warmup_size=size, random_state=0)
-        for b in np.array_split(train, 25000 // 128):
-            model.partial_fit(b)
-        gaps[size] = (ref.score(test) - model.score(test)) / abs(ref.score(test))
-    assert gaps[8192] < 0.01
-    assert gaps[8192] < gaps[0] - 0.005
-    # the refinement at each doubling (to 32,768 rows) beats the restarts alone
-    assert gaps["auto"] < 0.01 and gaps["auto"] < gaps[K * 64]
+        for seed in range(3):
+            model = OnlineGaussianMixture(K, warmup_size=size, random_state=seed)
+            for b in np.array_split(train, 25000 // 128):
+                model.partial_fit(b)
+            gap = (ref.score(test) - model.score(test)) / abs(ref.score(test))
+            gaps.setdefault(size, []).append(gap)
+    assert max(gaps[8192]) < 0.01 and max(gaps["auto"]) < 0.01
+    assert np.mean(gaps[8192]) < np.mean(gaps[0]) - 0.005
+    assert np.mean(gaps["auto"]) < np.mean(gaps[0]) - 0.005
+    # the refinement at each doubling beats the restarts alone (on average over seeds:
+    # both end about 0.4 % above batch EM, one seed's order is a draw)
+    assert np.mean(gaps["auto"]) < np.mean(gaps[K * 64])
 
 
 def test_fit_runs_the_warm_up_on_its_seeding_sample(monkeypatch):
@@ -151,7 +162,8 @@ def test_auto_holds_64_rows_per_component_at_most_32768():
 
 
 @pytest.mark.parametrize("covariance_type", TYPES)
-def test_auto_refines_at_each_doubling_and_counts_nothing_twice(covariance_type, monkeypatch):
+def test_auto_refines_at_each_doubling_and_counts_nothing_twice(covariance_type, monkeypatch,
+                                                                to_the_limit):
     calls = []
     original = _warmup.refined_state
     monkeypatch.setattr(_warmup, "refined_state",
@@ -173,7 +185,7 @@ def test_auto_refines_at_each_doubling_and_counts_nothing_twice(covariance_type,
     assert model._state.nu.sum() == pytest.approx(w.sum(), rel=1e-10)
 
 
-def test_the_refinement_ends_at_the_limit_and_with_forgetting():
+def test_the_refinement_ends_at_the_limit_and_with_forgetting(to_the_limit):
     X = _stream(n=12000)
     model = OnlineGaussianMixture(6, warmup_size="auto", random_state=0)
     for b in np.array_split(X, 40):
@@ -192,7 +204,7 @@ def test_the_refinement_ends_at_the_limit_and_with_forgetting():
 
 
 @pytest.mark.parametrize("via", ["pickle", "npz"])
-def test_resume_in_the_middle_of_the_refinement_is_bit_identical(via, tmp_path):
+def test_resume_in_the_middle_of_the_refinement_is_bit_identical(via, tmp_path, to_the_limit):
     from online_gmm import load, save
 
     X = _stream()
