@@ -4,18 +4,25 @@
 While the model is seeded from data, the first ``warmup_size`` weighted rows are buffered
 (:class:`Warmup`). Until the buffer is full the ordinary step runs on a *provisional* state,
 so that the model can already predict; on the full buffer :func:`warm_state` runs
-``restarts`` restarts of k-means++ seeds, a few Lloyd iterations (scikit-learn's
-``KMeans``, started from the seeds) and a few EM iterations at T = 1 whose statistics are
-recomputed from scratch (no seed prior), and keeps the restart of highest buffer
-log-likelihood. The stream goes on from that restart's statistics (``n_k = nu_k =`` its
-masses, summing to the buffer's weight); the provisional state is discarded, so no row is
-counted twice. With ``warmup_size="auto"`` the buffer then keeps growing, to
-:data:`AUTO_MAX_ROWS`: each time the rows held double, :func:`refined_state` recomputes the
-state from them by a few EM iterations from its parameters (the buffer holds every row
-stepped on, so again no row is counted twice). Only on a stationary stream (forgetting rate
-0) and when the buffer holds every row (no ``gather`` hook). A variational mixture's
-iterations are variational ones (its E-step, :func:`online_gmm._em.expectation.statistics`).
-Plain functions over the backend, as the step itself.
+``restarts`` restarts and keeps the best. The plain mixture seeded by k-means++ (the
+default): every restart draws greedy k-means++ seeds and runs Lloyd's iterations from them
+on the buffer (at most :data:`SEEDING_ROWS` rows of it), all restarts at once in numba
+kernels for NumPy rows (:mod:`online_gmm._backends.seeding_kernels`); the restart of lowest
+inertia then takes :data:`RESTART_EM_ITERATIONS` EM iteration at T = 1 on the whole buffer,
+its statistics recomputed from scratch (no seed prior). Other ``init_params`` and the
+variational mixture: each restart seeds, runs Lloyd (scikit-learn's ``KMeans``) and a few
+EM iterations, and the one of highest buffer log-likelihood is kept. The stream goes on
+from the kept state's statistics (``n_k = nu_k =`` its masses, summing to the buffer's
+weight); the provisional state is discarded, so no row is counted twice. With
+``warmup_size="auto"`` the buffer then keeps growing, to :data:`AUTO_MAX_ROWS`: each time
+the rows held double, :func:`refined_state` recomputes the state from them by EM
+iterations from its parameters, stopped once the buffer's mean log-likelihood changes by
+less than :func:`refine_tol` (the buffer holds every row stepped on, so again no row is
+counted twice); a refinement whose first iteration changes it by less than that ends the
+warm-up (:func:`at_mark`). Only on a stationary stream (forgetting rate 0) and when the
+buffer holds every row (no ``gather`` hook). A variational mixture's iterations are
+variational ones (its E-step, :func:`online_gmm._em.expectation.statistics`), and its
+refinements run all their iterations. Plain functions over the backend, as the step itself.
 """
 
 from __future__ import annotations
@@ -41,7 +48,8 @@ from .seeding import (
     seed_from_sample,
 )
 
-#: EM iterations of each refinement (at each doubling of the rows held, with "auto").
+#: EM iterations of each refinement at most (at each doubling of the rows held, with
+#: "auto"; fewer at :func:`refine_tol`).
 REFINE_ITERATIONS = 5
 #: The buffer holds at most this many bytes (rows x features x the data's itemsize).
 MAX_BUFFER_BYTES = 512 * 2**20
