@@ -5,9 +5,10 @@ per block of rows serves the candidates (or centres) of all of them.
 The algorithms are :mod:`online_gmm._em.warmup`'s array-API versions (which any namespace
 runs): the same uniforms, candidates, choices and float64 arithmetic (squared distances
 ``|c|^2 - 2 x.c + |x|^2`` of rows about their mean, floored at 0), so both pick the same
-seeds and centres up to ties within rounding. Rows go in fixed blocks of
-:data:`BLOCK_ROWS` (in parallel), whose sums are added in block order: the results do not
-depend on the number of threads.
+seeds and centres up to ties within rounding (the candidates' potentials are scored in
+float32, the distances to the chosen seeds kept in float64). Rows go in fixed blocks of
+:data:`BLOCK_ROWS`, whose sums are added in block order, and a centre's sums in row order:
+the results do not depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -220,20 +221,18 @@ def greedy_kmeanspp(X, xx, w, u, out):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, parallel=True)
-def _assign(X, xx, w, flat, cc, R, K, labels, sums, mass, inertia, changed):
-    # pragma: no cover - compiled
-    """One assignment over fixed blocks of rows: block ``b``'s per-restart sums in
-    ``sums[b]``, ``mass[b]``, ``inertia[b]``, ``changed[b]`` (a label moved)."""
-    n, D = X.shape
-    for b in numba.prange(sums.shape[0]):
+def _assign(X, xx, w, flat, cc, R, K, labels, part, changed):  # pragma: no cover - compiled
+    """One assignment over fixed blocks of rows (in parallel): ``labels[r]`` each row's
+    nearest centre of restart ``r``; block ``b``'s inertia in ``part[b, r]`` and whether a
+    label moved in ``changed[b]``."""
+    n = X.shape[0]
+    for b in numba.prange(part.shape[0]):
         lo = b * BLOCK_ROWS
         hi = min(lo + BLOCK_ROWS, n)
         G = np.dot(X[lo:hi], flat.T)  # (rows, R K): BLAS
-        sums[b] = 0.0
-        mass[b] = 0.0
-        inertia[b] = 0.0
         changed[b] = False
         for r in range(R):
+            acc = 0.0
             for i in range(hi - lo):
                 best = 0
                 best_d = np.inf
@@ -247,11 +246,8 @@ def _assign(X, xx, w, flat, cc, R, K, labels, sums, mass, inertia, changed):
                     changed[b] = True
                     labels[r, row] = best
                 dist = best_d + xx[row]
-                wi = w[row]
-                inertia[b, r] += wi * (dist if dist > 0.0 else 0.0)
-                mass[b, r, best] += wi
-                for d in range(D):
-                    sums[b, r, best, d] += wi * X[row, d]
+                acc += w[row] * (dist if dist > 0.0 else 0.0)
+            part[b, r] = acc
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH, nogil=True)
@@ -266,8 +262,8 @@ def lloyd(X, xx, w, C, n_iter, labels, inertia):  # pragma: no cover - compiled
     R, K, _ = C.shape
     n_blocks = (n + BLOCK_ROWS - 1) // BLOCK_ROWS
     cc = np.empty(R * K)
-    sums = np.empty((n_blocks, R, K, D))
-    mass = np.empty((n_blocks, R, K))
+    sums = np.empty((K, D))
+    mass = np.empty(K)
     part = np.empty((n_blocks, R))
     changed = np.empty(n_blocks, dtype=np.bool_)
     done = 0
@@ -278,7 +274,7 @@ def lloyd(X, xx, w, C, n_iter, labels, inertia):  # pragma: no cover - compiled
             for d in range(D):
                 acc += flat[k, d] * flat[k, d]
             cc[k] = acc
-        _assign(X, xx, w, flat, cc, R, K, labels, sums, mass, part, changed)
+        _assign(X, xx, w, flat, cc, R, K, labels, part, changed)
         done = it + 1
         for r in range(R):
             acc = 0.0
@@ -287,15 +283,17 @@ def lloyd(X, xx, w, C, n_iter, labels, inertia):  # pragma: no cover - compiled
             inertia[r] = acc
         if not changed.any():
             break
-        for r in range(R):
+        for r in range(R):  # the centres: sums in row order
+            sums[:] = 0.0
+            mass[:] = 0.0
+            for i in range(n):
+                k = labels[r, i]
+                wi = w[i]
+                mass[k] += wi
+                for d in range(D):
+                    sums[k, d] += wi * X[i, d]
             for k in range(K):
-                m = 0.0
-                for b in range(n_blocks):
-                    m += mass[b, r, k]
-                if m > 0:
+                if mass[k] > 0:
                     for d in range(D):
-                        s = 0.0
-                        for b in range(n_blocks):
-                            s += sums[b, r, k, d]
-                        C[r, k, d] = s / m
+                        C[r, k, d] = sums[k, d] / mass[k]
     return done

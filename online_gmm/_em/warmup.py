@@ -62,9 +62,11 @@ AUTO_MAX_ROWS = 32768
 #: feature (:func:`refine_tol`).
 TOL_PER_FEATURE = 1e-3
 #: The plain mixture's restarts seed and run Lloyd on at most this many rows of the buffer
-#: (a random sample of a larger one, and at least ``K``): their cost is bounded whatever
-#: ``K`` (``docs/benchmarks.md``, "The warm-up's cost").
+#: (a random sample of a larger one), or :data:`SEEDING_ROWS_PER_COMPONENT` rows a
+#: component if more: their cost is bounded to K = 1,024 (``docs/benchmarks.md``, "The
+#: warm-up's cost"), and above it grows as ``K^2`` (as the whole buffer's did).
 SEEDING_ROWS = 4096
+SEEDING_ROWS_PER_COMPONENT = 4
 #: k-means++ candidates a seed: this many times scikit-learn's ``2 + log K`` (measured: the
 #: restarts' optimum is the seeds', and more candidates find better ones).
 TRIALS_FACTOR = 2
@@ -372,7 +374,8 @@ def seed_trials(n_components: int) -> int:
 
 def _seeded_restarts(Xb, wb, config, restarts, rng, backend) -> MixtureState | None:
     """The plain mixture's restarts: on the seeding rows (the buffer, or a random sample
-    of :data:`SEEDING_ROWS` of a larger one) every restart draws greedy k-means++ seeds
+    of :data:`SEEDING_ROWS` of a larger one, 4 a component if more) every restart draws
+    greedy k-means++ seeds
     (:func:`greedy_seeds`, :func:`seed_trials` candidates a seed) and runs Lloyd's
     iterations from them (:func:`lloyd_restarts`); the restart of lowest inertia (ties
     within rounding keep the first) is seeded at its centres with the residual variance
@@ -384,7 +387,7 @@ def _seeded_restarts(Xb, wb, config, restarts, rng, backend) -> MixtureState | N
     K, D = config.n_components, Xb.shape[1]
     ct = config.covariance_type
     n = Xb.shape[0]
-    idx = _sample_rows(n, max(SEEDING_ROWS, K), rng)
+    idx = _sample_rows(n, max(SEEDING_ROWS, SEEDING_ROWS_PER_COMPONENT * K), rng)
     if idx is None:
         Xs, ws = Xb, wb
     else:
