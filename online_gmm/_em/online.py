@@ -213,7 +213,9 @@ def _warm_up(stepped, X, w, warmup, config, temperature, eta, rng, backend, hook
     ``stepped`` is the real state, and each mark recomputes it from the buffer. After a
     mark, the rows past the buffer step on the new state (under a ``gather`` hook those
     rows are other workers' too, and are not stepped on). Refinement needs a buffer that
-    holds every row (no ``gather`` hook) and a stationary stream (forgetting rate 0)."""
+    holds every row (no ``gather`` hook) and a stationary stream (forgetting rate 0), and
+    ends once a refinement gains less than its tolerance (:func:`~online_gmm._em.warmup.
+    at_mark`)."""
     if warmup.refining and (eta != 0 or hooks.gather is not None):
         return stepped, None
     X_new, w_new = (X, w) if hooks.gather is None else hooks.gather(X, w)
