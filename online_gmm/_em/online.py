@@ -217,27 +217,23 @@ def _warm_up(stepped, X, w, warmup, config, temperature, eta, rng, backend, hook
     ``stepped`` is the real state, and each mark recomputes it from the buffer. After a
     mark, the rows past the buffer step on the new state (under a ``gather`` hook those
     rows are other workers' too, and are not stepped on). Refinement needs a buffer that
-    holds every row (no ``gather`` hook) and a stationary stream (forgetting rate 0)."""
+    holds every row (no ``gather`` hook) and a stationary stream (forgetting rate 0), and
+    ends once a refinement gains less than its tolerance (:func:`~online_gmm._em.warmup.
+    at_mark`)."""
     if warmup.refining and (eta != 0 or hooks.gather is not None):
         return stepped, None
     X_new, w_new = (X, w) if hooks.gather is None else hooks.gather(X, w)
     warmup, X_rest, w_rest = _warmup.buffer(warmup, X_new, w_new, backend.xp)
     if not _warmup.is_full(warmup):
         return stepped, warmup
-    n = warmup.n_rows
-    Xb, wb = warmup.X[:n, ...], warmup.w[:n]
-    if warmup.refining:
-        state = _warmup.refined_state(stepped, Xb, wb, config=config, backend=backend,
-                                      rng=rng)
-    else:
-        state = _warmup.warm_state(Xb, wb, config=config, restarts=warmup.restarts, rng=rng,
-                                   backend=backend)
+    state, over = _warmup.at_mark(stepped, warmup, config=config, rng=rng, backend=backend)
     if state is None:  # every restart (or the refinement) failed: go on from ``stepped``
         return stepped, None
     if hooks.gather is None and X_rest.shape[0] > 0:
         state, _ = em_step(state, X_rest, w_rest, config=config, temperature=temperature,
                            forgetting_rate=eta, rng=rng, backend=backend)
-    follow = _warmup.after(warmup) if hooks.gather is None and eta == 0 else None
+    refine = hooks.gather is None and eta == 0 and not over
+    follow = _warmup.after(warmup) if refine else None
     return state, follow
 
 

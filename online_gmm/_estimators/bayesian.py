@@ -76,9 +76,10 @@ class OnlineBayesianGaussianMixture(OnlineGaussianMixture):
         :class:`~online_gmm.OnlineGaussianMixture`).
     warmup_size : int or "auto", default="auto"
         Rows buffered at the start of a stream for the warm-up's restarts, which run
-        variational iterations here (see :class:`~online_gmm.OnlineGaussianMixture`). With
-        "auto", each doubling of the rows held (to 32,768) also makes merge and birth moves
-        on them, each kept only if it raises the evidence lower bound (see Notes).
+        variational iterations here (see :class:`~online_gmm.OnlineGaussianMixture`;
+        each restart runs them on the whole buffer, and the refinements run all theirs).
+        With "auto", each doubling of the rows held (to 32,768) also makes merge and birth
+        moves on them, each kept only if it raises the evidence lower bound (see Notes).
     warmup_restarts : int, default=3
         Restarts of the warm-up; the one of highest buffer score is kept.
     weight_concentration_prior_type : {"dirichlet_process", "dirichlet_distribution"}, \

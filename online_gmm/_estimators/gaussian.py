@@ -106,14 +106,18 @@ class OnlineGaussianMixture(
     warmup_size : int or "auto", default="auto"
         While components are seeded from data (no ``means_init``), the first
         ``warmup_size`` weighted rows are buffered ("auto": 64 per component, at most 512
-        MiB) and ``warmup_restarts`` restarts (k-means++, a few Lloyd and EM iterations)
-        on them replace the provisional model of the first steps, no row counted twice.
-        "auto" then refits the state by a few EM iterations each time the rows held
-        double, to 32,768 (while ``forgetting_rate`` is 0). :meth:`fit` runs the same on
-        its seeding sample, then batch EM on all of it to ``tol``. 0: no warm-up. See
-        ``docs/algorithm.md``, "Warm-up".
+        MiB) and ``warmup_restarts`` restarts on them (greedy k-means++ seeds and Lloyd
+        iterations on at most 4,096 of its rows; the best restart then one EM iteration
+        on all of them) replace the provisional model of the first steps, no row counted
+        twice. "auto" then refits the state by EM iterations each time the rows held
+        double, to 32,768 (while ``forgetting_rate`` is 0), each refit until the buffer's
+        mean log-likelihood changes by less than 0.001 nats per row and feature; a refit
+        whose first iteration changes it by less than that ends the warm-up. :meth:`fit`
+        runs the restarts on its seeding sample, then batch EM on all of it to ``tol``.
+        0: no warm-up. See ``docs/algorithm.md``, "Warm-up".
     warmup_restarts : int, default=3
-        Restarts of the warm-up; the one of highest buffer log-likelihood is kept.
+        Restarts of the warm-up; the one of lowest k-means inertia (with k-means++
+        seeding; else of highest buffer log-likelihood) is kept.
     weights_init : array-like of shape (n_components,), default=None
         User-provided initial weights (as in scikit-learn).
     means_init : array-like of shape (n_components, n_features), default=None

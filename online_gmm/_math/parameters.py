@@ -167,7 +167,8 @@ PARAMETERS: dict[str, Parameter] = {
                              INIT_PARAMS, bridge=True),
     "warmup_size": Parameter((*_count(0), OptionsSpec(("auto",))), "auto",
                              "rows buffered for the warm-up restarts (0: none; auto: 64 "
-                             "per component, then refined at each doubling to 32768)",
+                             "per component, then refined at each doubling to 32768 "
+                             "until a refinement gains less than its tolerance)",
                              ("--warmup-size",), cli_type=count_or_auto, bridge=True),
     "warmup_restarts": Parameter(_count(1), 3, "restarts of the warm-up, the best is kept",
                                  ("--warmup-restarts",), cli_type=int, bridge=True),

@@ -22,6 +22,13 @@ def _stream(n=6000, D=4, K=6, seed=0):
     return X
 
 
+@pytest.fixture
+def to_the_limit(monkeypatch):
+    """The refinement at every doubling, to the limit: no early stop (on these easy blobs a
+    refinement gains less than the tolerance at once, and the warm-up ends there)."""
+    monkeypatch.setattr(_warmup, "TOL_PER_FEATURE", 0.0)
+
+
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_nothing_is_counted_twice(covariance_type):
     X = _stream()
@@ -77,14 +84,18 @@ def test_one_pass_with_the_warm_up_is_as_good_as_batch_em_on_overlapping_blobs()
     ref = GaussianMixture(K, covariance_type="diag", n_init=3, random_state=0).fit(train)
     gaps = {}
     for size in (0, 8192, K * 64, "auto"):  # (an int: the restarts only; "auto" refines)
-        model = OnlineGaussianMixture(K, warmup_size=size, random_state=0)
-        for b in np.array_split(train, 25000 // 128):
-            model.partial_fit(b)
-        gaps[size] = (ref.score(test) - model.score(test)) / abs(ref.score(test))
-    assert gaps[8192] < 0.01
-    assert gaps[8192] < gaps[0] - 0.005
-    # the refinement at each doubling (to 32,768 rows) beats the restarts alone
-    assert gaps["auto"] < 0.01 and gaps["auto"] < gaps[K * 64]
+        for seed in range(3):
+            model = OnlineGaussianMixture(K, warmup_size=size, random_state=seed)
+            for b in np.array_split(train, 25000 // 128):
+                model.partial_fit(b)
+            gap = (ref.score(test) - model.score(test)) / abs(ref.score(test))
+            gaps.setdefault(size, []).append(gap)
+    assert max(gaps[8192]) < 0.01 and max(gaps["auto"]) < 0.01
+    assert np.mean(gaps[8192]) < np.mean(gaps[0]) - 0.005
+    assert np.mean(gaps["auto"]) < np.mean(gaps[0]) - 0.005
+    # the refinement at each doubling beats the restarts alone (on average over seeds:
+    # both end about 0.4 % above batch EM, one seed's order is a draw)
+    assert np.mean(gaps["auto"]) < np.mean(gaps[K * 64])
 
 
 def test_fit_runs_the_warm_up_on_its_seeding_sample(monkeypatch):
@@ -151,7 +162,8 @@ def test_auto_holds_64_rows_per_component_at_most_32768():
 
 
 @pytest.mark.parametrize("covariance_type", TYPES)
-def test_auto_refines_at_each_doubling_and_counts_nothing_twice(covariance_type, monkeypatch):
+def test_auto_refines_at_each_doubling_and_counts_nothing_twice(covariance_type, monkeypatch,
+                                                                to_the_limit):
     calls = []
     original = _warmup.refined_state
     monkeypatch.setattr(_warmup, "refined_state",
@@ -173,7 +185,7 @@ def test_auto_refines_at_each_doubling_and_counts_nothing_twice(covariance_type,
     assert model._state.nu.sum() == pytest.approx(w.sum(), rel=1e-10)
 
 
-def test_the_refinement_ends_at_the_limit_and_with_forgetting():
+def test_the_refinement_ends_at_the_limit_and_with_forgetting(to_the_limit):
     X = _stream(n=12000)
     model = OnlineGaussianMixture(6, warmup_size="auto", random_state=0)
     for b in np.array_split(X, 40):
@@ -192,7 +204,7 @@ def test_the_refinement_ends_at_the_limit_and_with_forgetting():
 
 
 @pytest.mark.parametrize("via", ["pickle", "npz"])
-def test_resume_in_the_middle_of_the_refinement_is_bit_identical(via, tmp_path):
+def test_resume_in_the_middle_of_the_refinement_is_bit_identical(via, tmp_path, to_the_limit):
     from online_gmm import load, save
 
     X = _stream()
@@ -214,3 +226,147 @@ def test_resume_in_the_middle_of_the_refinement_is_bit_identical(via, tmp_path):
         resumed.partial_fit(b)
     for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
         np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name))
+
+
+# ---------------------------------------------------------------------- issue 29
+def test_a_refinement_that_gains_less_than_the_tolerance_ends_the_warm_up(monkeypatch):
+    """On easy blobs the first refinement (at twice the first mark) finds the state where
+    batch EM on the buffer leaves it: its first iteration changes the buffer's mean
+    log-likelihood by less than the tolerance, it stops after it, and the warm-up is over
+    (the buffer freed), every row still counted once."""
+    calls, traces = [], []
+    original = _warmup.refined_state
+
+    def spy(s, X, w, **kw):
+        calls.append(len(X))
+        out = original(s, X, w, **kw)
+        traces.append(list(kw.get("trace") or []))
+        return out
+
+    monkeypatch.setattr(_warmup, "refined_state", spy)
+    X = _stream()
+    model = OnlineGaussianMixture(6, random_state=0)
+    for b in np.array_split(X, 23):
+        model.partial_fit(b)
+    assert len(calls) == 1 and calls[0] >= 2 * 6 * 64
+    tol = _warmup.refine_tol(model._config(), X.shape[1])
+    assert len(traces[0]) == 2 and abs(traces[0][1] - traces[0][0]) < tol
+    assert model._warmup is None  # over: no later mark
+    assert model._state.mass.sum() == pytest.approx(len(X), rel=1e-10)
+
+
+def test_a_refinement_that_still_gains_goes_on_at_the_next_doubling(monkeypatch):
+    """The same stream with a tolerance no refinement meets: every doubling refines (5
+    iterations each) and the buffer is kept."""
+    monkeypatch.setattr(_warmup, "TOL_PER_FEATURE", -1.0)  # (no change is below it)
+    calls = []
+    original = _warmup.refined_state
+    monkeypatch.setattr(_warmup, "refined_state",
+                        lambda s, X, w, **kw: calls.append(len(X)) or original(s, X, w, **kw))
+    X = _stream()
+    model = OnlineGaussianMixture(6, random_state=0)
+    for b in np.array_split(X, 23):
+        model.partial_fit(b)
+    assert len(calls) >= 3 and model._warmup is not None and model._warmup.refining
+
+
+def test_the_warm_up_still_beats_no_warm_up_on_blobs():
+    """Issue 29's stream shape, smaller: make_blobs (16 centres in 16-D, cluster_std=6, in a
+    box of side 20), batches of 256: the default first pass ends well above the pass
+    without a warm-up in held-out log-likelihood, on every seed."""
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(24000, n_features=16, centers=16, cluster_std=6.0,
+                      center_box=(-10, 10), random_state=1)
+    train, test = X[:20000], X[20000:]
+    for seed in range(3):
+        scores = {}
+        for size in ("auto", 0):
+            model = OnlineGaussianMixture(16, warmup_size=size, random_state=seed)
+            for b in np.array_split(train, 20000 // 256):
+                model.partial_fit(b)
+            scores[size] = model.score(test)
+        assert scores["auto"] > scores[0] + 0.05, (seed, scores)
+
+
+def _brute_greedy(X, w, u):
+    """Greedy k-means++ by brute force in float64: the reference of both paths."""
+    n = len(X)
+    d2 = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+    cw = np.cumsum(w)
+    chosen = [min(int(np.searchsorted(cw, u[0, 0] * cw[-1], side="right")), n - 1)]
+    closest = d2[chosen[0]].copy()
+    for j in range(1, u.shape[0]):
+        cs = np.cumsum(w * closest)
+        cand = np.minimum(np.searchsorted(cs, u[j] * cs[-1], side="right"), n - 1)
+        pots = [(w * np.minimum(closest, d2[c])).sum() for c in cand]
+        best = int(cand[int(np.argmin(pots))])
+        chosen.append(best)
+        closest = np.minimum(closest, d2[best])
+    return np.asarray(chosen)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_restarts_seeds_are_greedy_kmeans_plus_plus(fast):
+    """Both paths (the numba kernel, all restarts at once; the array-API steps, one
+    restart at a time) choose what brute-force greedy D^2 sampling chooses with the same
+    uniforms, restart by restart."""
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.normal(c, 1.0, (40, 5)) for c in rng.normal(0, 6, (8, 5))])
+    w = rng.uniform(0.5, 2.0, len(X))
+    Xc, xx, _ = _warmup._centred(X, np)
+    u = np.random.RandomState(0).random_sample((3, 8, 4))
+    seeds = _warmup.greedy_seeds(Xc, xx, w, u, np, fast=fast)
+    assert seeds.shape == (3, 8)
+    for r in range(3):
+        np.testing.assert_array_equal(seeds[r], _brute_greedy(Xc, w, u[r]))
+
+
+def test_the_lloyd_kernel_matches_the_array_api_steps():
+    rng = np.random.default_rng(4)
+    X = np.concatenate([rng.normal(c, 1.0, (60, 6)) for c in rng.normal(0, 4, (5, 6))])
+    w = rng.uniform(0.5, 2.0, len(X))
+    Xc, xx, _ = _warmup._centred(X, np)
+    C = np.stack([Xc[rng.choice(len(X), 5, replace=False)] for _ in range(3)])
+    fast = _warmup.lloyd_restarts(Xc, xx, w, C, 50, np, fast=True)
+    slow = _warmup.lloyd_restarts(Xc, xx, w, C, 50, np, fast=False)
+    np.testing.assert_allclose(fast[0], slow[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast[1], slow[1], rtol=1e-12)
+    np.testing.assert_array_equal(fast[2], slow[2])
+    # converged (no label moved): each restart's inertia is its labels' weighted squared
+    # distances to its final centres
+    for r in range(3):
+        d = ((Xc - fast[0][r][fast[2][r]]) ** 2).sum(1)
+        assert fast[1][r] == pytest.approx((w * d).sum(), rel=1e-9)
+
+
+def test_identical_rows_and_fewer_rows_than_components_seed_without_failing():
+    # every row the same: the seeds' potential is 0 at once, the rest by weight
+    X = np.ones((500, 3))
+    model = OnlineGaussianMixture(4, warmup_size=300, random_state=0).partial_fit(X)
+    assert np.isfinite(model.means_).all() and model._state.seeded.all()
+    # fewer rows than components: one seed per row, the others seeded by the stream later
+    Y = _stream(n=40)
+    model = OnlineGaussianMixture(64, warmup_size=30, random_state=0).partial_fit(Y)
+    assert np.isfinite(model.weights_).all()
+    assert model._state.seeded.sum() >= 30
+
+
+def test_restarts_tied_in_inertia_keep_the_first():
+    order = _warmup._by_inertia(np.array([5.0, 5.0 * (1 + 1e-12), 4.0, 4.0]), np.float64, np)
+    assert order == [2, 3, 0, 1]
+
+
+def test_the_variational_mixture_keeps_its_restarts(monkeypatch):
+    """The variational mixture's restarts are each a batch variational fit of the buffer
+    (its pruning needs the iterations): one restart call each."""
+    from online_gmm import OnlineBayesianGaussianMixture
+
+    calls = []
+    original = _warmup._restart
+    monkeypatch.setattr(_warmup, "_restart",
+                        lambda *a: calls.append(1) or original(*a))
+    X = _stream()
+    OnlineBayesianGaussianMixture(6, warmup_size=600, max_iter=20,
+                                  random_state=0).partial_fit(X[:1000])
+    assert len(calls) == 3
