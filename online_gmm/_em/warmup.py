@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .._math.array_api import blas_threads_for, device, take_index, to_numpy
+from .._math.array_api import asarray_like, blas_threads_for, device, take_index, to_numpy
 from .._math.covariance import covariance
 from .._math.state import MixtureState, empty_state
 from . import moves
@@ -486,7 +486,8 @@ def greedy_seeds(Xc, xx, w_host: np.ndarray, u: np.ndarray, xp,
             count, _ = greedy_kmeanspp(Xc, xx, np.ascontiguousarray(w_host, np.float64),
                                        np.ascontiguousarray(u), out)
         return out[:, : int(count.min())]
-    seeds = [_greedy_one(Xc, xx, w_host, u[r], xp) for r in range(R)]
+    one = _greedy_one if isinstance(Xc, np.ndarray) else _greedy_one_on_device
+    seeds = [one(Xc, xx, w_host, u[r], xp) for r in range(R)]
     k = min(len(s) for s in seeds)
     return np.stack([s[:k] for s in seeds])
 
@@ -530,6 +531,56 @@ def _greedy_one(Xc, xx, w_host: np.ndarray, u: np.ndarray, xp) -> np.ndarray:
         taken[idx] = True
         closest = np.minimum(closest, _sq_to_rows(Xc, xx, [idx], xp)[0])
     return np.asarray(chosen, dtype=np.int64)
+
+
+def _greedy_one_on_device(Xc, xx, w_host: np.ndarray, u: np.ndarray, xp) -> np.ndarray:
+    """:func:`_greedy_one` on the rows' device (a GPU) without a host read per seed: the
+    uniforms are copied once, every step (the cumulated potentials, the search, the
+    candidates' float32 potentials, the choice) stays on the device, and the seeds come
+    to the host once at the end. Where every row sits on a seed the candidates are drawn
+    by weight among the rows not taken and the first is kept, as the host's step does."""
+    f64, f32 = xp.float64, xp.float32
+    dev = device(Xc)
+    n = w_host.shape[0]
+    w = asarray_like(np.asarray(w_host, dtype=np.float64), Xc, xp, dtype=f64)
+    U = asarray_like(np.asarray(u, dtype=np.float64), Xc, xp, dtype=f64)  # (k, trials)
+    X32, x2 = xp.astype(Xc, f32), xp.astype(xx, f32)
+    rows = xp.arange(n, device=dev)
+    last = int(np.flatnonzero(w_host > 0)[-1])  # (host weights: no read)
+
+    def sq64(idx):  # (len(idx), n) float64 distances of rows idx to every row
+        C = xp.take(Xc, idx, axis=0)
+        d2 = xp.reshape(xp.take(xx, idx, axis=0), (-1, 1)) - 2.0 * (Xc @ C.T).T + xx
+        return xp.maximum(d2, xp.zeros_like(d2))
+
+    cw = _cumsum(w, xp)
+    first = xp.minimum(xp.searchsorted(cw, U[0:1, 0] * cw[-1], side="right"),
+                       xp.full((1,), last, dtype=xp.int64, device=dev))
+    chosen = [first]
+    closest = sq64(first)[0, ...]
+    taken = rows == first
+    for j in range(1, U.shape[0]):
+        pot = w * closest
+        cs = _cumsum(pot, xp)
+        spread = cs[-1] > 0
+        p = xp.where(spread, pot, xp.where(taken, xp.zeros_like(w), w))
+        cp = _cumsum(p, xp)
+        lastp = xp.max(xp.where(p > 0, rows, xp.zeros_like(rows)))
+        cand = xp.minimum(xp.searchsorted(cp, U[j, :] * cp[-1], side="right"), lastp)
+        C32 = xp.take(X32, cand, axis=0)
+        d_cand = xp.reshape(xp.take(x2, cand, axis=0), (-1, 1)) - 2.0 * (X32 @ C32.T).T + x2
+        d_cand = xp.astype(xp.maximum(d_cand, xp.zeros_like(d_cand)), f64)
+        potential = xp.sum(xp.minimum(closest[None, :], d_cand) * w, axis=1)
+        best = xp.where(spread, xp.argmin(potential), xp.zeros_like(xp.argmin(potential)))
+        idx = xp.take(cand, xp.reshape(best, (1,)), axis=0)
+        chosen.append(idx)
+        taken = taken | (rows == idx)
+        closest = xp.minimum(closest, sq64(idx)[0, ...])
+    return to_numpy(xp.concat(chosen, axis=0)).astype(np.int64)  # (the one read)
+
+
+def _cumsum(a, xp):
+    return xp.cumulative_sum(a) if hasattr(xp, "cumulative_sum") else xp.cumsum(a)
 
 
 def lloyd_restarts(Xc, xx, w64, C, n_iter: int, xp, fast: bool = False) -> tuple:

@@ -282,3 +282,21 @@ def test_a_state_dict_taken_during_updates_is_of_one_step():
     reader.join()
     assert torn == []
     assert int(head.step) == 301
+
+
+def test_warm_up_greedy_seeds_on_the_device_are_the_host_s():
+    """The warm-up restarts' k-means++ on the rows' device (no read per seed) picks the
+    host's seeds from the same uniforms."""
+    import array_api_compat.numpy as npx
+    import array_api_compat.torch as tx
+    import numpy as np
+
+    from online_gmm._em import warmup
+
+    X = np.random.default_rng(0).normal(size=(600, D))
+    w = np.ones(600)
+    w[:7] = 0.0
+    u = np.random.RandomState(1).random_sample((12, warmup.seed_trials(12)))
+    host = warmup._greedy_one(*warmup._centred(X, npx)[:2], w, u, npx)
+    dev = warmup._greedy_one_on_device(*warmup._centred(torch.from_numpy(X), tx)[:2], w, u, tx)
+    np.testing.assert_array_equal(host, dev)
