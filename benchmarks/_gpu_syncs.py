@@ -34,7 +34,7 @@ _READS = {"__bool__", "__int__", "__float__", "__index__", "item", "tolist", "nu
           "__array__", "cpu"}
 _CREATORS = {"asarray", "tensor", "as_tensor"}
 _PACKAGES = (REPO_ROOT / "online_gmm", REPO_ROOT / "ssl_bridge")
-_POLICY_MARK = "flags.tolist()"  # the update's one fused read (gmm_prototypes.py)
+_POLICY_MARK = "flags.tolist()"  # the update's one fused read (ssl_bridge/_update_paths.py)
 
 
 def _device_type(x: Any) -> str | None:
@@ -158,7 +158,7 @@ def _report(mode, on_cpu: bool) -> dict[str, Any]:
     for (kind, site), n in sorted(mode.sites.items(), key=lambda kv: kv[0][1]):
         path, _, line = site.split(" <- ")[-1].partition(":")
         text = linecache.getline(str(REPO_ROOT / path), int(line)).strip() if line else ""
-        policy = kind == "d2h" and path.endswith("gmm_prototypes.py") and _POLICY_MARK in text
+        policy = kind == "d2h" and path.startswith("ssl_bridge/") and _POLICY_MARK in text
         sites.append({"kind": kind, "site": site, "count": n, "code": text,
                       "nonfinite_policy": policy})
     d2h = sum(s["count"] for s in sites if s["kind"] == "d2h")

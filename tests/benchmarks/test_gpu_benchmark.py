@@ -114,7 +114,7 @@ def test_sync_sites_are_counted(smoke):
     assert syncs["seeded_all"] is True
     update = syncs["update"]
     policy = [s for s in update["sites"] if s["nonfinite_policy"]]
-    assert len(policy) == 1 and policy[0]["site"].startswith("ssl_bridge/gmm_prototypes.py:")
+    assert len(policy) == 1 and policy[0]["site"].startswith("ssl_bridge/_update_paths.py:")
     assert update["host_reads"] >= 1
     assert update["host_reads_beyond_policy"] == update["host_reads"] - policy[0]["count"]
     assert syncs["met"] == (update["host_reads_beyond_policy"] == 0)
