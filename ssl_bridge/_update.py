@@ -144,15 +144,21 @@ class LogDensityCapture:
     """The ``on_log_density`` of the core's E-step: keeps each chunk's weighted
     log-densities (B, K) for the targets of the same E-step."""
 
-    def __init__(self, n_rows: int, n_components: int) -> None:
+    def __init__(self, n_rows: int, n_components: int, out: Tensor | None = None) -> None:
         self.shape = (n_rows, n_components)
-        self.out: Tensor | None = None
+        self.out = out  # (allocated at the first chunk when not given)
 
     def __call__(self, rows: slice, logp: Any) -> None:
         logp = torch.from_numpy(logp) if isinstance(logp, np.ndarray) else logp
         if self.out is None:
             self.out = torch.empty(self.shape, dtype=logp.dtype, device=logp.device)
         self.out[rows] = logp
+
+    def statistics(self, X: Any, w: Any, backend: Any):
+        """The ``Hooks.statistics`` of a step whose E-step hands its log-densities here:
+        the core's chunked statistics of ``X``, ``w``."""
+        return lambda p, inv_temp: core.chunked_statistics(X, w, p, inv_temp, backend,
+                                                           on_log_density=self)
 
 
 def steady_step(
@@ -221,12 +227,8 @@ def steady_step(
         p = core.state_prepared(state, config.covariance_type, X.dtype, np)
         log_density_out.copy_(torch.from_numpy(core.weighted_log_density(X, p, backend)))
     elif log_density_out is not None:
-        def capture(rows, logp):
-            log_density_out[rows] = torch.from_numpy(logp) if isinstance(
-                logp, np.ndarray) else logp
-
-        hooks = core.Hooks(statistics=lambda p, inv_temp: core.chunked_statistics(
-            X, W, p, inv_temp, backend, on_log_density=capture))
+        capture = LogDensityCapture(*log_density_out.shape, out=log_density_out)
+        hooks = core.Hooks(statistics=capture.statistics(X, W, backend))
     schedules = core.Schedules(anneal_schedule="constant", temperature_init=temperature,
                                forgetting_rate=forgetting_rate)
     new_state, info = core.advance(state, X, W, config=config, schedules=schedules, step=0,

@@ -155,9 +155,7 @@ class UpdatePaths:
         hooks = core.Hooks(
             gather=_distributed.gather_batch if dist_on else None,
             reduce=(lambda s: _distributed.reduce_stats(s, ct, xp)) if dist_on else None,
-            statistics=None if capture is None else (
-                lambda p, inv_temp: core.chunked_statistics(X, w, p, inv_temp, backend,
-                                                            on_log_density=capture)),
+            statistics=None if capture is None else capture.statistics(X, w, backend),
         )
         rng = _state.rng_from_tensor(self.rng_state)
         warmup = (_state.warmup_of(self, x, self.warmup_restarts, self.warmup_size)

@@ -55,9 +55,6 @@ def _check_target_options(temperature: Any, balance: Any, sinkhorn_iterations: A
         )
 
 
-_unit_rows = _update.unit_rows
-
-
 class GMMPrototypes(UpdatePaths, nn.Module):
     """K prototypes fitted apart from the encoder loss, by online EM over teacher embeddings.
 
@@ -265,7 +262,7 @@ class GMMPrototypes(UpdatePaths, nn.Module):
         return self._normalized(self._checked_input(x, what))
 
     def _normalized(self, x: Tensor) -> Tensor:
-        return _unit_rows(x) if self.normalize else x
+        return _update.unit_rows(x) if self.normalize else x
 
     def _checked_input(self, x: Tensor, what: str) -> Tensor:
         if not isinstance(x, Tensor):

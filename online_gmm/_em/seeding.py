@@ -136,9 +136,14 @@ def _greedy_d2_on_device(X, w_host, closest, centred, n_new, n_trials, rng, xp, 
 def _search(p, u, n: int, xp):
     """Indices drawn with probabilities ``p`` (unnormalised) for the uniforms ``u``:
     NumPy's ``choice``, an inverse-CDF search, on the device."""
-    cdf = xp.cumulative_sum(p) if hasattr(xp, "cumulative_sum") else xp.cumsum(p)
+    cdf = _cumsum(p, xp)
     idx = xp.searchsorted(cdf, u * cdf[-1], side="right")
     return xp.minimum(idx, xp.full_like(idx, n - 1))
+
+
+def _cumsum(a, xp):
+    """Cumulative sum of a 1-d array in any namespace (the standard's name, or the old)."""
+    return xp.cumulative_sum(a) if hasattr(xp, "cumulative_sum") else xp.cumsum(a)
 
 
 def _pairwise_sq_on_device(idx, centred: tuple, xp):

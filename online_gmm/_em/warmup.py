@@ -41,6 +41,9 @@ from . import moves
 from .batch import EM_ITERATIONS, beats, em_iterations, finite
 from .seeding import (
     LLOYD_ITERATIONS,
+    _centred,
+    _cumsum,
+    _pairwise_sq_on_device,
     batch_variance,
     lloyd,
     reseeded_at,
@@ -456,14 +459,6 @@ def _sample_rows(n: int, m: int, rng: np.random.RandomState) -> np.ndarray | Non
     return np.sort(rng.choice(n, size=m, replace=False))
 
 
-def _centred(X, xp) -> tuple:
-    """``(Xc, xx, ref)``: the rows in float64 about their mean ``ref``, their squared norms."""
-    X64 = xp.astype(X, xp.float64)
-    ref = xp.mean(X64, axis=0)
-    Xc = X64 - ref
-    return Xc, xp.sum(Xc * Xc, axis=1), ref
-
-
 def greedy_seeds(Xc, xx, w_host: np.ndarray, u: np.ndarray, xp,
                  fast: bool = False) -> np.ndarray:
     """Greedy k-means++ (Arthur & Vassilvitskii's D^2 sampling with scikit-learn's local
@@ -548,16 +543,11 @@ def _greedy_one_on_device(Xc, xx, w_host: np.ndarray, u: np.ndarray, xp) -> np.n
     rows = xp.arange(n, device=dev)
     last = int(np.flatnonzero(w_host > 0)[-1])  # (host weights: no read)
 
-    def sq64(idx):  # (len(idx), n) float64 distances of rows idx to every row
-        C = xp.take(Xc, idx, axis=0)
-        d2 = xp.reshape(xp.take(xx, idx, axis=0), (-1, 1)) - 2.0 * (Xc @ C.T).T + xx
-        return xp.maximum(d2, xp.zeros_like(d2))
-
     cw = _cumsum(w, xp)
     first = xp.minimum(xp.searchsorted(cw, U[0:1, 0] * cw[-1], side="right"),
                        xp.full((1,), last, dtype=xp.int64, device=dev))
     chosen = [first]
-    closest = sq64(first)[0, ...]
+    closest = _pairwise_sq_on_device(first, (Xc, xx, None), xp)[0, ...]
     taken = rows == first
     for j in range(1, U.shape[0]):
         pot = w * closest
@@ -575,12 +565,8 @@ def _greedy_one_on_device(Xc, xx, w_host: np.ndarray, u: np.ndarray, xp) -> np.n
         idx = xp.take(cand, xp.reshape(best, (1,)), axis=0)
         chosen.append(idx)
         taken = taken | (rows == idx)
-        closest = xp.minimum(closest, sq64(idx)[0, ...])
+        closest = xp.minimum(closest, _pairwise_sq_on_device(idx, (Xc, xx, None), xp)[0, ...])
     return to_numpy(xp.concat(chosen, axis=0)).astype(np.int64)  # (the one read)
-
-
-def _cumsum(a, xp):
-    return xp.cumulative_sum(a) if hasattr(xp, "cumulative_sum") else xp.cumsum(a)
 
 
 def lloyd_restarts(Xc, xx, w64, C, n_iter: int, xp, fast: bool = False) -> tuple:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("river", reason="river is the river extra")
-pd = pytest.importorskip("pandas")
+pd = pytest.importorskip("pandas", reason="pandas comes with the river extra")
 
 from sklearn.metrics import normalized_mutual_info_score  # noqa: E402
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("river", reason="river is the river extra")
-pd = pytest.importorskip("pandas")
+pd = pytest.importorskip("pandas", reason="pandas comes with the river extra")
 
 from online_gmm.river import GaussianMixtureDetector  # noqa: E402
 
