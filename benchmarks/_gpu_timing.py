@@ -91,17 +91,21 @@ def make_matmul(K: int, D: int, B: int, device: str, precision: str, **_: Any) -
 
 def make_decoupled(K: int, D: int, B: int, device: str, precision: str, *, data: _Cycle,
                    covariance_type: str, log: dict) -> Callable:
-    """The decoupled step; seeds every prototype first (``ceil(K / B)`` updates at least)."""
+    """The decoupled step, steady: untimed updates first until every prototype is seeded
+    and the warm-up (default size) is over, as in all but the first steps of a run (the
+    warm-up's one-off cost: ``python -m benchmarks.warmup_cost``)."""
     import torch
 
     from ssl_bridge import GMMPrototypes
+    from ssl_bridge._state import DONE, phase
 
     head = GMMPrototypes(K, D, covariance_type=covariance_type).to(device)
     proj = torch.nn.Linear(D, D).to(device)
     opt = torch.optim.AdamW(proj.parameters(), lr=LR)
     log.update(seeding_updates=0, reseeded=[])
-    for _ in range(-(-K // B) + 2):
-        if bool(head.seeded.all()):
+    cap = -(-K // B) + 2 + -(-(64 * K) // B) + 8  # (seeding, then the largest warm-up)
+    for _ in range(cap):
+        if bool(head.seeded.all()) and phase(head.warmup_progress) == DONE:
             break
         with _amp(device, precision):
             head.update(data.next()[0])

@@ -128,16 +128,26 @@ def new_buffers(module, state: core.MixtureState, *, n_rows: int, n_reseeded: in
 def targets_from(log_density: Tensor, temperature: float, balance: str | None,
                  sinkhorn_iterations: int, distributed: bool) -> Tensor:
     """Soft targets (B, K) from the weighted log-densities (B, K): ``softmax(l / T)``, or
-    its Sinkhorn-Knopp balancing over the batch (the rule of ``GMMPrototypes.targets``)."""
+    its Sinkhorn-Knopp balancing over the batch (the rule of ``GMMPrototypes.targets``).
+    ``log_density`` is the caller's own and is consumed (divided in place: one (B, K)
+    temporary fewer), unless it requires a gradient."""
     from .balance import balanced
 
+    if log_density.requires_grad:
+        scaled = log_density / temperature
+    elif balance is None and isinstance(L := host_view(log_density), np.ndarray):
+        # on the host: the E-step's row kernel, in place (no denormal: torch's softmax
+        # of log-densities that span thousands of nats makes many, and slows down)
+        out = core.select_backend(L).soften(L, 1.0 / temperature)[0]
+        return log_density if out is L else torch.from_numpy(out)
+    else:
+        scaled = log_density.div_(temperature)
     if balance is None:
-        return torch.softmax(log_density / temperature, dim=1)
+        return torch.softmax(scaled, dim=1)
     # from the (tempered) log-posterior, so every sample enters the first column sums
     # with mass 1, whatever its likelihood (finite or -inf, a finite entry in every row:
     # no check needed)
-    return balanced(torch.log_softmax(log_density / temperature, dim=1),
-                    int(sinkhorn_iterations), distributed)
+    return balanced(torch.log_softmax(scaled, dim=1), int(sinkhorn_iterations), distributed)
 
 
 class LogDensityCapture:
@@ -148,17 +158,21 @@ class LogDensityCapture:
         self.shape = (n_rows, n_components)
         self.out = out  # (allocated at the first chunk when not given)
 
+    @property
+    def array(self) -> Any:
+        """``out`` as the array the core's E-step may write into directly (a NumPy view of
+        a CPU tensor where the numba backend runs; ``core.Hooks``)."""
+        return None if self.out is None else host_view(self.out)
+
     def __call__(self, rows: slice, logp: Any) -> None:
-        logp = torch.from_numpy(logp) if isinstance(logp, np.ndarray) else logp
+        if isinstance(logp, np.ndarray):
+            if (self.out is not None and self.out.device.type == "cpu"
+                    and logp.ctypes.data == self.out[rows].data_ptr()):
+                return  # (written in place already)
+            logp = torch.from_numpy(logp)
         if self.out is None:
             self.out = torch.empty(self.shape, dtype=logp.dtype, device=logp.device)
         self.out[rows] = logp
-
-    def statistics(self, X: Any, w: Any, backend: Any):
-        """The ``Hooks.statistics`` of a step whose E-step hands its log-densities here:
-        the core's chunked statistics of ``X``, ``w``."""
-        return lambda p, inv_temp: core.chunked_statistics(X, w, p, inv_temp, backend,
-                                                           on_log_density=self)
 
 
 def steady_step(
@@ -220,15 +234,9 @@ def steady_step(
     X, W = host_view(x), host_view(w)  # (NumPy views where numba runs them)
     backend = core.select_backend(X, defer_checks=True, working_memory=working_memory)
     hooks = core.NO_HOOKS
-    if log_density_out is not None and isinstance(X, np.ndarray):
-        # the numba backend: its block kernels give no log-densities, and its log-density
-        # kernel on the state before the step is faster than the chunked E-step that would
-        # (the same posterior: the parameters the step's E-step uses)
-        p = core.state_prepared(state, config.covariance_type, X.dtype, np)
-        log_density_out.copy_(torch.from_numpy(core.weighted_log_density(X, p, backend)))
-    elif log_density_out is not None:
+    if log_density_out is not None:
         capture = LogDensityCapture(*log_density_out.shape, out=log_density_out)
-        hooks = core.Hooks(statistics=capture.statistics(X, W, backend))
+        hooks = core.Hooks(on_log_density=capture)
     schedules = core.Schedules(anneal_schedule="constant", temperature_init=temperature,
                                forgetting_rate=forgetting_rate)
     new_state, info = core.advance(state, X, W, config=config, schedules=schedules, step=0,

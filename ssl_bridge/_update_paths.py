@@ -93,17 +93,17 @@ class UpdatePaths:
             info, logp, kept = self._steady_update(x, host, return_targets)
         if not return_targets:
             return info
+        if logp is not None:
+            # the targets of the rows stepped on (skipped rows: NaN, not in the balancing)
+            rows = _update.targets_from(logp, temperature, balance, sinkhorn_iterations,
+                                        self._use_distributed())
+            if kept is None:
+                return info, rows
         dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         q = torch.full((x.shape[0], self.n_prototypes), float("nan"), dtype=dtype,
                        device=self.device)
-        if logp is None:  # (nothing updated)
-            return info, q
-        # the targets of the rows stepped on (skipped rows: NaN, and not in the balancing)
-        rows = _update.targets_from(logp, temperature, balance, sinkhorn_iterations,
-                                    self._use_distributed())
-        if kept is None:
-            return info, rows
-        q[kept] = rows
+        if logp is not None:  # (None: nothing updated)
+            q[kept] = rows
         return info, q
 
     def _steady_update(self, x: Tensor, host: _update.HostState, return_targets: bool):
@@ -155,7 +155,7 @@ class UpdatePaths:
         hooks = core.Hooks(
             gather=_distributed.gather_batch if dist_on else None,
             reduce=(lambda s: _distributed.reduce_stats(s, ct, xp)) if dist_on else None,
-            statistics=None if capture is None else capture.statistics(X, w, backend),
+            on_log_density=capture,
         )
         rng = _state.rng_from_tensor(self.rng_state)
         warmup = (_state.warmup_of(self, x, self.warmup_restarts, self.warmup_size)

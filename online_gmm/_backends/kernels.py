@@ -198,17 +198,33 @@ def _exp_sum_tempered(g, mx, floor, inv_temp):  # pragma: no cover - compiled
 @numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy", inline="always")
 def _row_posterior(G, i, a, b, s, const, inv_temp, ll, floor):  # pragma: no cover
     """Row ``i`` of :func:`tempered_posterior`, in ``G``'s dtype (float32 arithmetic for
-    float32 data, as scikit-learn's); the softmax's sum in float64 (float32 runs of
-    :data:`_F32_RUN` terms). One loop per pass, each vectorised: log-densities, their
-    maximum, ``exp`` with the sum, the division."""
-    n_components = G.shape[1]
+    float32 data, as scikit-learn's): its log-densities (:func:`_row_log_density`), then
+    their softmax (:func:`_row_softmax`)."""
+    _row_log_density(G, i, a, b, s, const)
+    _row_softmax(G, i, inv_temp, ll, floor)
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy", inline="always")
+def _row_log_density(G, i, a, b, s, const):  # pragma: no cover - compiled
+    """In place: ``G[i, k] <- l_ik = const[k] - 0.5 s[k] max(a[i] + G[i, k] + b[k], 0)``, in
+    ``G``'s dtype (one vectorised loop)."""
     dt = G.dtype.type
     half = dt(0.5)
     zero = dt(0.0)
     ai = a[i]
-    for k in range(n_components):
+    for k in range(G.shape[1]):
         q = max(ai + G[i, k] + b[k], zero)
         G[i, k] = const[k] - half * s[k] * q
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy", inline="always")
+def _row_softmax(G, i, inv_temp, ll, floor):  # pragma: no cover - compiled
+    """In place: row ``i`` of log-densities ``G`` -> the softmax of ``G[i] * inv_temp``, and
+    ``ll[i]`` the T = 1 log-sum-exp. The sum in float64 (float32 runs of :data:`_F32_RUN`
+    terms). One loop per pass, each vectorised: the maximum, ``exp`` with the sum, the
+    division."""
+    n_components = G.shape[1]
+    dt = G.dtype.type
     mx = dt(-np.inf)
     for k in range(n_components):
         mx = _fmax(mx, G[i, k])
@@ -267,6 +283,30 @@ def tempered_posterior(G, a, b, s, const, inv_temp, ll) -> None:
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy")
+def _softmax_rows_parallel(L, inv_temp, ll, floor):  # pragma: no cover - compiled
+    for i in numba.prange(L.shape[0]):
+        _row_softmax(L, i, inv_temp, ll, floor)
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy")
+def _softmax_rows_serial(L, inv_temp, ll, floor):  # pragma: no cover - compiled
+    for i in range(L.shape[0]):
+        _row_softmax(L, i, inv_temp, ll, floor)
+
+
+def softmax_rows(L, inv_temp: float):
+    """In place: each row of log-densities ``L`` (n, K), C-contiguous, -> the softmax of
+    ``L[n] * inv_temp`` (``inv_temp > 0``), by the E-step's row kernel (:func:`_row_softmax`:
+    vectorised ``exp``, terms at or below ``exp(EXP_FLOOR_*)`` 0, so no denormal is ever
+    made); rows in parallel for large work. Returns each row's T = 1 log-sum-exp (n,)."""
+    kernel = _softmax_rows_serial if L.size < SMALL_KERNEL_WORK else _softmax_rows_parallel
+    floor = EXP_FLOOR_F32 if L.dtype == np.float32 else EXP_FLOOR_F64
+    ll = np.empty(L.shape[0], dtype=L.dtype)
+    kernel(L, float(inv_temp), ll, floor)
+    return ll
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy")
 def log_density(G, a, b, s, const):  # pragma: no cover - compiled
     """In place: ``G[n, k] <- l_nk`` (the weighted log-density, no softmax); rows in
     parallel for large work only (below :data:`SMALL_KERNEL_WORK` entries no parallel region
@@ -278,17 +318,6 @@ def log_density(G, a, b, s, const):  # pragma: no cover - compiled
     else:
         for i in numba.prange(n_samples):
             _row_log_density(G, i, a, b, s, const)
-
-
-@numba.njit(fastmath=_FASTMATH, inline="always", cache=True, nogil=True, error_model="numpy")
-def _row_log_density(G, i, a, b, s, const):  # pragma: no cover - compiled
-    """Row ``i`` of :func:`log_density`."""
-    ai = a[i]
-    for k in range(G.shape[1]):
-        q = ai + G[i, k] + b[k]
-        if q < 0.0:
-            q = 0.0
-        G[i, k] = const[k] - 0.5 * s[k] * q
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy")
@@ -381,9 +410,11 @@ def _fill(X, lo, hi, shift, kind, A):  # pragma: no cover - compiled
 
 @numba.njit(parallel=True, fastmath=_FASTMATH, **_JIT)
 def block_statistics(X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
-                     A, B, Z, G, ll, S, S64, x64, T2, loglik):  # pragma: no cover - compiled
+                     A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep):  # pragma: no cover
     """Fill the per-block sums: ``S[blk] = R^T @ (w * A)``, ``loglik[blk] = sum w log p``,
-    and for ``tied`` (``kind == 2``) the float64 scatter ``T2[blk] = sum w x x^T``.
+    and for ``tied`` (``kind == 2``) the float64 scatter ``T2[blk] = sum w x x^T``; with
+    ``keep``, ``L`` (n, K) also gets every row's weighted log-densities ``l_nk`` (the
+    E-step's own, before its softmax; a caller's targets from the same E-step).
 
     ``a0``/``b`` are the kernel's row and column offsets (zeros where ``rhs`` folds them in);
     ``B`` is used only when not ``unit`` (weights not all one); ``U``, ``Z``, ``x64``,
@@ -394,19 +425,19 @@ def block_statistics(X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp,
     if n_blocks == 1:  # (no parallel region for one block: on a busy machine its start
         # alone took milliseconds, 30 times a small step's own work)
         _one_block(np.int64(0), X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp,
-                   floor, A, B, Z, G, ll, S, S64, x64, T2, loglik)
+                   floor, A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep)
         return
     # the parallel loop holds one call, so numba's parfor passes see a few lines, not the
     # block's whole body; int64 index: the parfor's own (unsigned) index would compile
     # _one_block a second time (each compile ~2.4 s of a cold start)
     for blk in numba.prange(n_blocks):
         _one_block(np.int64(blk), X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
-                   A, B, Z, G, ll, S, S64, x64, T2, loglik)
+                   A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep)
 
 
 @numba.njit(fastmath=_FASTMATH, **_JIT)
 def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
-               A, B, Z, G, ll, S, S64, x64, T2, loglik):  # pragma: no cover - compiled
+               A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep):  # pragma: no cover
     """Row block ``blk`` of :func:`block_statistics`."""
     n = X.shape[0]
     rows = A.shape[1]
@@ -430,8 +461,13 @@ def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, 
     else:
         np.dot(Ab, rhs, Gb)
         ab = a0
+    n_components = Gb.shape[1]
     for i in range(rows):
-        _row_posterior(Gb, i, ab, b, s, const, inv_temp, llb, floor)
+        _row_log_density(Gb, i, ab, b, s, const)
+        if keep and i < hi - lo:
+            for k in range(n_components):
+                L[lo + i, k] = Gb[i, k]
+        _row_softmax(Gb, i, inv_temp, llb, floor)
     acc = 0.0
     for i in range(hi - lo):
         if w[lo + i] != 0.0:

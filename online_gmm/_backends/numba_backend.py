@@ -75,16 +75,26 @@ class NumbaBackend(ReferenceBackend):
         _kernels.tempered_posterior(G, a, p.b, p.s, p.const, float(inv_temp), ll)
         return G, ll
 
-    def batch_statistics(self, X, w, p, inv_temp: float, plan=None) -> BatchStats:
+    def soften(self, L: np.ndarray, inv_temp: float) -> tuple:
+        """:meth:`ReferenceBackend.soften`, the responsibilities in place in ``L`` when it
+        is a C-contiguous float array of its own (the E-step's row kernel,
+        ``kernels.softmax_rows``)."""
+        if not (L.flags.c_contiguous and L.flags.writeable and L.dtype.kind == "f"):
+            L = np.array(L, dtype=np.result_type(L.dtype, np.float32), order="C")
+        return L, _kernels.softmax_rows(L, inv_temp)
+
+    def batch_statistics(self, X, w, p, inv_temp: float, plan=None,
+                         on_log_density=None) -> BatchStats:
         if kernel_kind(p.covariance_type) is None:
-            return chunked_statistics(X, w, p, inv_temp, self)
-        return batch_statistics(X, w, p, inv_temp, plan)
+            return chunked_statistics(X, w, p, inv_temp, self, on_log_density)
+        return batch_statistics(X, w, p, inv_temp, plan, on_log_density)
 
     def state_statistics(self, state, covariance_type: str, X, w, inv_temp: float,
-                         plan=None) -> BatchStats:
+                         plan=None, on_log_density=None) -> BatchStats:
         if kernel_kind(covariance_type) is None:
-            return super().state_statistics(state, covariance_type, X, w, inv_temp)
-        return state_statistics(state, covariance_type, X, w, inv_temp, plan)
+            return super().state_statistics(state, covariance_type, X, w, inv_temp,
+                                            on_log_density=on_log_density)
+        return state_statistics(state, covariance_type, X, w, inv_temp, plan, on_log_density)
 
     def step_plan(self, X: np.ndarray, n_components: int, covariance_type: str) -> tuple:
         """One BLAS setting for the whole step (idle BLAS threads woken by any product spin
@@ -295,17 +305,20 @@ def _dummy(dt, ndim: int) -> np.ndarray:
 
 
 def batch_statistics(X: np.ndarray, w: np.ndarray, p, inv_temp: float,
-                     plan: tuple[int, int] | None = None) -> BatchStats:
+                     plan: tuple[int, int] | None = None,
+                     on_log_density: Any = None) -> BatchStats:
     """:func:`online_gmm._math.estep.chunked_statistics` for NumPy input, ``diag``/``spherical``/
     ``tied``, from a :class:`~online_gmm._math.estep.Prepared` (the same statistics, computed
-    block-parallel). ``plan``: as for :func:`state_statistics`."""
+    block-parallel). ``plan``: as for :func:`state_statistics`; ``on_log_density``: as for
+    ``chunked_statistics`` (called once per round of blocks)."""
     rhs, U, b = _extended(p, X.dtype)
     return _run(X, w, inv_temp, p.covariance_type, p.shift, p.shift_dt, rhs, U, b, p.s, p.const,
-                plan)
+                plan, on_log_density)
 
 
 def state_statistics(state, covariance_type: str, X: np.ndarray, w: np.ndarray,
-                     inv_temp: float, plan: tuple[int, int] | None = None) -> BatchStats:
+                     inv_temp: float, plan: tuple[int, int] | None = None,
+                     on_log_density: Any = None) -> BatchStats:
     """The same from the mixture state: for ``diag``/``spherical`` one numba call
     (``kernels.prepare_diag``/``prepare_spherical``) writes the per-batch layout into
     reused buffers, instead of :func:`online_gmm._math.estep.prepare`'s array operations.
@@ -316,7 +329,7 @@ def state_statistics(state, covariance_type: str, X: np.ndarray, w: np.ndarray,
     kind = kernel_kind(covariance_type)
     if kind == TIED:
         p = state_prepared(state, covariance_type, X.dtype, np)
-        return batch_statistics(X, w, p, inv_temp, plan)
+        return batch_statistics(X, w, p, inv_temp, plan, on_log_density)
     K, d = state.means.shape
     dt = X.dtype
     buf = _local_layout(("layout", kind, K, d, dt.str), _layout_shapes, kind, K, d, dt)
@@ -327,7 +340,7 @@ def state_statistics(state, covariance_type: str, X: np.ndarray, w: np.ndarray,
     else:
         shift = _kernels.prepare_spherical(state.weights, state.means, pc, *out)
     return _run(X, w, inv_temp, covariance_type, shift, buf["shift_dt"], buf["rhs_t"].T,
-                _dummy(dt, 2), buf["b"], buf["s"], buf["const"], plan)
+                _dummy(dt, 2), buf["b"], buf["s"], buf["const"], plan, on_log_density)
 
 
 def _layout_shapes(kind: int, K: int, d: int, dt) -> dict[str, tuple]:
@@ -360,7 +373,8 @@ def _run_shapes(kind, n_blocks, rows, K, d, n_cols, dt, unit) -> dict[str, tuple
     }
 
 
-def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const, plan=None) -> BatchStats:
+def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const, plan=None,
+         on_log_density=None) -> BatchStats:
     n, d = X.shape
     K = const.shape[0]
     dt = X.dtype
@@ -378,6 +392,13 @@ def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const, plan=None) ->
     buf["a0"][:] = 0
     floor = EXP_FLOOR_F32 if dt == np.float32 else EXP_FLOOR_F64
     per_round = n_blocks * rows
+    keep = on_log_density is not None
+    # the caller's own (n, K) array, written directly when it offers one (``.array``)
+    own = getattr(on_log_density, "array", None)
+    own = own if (isinstance(own, np.ndarray) and own.shape == (n, K) and own.dtype == dt
+                  and own.flags.c_contiguous) else None
+    L = (_dummy(dt, 2) if not keep else own if own is not None
+         else np.empty((min(per_round, n), K), dtype=dt))
     loglik = 0.0
     parts = []
     with nullcontext() if blas_set else blas_threads_for(
@@ -390,8 +411,10 @@ def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const, plan=None) ->
                 X if whole else X[lo:hi], w if whole else w[lo:hi], unit, kind, shift_dt, rhs,
                 U, buf["a0"], b, s, const, float(inv_temp), floor, buf["A"], buf["B"],
                 buf["Z"], buf["G"], buf["ll"], buf["S"], buf["S64"], buf["x64"], buf["T2"],
-                buf["loglik"],
+                buf["loglik"], L if own is None else L[lo:hi], keep,
             )
+            if keep:
+                on_log_density(slice(lo, hi), L[:hi - lo] if own is None else L[lo:hi])
             used = -(-(hi - lo) // rows)  # blocks that held data this round
             ll = buf["loglik"]
             loglik += float(ll[0]) if used == 1 else float(ll[:used].sum())

@@ -94,18 +94,26 @@ class ReferenceBackend:
             return _finish_torch_inplace(G, a, p, inv_temp, softmax)
         return _estep.finish(G, a, p, inv_temp, self.xp, softmax)
 
+    def soften(self, L: Any, inv_temp: float) -> tuple:
+        """``(resp, ll)``: the responsibilities at temperature ``1 / inv_temp`` of rows of
+        weighted log-densities ``L`` (n, K) and each row's T = 1 log-likelihood
+        (:func:`~online_gmm._math.estep.soften`; new arrays)."""
+        return _estep.soften(L, inv_temp, self.xp)
+
     def batch_statistics(self, X: Any, w: Any, p: Any, inv_temp: float,
-                         plan: Any = None) -> BatchStats:
+                         plan: Any = None, on_log_density: Any = None) -> BatchStats:
         """A batch's statistics from laid-out parameters (:class:`~online_gmm._math.estep.
         Prepared`): the E-step at ``1 / inv_temp`` and the weighted sums (``plan``: as for
-        :meth:`state_statistics`)."""
-        return _estep.chunked_statistics(X, w, p, inv_temp, self)
+        :meth:`state_statistics`; ``on_log_density(rows, logp)``: handed the E-step's
+        weighted log-densities, as :func:`~online_gmm._math.estep.chunked_statistics`)."""
+        return _estep.chunked_statistics(X, w, p, inv_temp, self, on_log_density)
 
     def state_statistics(self, state: MixtureState, covariance_type: str, X: Any, w: Any,
-                         inv_temp: float, plan: Any = None) -> BatchStats:
+                         inv_temp: float, plan: Any = None,
+                         on_log_density: Any = None) -> BatchStats:
         """The same from the state (the parameters laid out here)."""
         p = _estep.state_prepared(state, covariance_type, X.dtype, self.xp)
-        return self.batch_statistics(X, w, p, inv_temp)
+        return self.batch_statistics(X, w, p, inv_temp, on_log_density=on_log_density)
 
     def step_plan(self, X: Any, n_components: int, covariance_type: str) -> tuple:
         """``(context, plan)``: the BLAS setting a whole step on ``X`` runs under, and the

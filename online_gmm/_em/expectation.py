@@ -24,10 +24,12 @@ def step_prepared(state: MixtureState, config: Any, dtype: Any, backend: Any) ->
 
 
 def statistics(state: MixtureState, config: Any, X: Any, w: Any, inv_temp: float,
-               backend: Any, plan: Any = None) -> BatchStats:
+               backend: Any, plan: Any = None, on_log_density: Any = None) -> BatchStats:
     """A batch's statistics under ``config``'s E-step (plain, or variational with a
-    ``config.prior``), by the backend's own statistics (``plan``: its block plan)."""
+    ``config.prior``), by the backend's own statistics (``plan``: its block plan;
+    ``on_log_density(rows, logp)``: handed the E-step's weighted log-densities)."""
     if config.prior is None:
-        return backend.state_statistics(state, config.covariance_type, X, w, inv_temp, plan)
+        return backend.state_statistics(state, config.covariance_type, X, w, inv_temp, plan,
+                                        on_log_density)
     p = step_prepared(state, config, X.dtype, backend)
-    return backend.batch_statistics(X, w, p, inv_temp, plan)
+    return backend.batch_statistics(X, w, p, inv_temp, plan, on_log_density)

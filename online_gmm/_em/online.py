@@ -75,12 +75,19 @@ class Hooks:
     alike); ``reduce(stats) -> stats`` merges the workers' :class:`BatchStats`: with both,
     every worker computes the step one process would compute on the concatenated batch.
     ``statistics(prepared, inv_temp) -> BatchStats`` replaces the local E-step over ``X``
-    (Dask computes it on the workers, chunk by chunk).
+    (Dask computes it on the workers, chunk by chunk). ``on_log_density(rows, logp)`` is
+    handed the local E-step's weighted log-densities ``log pi_k + log N(x | mu_k,
+    Sigma_k)`` of the rows ``rows`` (a slice of ``X``), before their softmax (a view: copy
+    what you keep), so that a caller's targets come from the step's own E-step. A callable
+    with an ``array`` attribute, an (n, K) C-contiguous array of the data's dtype, may get
+    the log-densities written there directly (the numba backend: then ``logp`` is that
+    array's rows ``rows``).
     """
 
     gather: Callable | None = None
     reduce: Callable | None = None
     statistics: Callable | None = None
+    on_log_density: Callable | None = None
 
 
 NO_HOOKS = Hooks()
@@ -191,7 +198,8 @@ def _em_step(state, X, w, config, temperature, forgetting_rate, rng, backend, ho
             return state, StepInfo(0.0, 0.0, X.shape[0], 0, 0, temperature, forgetting_rate)
     ct = config.covariance_type
     if hooks.statistics is None:
-        stats = statistics(state, config, X, w, 1.0 / temperature, backend, plan)
+        stats = statistics(state, config, X, w, 1.0 / temperature, backend, plan,
+                           hooks.on_log_density)
     else:
         stats = hooks.statistics(step_prepared(state, config, X.dtype, backend),
                                  1.0 / temperature)

@@ -206,7 +206,7 @@ def _chunked(X, w, p: Prepared, inv_temp: float, backend, entropy: bool,
             else:
                 logp = backend.finish(G, a, p, 1.0, softmax=False)[0]
                 on_log_density(sl, logp)
-                R, ll = soften(logp, inv_temp, xp)
+                R, ll = backend.soften(logp, inv_temp)  # (the rows' softmax of finish)
             part = chunk_statistics(Xc, w[sl], R, ll, p, xp)
             total = merge_stats(total, part, p.covariance_type, xp)
             if entropy:

@@ -211,3 +211,75 @@ def test_a_step_plans_its_blocks_once_and_a_given_plan_is_followed(
                              backend=core.select_backend(X))
     assert len(calls) == 1
     assert info.loglik == want.loglik and info.weight == want.weight
+
+
+class _Capture:
+    """An ``on_log_density``: the chunks' log-densities gathered into one (n, K) array,
+    with or without an ``array`` of its own for the backend to write into."""
+
+    def __init__(self, n, K, dtype, own):
+        self.seen = np.full((n, K), np.nan, dtype=dtype)
+        self.array = self.seen if own else None
+        self.calls = 0
+
+    def __call__(self, rows, logp):
+        self.calls += 1
+        if logp is not self.array and not np.shares_memory(logp, self.seen):
+            self.seen[rows] = logp
+
+
+@pytest.mark.parametrize("covariance_type", BLOCKED_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("own", [False, True])
+@pytest.mark.parametrize("rounds", [False, True])
+def test_block_kernels_hand_over_the_estep_log_densities(many_blocks, covariance_type, dtype,
+                                                         own, rounds):
+    """``on_log_density`` gets the block kernels' own log-densities (every row once, in
+    order, over several blocks and rounds), equal to the generic E-step's, and the
+    statistics are those without it."""
+    state, X = _fitted_state(covariance_type, dtype)
+    w = np.ones(len(X), dtype=dtype)
+    p = core.state_prepared(state, covariance_type, X.dtype, np)
+    with core.use_backend("reference"):
+        reference = core.select_backend(X)
+    want = core.weighted_log_density(X, p, reference)
+    row_bytes = 8 * (5 + 6 * 6 + 6)
+    with config_context(working_memory=(50 if rounds else 10**4) * row_bytes / 2**20):
+        capture = _Capture(len(X), 5, dtype, own)
+        got = _blocked.state_statistics(state, covariance_type, X, w, 0.7,
+                                        on_log_density=capture)
+        plain = _blocked.state_statistics(state, covariance_type, X, w, 0.7)
+    assert capture.calls >= 2 if rounds else capture.calls == 1
+    tol = dict(rtol=1e-4, atol=1e-3) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(capture.seen, want, **tol)
+    for name in ("mass", "mean", "moment"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(plain, name))
+    assert got.loglik == plain.loglik
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("inv_temp", [1.0, 2.5, 0.3])
+@pytest.mark.parametrize("n", [3, 600])  # serial and parallel kernels
+def test_softmax_of_the_numba_backend_equals_the_reference(dtype, inv_temp, n):
+    rng = np.random.default_rng(0)
+    L = (rng.normal(size=(n, 700)) * 400 - 3000).astype(dtype)  # thousands of nats apart
+    L[0, :5] = -np.inf  # weightless components
+    with core.use_backend("reference"):
+        want, want_ll = core.select_backend(L).soften(L, inv_temp)
+    own = L.copy()
+    got, ll = core.select_backend(own).soften(own, inv_temp)
+    assert got is own  # in place
+    assert got.dtype == dtype
+    # (both round l * inv_temp, thousands of nats, to the dtype: relative errors of the
+    # probabilities up to a few eps times that)
+    rtol = 8 * np.finfo(dtype).eps * np.abs(L[np.isfinite(L)]).max() * max(inv_temp, 1.0)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-6 if dtype == np.float32
+                               else 1e-12)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(ll, want_ll, rtol=1e-6 if dtype == np.float32 else 1e-12)
+    assert np.all(got[0, :5] == 0)
+    strided = L[:, ::2]  # not contiguous: a new array, L untouched
+    before = L.copy()
+    out = core.select_backend(strided).soften(strided, inv_temp)[0]
+    np.testing.assert_array_equal(L, before)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
