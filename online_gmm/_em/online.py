@@ -315,10 +315,14 @@ def advance(
     info : StepInfo
     """
     # only seeding draws from the RNG (a snapshot costs ~40 us: not on every step)
-    if seeding is None:
+    if initial is not None or warmup is not None:
+        seeding = True  # (the test below is not needed: these steps may seed anyway)
+    elif seeding is None:
         redundancy = redundancy_due(step, config.n_components, X.shape[1])
-        seeding = needs_seeding(state, config, backend.xp, redundancy)
-    seeding = seeding or initial is not None or warmup is not None
+        # under the BLAS setting of its own small products: BLAS threads woken here would
+        # spin against the step's numba threads for milliseconds
+        with backend.blas_threads(config.n_components * X.shape[1]):
+            seeding = needs_seeding(state, config, backend.xp, redundancy)
     rng_state = rng.get_state() if seeding else None
     try:
         if initial is not None:
@@ -336,9 +340,10 @@ def advance(
             new_state, warmup = _warm_up(new_state, X, w, warmup, config, temperature, eta,
                                          rng, backend, hooks)
         nonfinite = check_finite_state(new_state, backend)
+        info = dataclasses.replace(info, warmup=warmup, rng_before=rng_state,
+                                   nonfinite=nonfinite)
     except BaseException:
         if rng_state is not None:
             rng.set_state(rng_state)
         raise
-    return new_state, dataclasses.replace(info, warmup=warmup, rng_before=rng_state,
-                                          nonfinite=nonfinite)
+    return new_state, info
