@@ -9,7 +9,7 @@ modules behind it may change shape at any time. The path of one batch:
    views a CPU tensor as NumPy when numba would run it);
 2. take the step: :func:`advance` (schedules, initial parameters, :func:`em_step`, the
    finiteness check, the RNG restore on failure), with :class:`Hooks` as the extension
-   point (``gather``, ``reduce``, ``statistics``);
+   point (``gather``, ``reduce``, ``statistics``, ``on_log_density``);
 3. publish the returned :class:`MixtureState`.
 
 The warm-up of a new stream (the contract's "Warm-up") is :func:`start_warmup`'s
