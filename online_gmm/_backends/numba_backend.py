@@ -194,6 +194,11 @@ def _m_step_kernel(state: MixtureState, stats: BatchStats, eta: float, forgettin
 MIN_BLOCK_ROWS = 128
 #: Below this many multiply-adds (rows x K x D) a batch is one block.
 MIN_PARALLEL_WORK = 2**21
+#: A block's buffers hold at most this many bytes (a larger batch, a warm-up's buffer,
+#: goes through in rounds of blocks this size): buffers of hundreds of megabytes, fresh at
+#: each call (above :data:`MAX_CACHED_BYTES`), cost their page faults and a trip through
+#: memory for each of their passes (measured, docs/benchmarks.md, issue 29).
+MAX_BLOCK_BYTES = 8 * 2**20
 #: Workspaces above this size (bytes, per thread) are not kept between steps.
 MAX_CACHED_BYTES = 64 * 2**20
 
@@ -228,6 +233,8 @@ def block_plan(n: int, n_components: int, n_features: int, itemsize: int) -> tup
     n_blocks = max(1, min(wanted, n // MIN_BLOCK_ROWS))
     row_bytes = itemsize * (n_components + 6 * n_features + 6)
     per_block = -(-chunk_rows(n, row_bytes) // n_blocks)  # working_memory for all blocks
+    # a block's buffers within MAX_BLOCK_BYTES (MIN_BLOCK_ROWS rows at least)
+    per_block = min(per_block, max(MIN_BLOCK_ROWS, MAX_BLOCK_BYTES // row_bytes))
     return n_blocks, max(1, min(-(-n // n_blocks), per_block))
 
 
