@@ -204,6 +204,15 @@ def _m_step_kernel(state: MixtureState, stats: BatchStats, eta: float, forgettin
 MIN_BLOCK_ROWS = 128
 #: Below this many multiply-adds (rows x K x D) a batch is one block.
 MIN_PARALLEL_WORK = 2**21
+#: A block's buffers hold at most this many bytes (a larger batch, a warm-up's buffer,
+#: goes through in rounds of blocks this size), unless that leaves a block less work than
+#: :data:`MIN_ROUND_WORK` multiply-adds (rows x K x D): blocks of 16,384 rows at K = 1,024
+#: (a warm-up's buffer) held hundreds of megabytes, fresh at each call, each of their
+#: passes a trip through memory (measured, docs/benchmarks.md, issue 29); and each round
+#: is a parallel region, whose start on a busy machine can cost milliseconds (``fit`` at
+#: K = 32 in rounds of 8 MiB blocks: 0.17 -> 0.25 s on a loaded machine).
+MAX_BLOCK_BYTES = 8 * 2**20
+MIN_ROUND_WORK = 2**27
 #: Workspaces above this size (bytes, per thread) are not kept between steps.
 MAX_CACHED_BYTES = 64 * 2**20
 
@@ -238,6 +247,11 @@ def block_plan(n: int, n_components: int, n_features: int, itemsize: int) -> tup
     n_blocks = max(1, min(wanted, n // MIN_BLOCK_ROWS))
     row_bytes = itemsize * (n_components + 6 * n_features + 6)
     per_block = -(-chunk_rows(n, row_bytes) // n_blocks)  # working_memory for all blocks
+    # a block's buffers within MAX_BLOCK_BYTES, unless its rows' work is below
+    # MIN_ROUND_WORK (each round is a parallel region; MIN_BLOCK_ROWS rows at least)
+    cap = max(MIN_BLOCK_ROWS, MAX_BLOCK_BYTES // row_bytes,
+              MIN_ROUND_WORK // max(1, n_components * n_features))
+    per_block = min(per_block, cap)
     return n_blocks, max(1, min(-(-n // n_blocks), per_block))
 
 

@@ -297,3 +297,90 @@ def lloyd(X, xx, w, C, n_iter, labels, inertia):  # pragma: no cover - compiled
                     for d in range(D):
                         C[r, k, d] = sums[k, d] / mass[k]
     return done
+
+
+# ---------------------------------------------------------------------- a step's k-means++
+@numba.njit(cache=True, nogil=True)
+def _cdf(p, cdf):  # pragma: no cover - compiled
+    """What NumPy's ``RandomState.choice(n, p=p / p.sum())`` searches, into ``cdf``: the
+    normalised probabilities cumulated, over their last sum. False when ``p`` sums to no
+    positive finite value (NumPy would refuse it)."""
+    n = p.shape[0]
+    s = 0.0
+    for i in range(n):
+        s += p[i]
+    if not (s > 0.0 and s < np.inf):
+        return False
+    acc = 0.0
+    for i in range(n):
+        acc += p[i] / s
+        cdf[i] = acc
+    last = cdf[n - 1]
+    for i in range(n):
+        cdf[i] /= last
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _sq_rows(Xc, xx, cand, d):  # pragma: no cover - compiled
+    """``d[t]``: the squared distances (norm form, floored at 0) of every row to row
+    ``cand[t]``, as :func:`online_gmm._em.seeding._pairwise_sq` forms them (one product of
+    the rows by the candidates' transpose)."""
+    C = _rows_of(Xc, cand)
+    G = np.dot(Xc, C.T)  # (n, T): BLAS
+    for t in range(cand.shape[0]):
+        cc = xx[cand[t]]
+        for i in range(Xc.shape[0]):
+            v = (cc - 2.0 * G[i, t]) + xx[i]
+            d[t, i] = v if v > 0.0 else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def greedy_d2(Xc, xx, w, closest, u, n_new, T, by_weight, out):  # pragma: no cover
+    """:func:`online_gmm._em.seeding._greedy_d2` (the step's greedy D^2 sampling) for NumPy
+    rows, with its draws given: ``u`` the uniforms its ``RandomState`` would draw (one for
+    the first seed when ``by_weight``, no centre yet; then ``T`` a seed), ``closest`` (n,)
+    each row's squared distance to its nearest centre (float64, changed in place), ``Xc``
+    the rows about their mean, ``xx`` their squared norms, ``w`` the weights. The chosen
+    rows go to ``out``; returns how many, or -1 where the reference draws otherwise (every
+    row on a centre: one uniform by weight) or NumPy would refuse the probabilities: the
+    caller then runs the reference from the same generator state."""
+    n = Xc.shape[0]
+    p = np.empty(n)
+    cdf = np.empty(n)
+    d = np.empty((T, n))
+    cand = np.empty(T, dtype=np.int64)
+    pos = 0
+    for j in range(n_new):
+        best = 0
+        if j == 0 and by_weight:
+            for i in range(n):
+                p[i] = w[i]
+            if not _cdf(p, cdf):
+                return -1
+            cand[0] = _search(cdf, u[pos], n - 1)
+            pos += 1
+            _sq_rows(Xc, xx, cand[:1], d)
+        else:
+            for i in range(n):
+                p[i] = w[i] * closest[i]
+            if not _cdf(p, cdf):
+                return -1
+            for t in range(T):
+                cand[t] = _search(cdf, u[pos + t], n - 1)
+            pos += T
+            _sq_rows(Xc, xx, cand, d)
+            best_pot = np.inf
+            for t in range(T):
+                acc = 0.0
+                for i in range(n):
+                    v = d[t, i]
+                    acc += (v if v < closest[i] else closest[i]) * w[i]
+                if acc < best_pot:
+                    best_pot = acc
+                    best = t
+        out[j] = cand[best]
+        for i in range(n):
+            if d[best, i] < closest[i]:
+                closest[i] = d[best, i]
+    return n_new

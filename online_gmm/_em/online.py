@@ -340,6 +340,7 @@ def advance(
             new_state, warmup = _warm_up(new_state, X, w, warmup, config, temperature, eta,
                                          rng, backend, hooks)
         nonfinite = check_finite_state(new_state, backend)
+        # (inside: a fault while the step's info is made restores the generator too)
         info = dataclasses.replace(info, warmup=warmup, rng_before=rng_state,
                                    nonfinite=nonfinite)
     except BaseException:

@@ -47,9 +47,11 @@ def _sq_dist_to_nearest(X, centers, xp, block: int = 2048, centred: tuple | None
     return best
 
 
-def kmeans_plusplus_indices(X, w_host: np.ndarray, centers, n_new: int, rng, xp) -> np.ndarray:
+def kmeans_plusplus_indices(X, w_host: np.ndarray, centers, n_new: int, rng, xp,
+                            fast: bool = False) -> np.ndarray:
     """Indices of ``n_new`` rows of ``X`` chosen by greedy D^2 sampling, continuing from
-    ``centers`` (possibly empty). Rows with zero weight are never chosen."""
+    ``centers`` (possibly empty). Rows with zero weight are never chosen. ``fast`` (the
+    numba backend's NumPy rows): the same draws in one kernel (:func:`_greedy_d2_fast`)."""
     positive = np.flatnonzero(w_host > 0)
     if n_new <= 0 or positive.size == 0:
         return np.empty(0, dtype=np.intp)
@@ -65,7 +67,32 @@ def kmeans_plusplus_indices(X, w_host: np.ndarray, centers, n_new: int, rng, xp)
     closest = to_numpy(_sq_dist_to_nearest(X, centers, xp, centred=centred)).astype(np.float64)
     # one BLAS thread for these small products (their threads cost more than they give)
     with blas_threads_for(n_trials * X.shape[0] * X.shape[1]):
+        if fast:
+            return _greedy_d2_fast(X, w_host, closest, centred, n_new, n_trials, rng, xp,
+                                   by_weight=centers.shape[0] == 0)
         return _greedy_d2(X, w_host, closest, centred, n_new, n_trials, rng, xp)
+
+
+def _greedy_d2_fast(X, w_host, closest, centred, n_new, n_trials, rng, xp, *,
+                    by_weight: bool) -> np.ndarray:
+    """:func:`_greedy_d2` in one numba kernel
+    (:func:`online_gmm._backends.seeding_kernels.greedy_d2`): the uniforms the reference
+    draws from ``rng`` (``choice`` is an inverse-CDF search of one uniform a draw) are
+    drawn at once; where the reference would draw otherwise (every row on a centre) the
+    generator goes back to its state and the reference runs."""
+    from .._backends.seeding_kernels import greedy_d2
+
+    saved = rng.get_state()
+    u = rng.random_sample(n_new * n_trials - (n_trials - 1 if by_weight else 0))
+    Xc, xx, _ = centred
+    out = np.zeros(n_new, dtype=np.int64)
+    count = greedy_d2(np.ascontiguousarray(Xc), np.ascontiguousarray(xx),
+                      np.ascontiguousarray(w_host, dtype=np.float64), closest.copy(), u,
+                      n_new, n_trials, by_weight, out)
+    if count == n_new:
+        return out.astype(np.intp)
+    rng.set_state(saved)
+    return _greedy_d2(X, w_host, closest, centred, n_new, n_trials, rng, xp)
 
 
 def _greedy_d2(X, w_host, closest, centred, n_new, n_trials, rng, xp) -> np.ndarray:
@@ -176,13 +203,15 @@ def _pairwise_sq(X, idx: np.ndarray, xp, centred: tuple | None = None) -> np.nda
     return np.maximum(to_numpy(d2), 0.0)
 
 
-def initial_means(X, w_host: np.ndarray, n_new: int, init_params: str, rng, xp):
-    """(n_new, D) float64 seed means for the first batch, per ``init_params``."""
+def initial_means(X, w_host: np.ndarray, n_new: int, init_params: str, rng, xp,
+                  fast: bool = False):
+    """(n_new, D) float64 seed means for the first batch, per ``init_params`` (``fast``: as
+    :func:`kmeans_plusplus_indices`)."""
     positive = np.flatnonzero(w_host > 0)
     n_new = min(n_new, positive.size)
     f64 = xp.float64
     if init_params == "k-means++":
-        idx = kmeans_plusplus_indices(X, w_host, X[:0, ...], n_new, rng, xp)
+        idx = kmeans_plusplus_indices(X, w_host, X[:0, ...], n_new, rng, xp, fast)
         return xp.astype(xp.take(X, take_index(idx, X, xp), axis=0), f64)
     if init_params == "random_from_data":
         idx = rng.choice(positive, size=n_new, replace=False)
@@ -431,6 +460,7 @@ def seed_from_sample(state: MixtureState, X, w, *, config,
 def _seed_and_reseed(state, X, w, w_host, config, rng, backend):
     """Seed unseeded components and reseed dead ones from this batch."""
     xp = backend.xp
+    fast = backend.name == "numba" and isinstance(X, np.ndarray)
     K = config.n_components
     ct = config.covariance_type
     seeded = to_numpy(state.seeded).astype(bool)
@@ -439,7 +469,7 @@ def _seed_and_reseed(state, X, w, w_host, config, rng, backend):
         return state, 0, 0
     if not seeded.any():
         n_new = min(K, n_pos)
-        means = initial_means(X, w_host, n_new, config.init_params, rng, xp)
+        means = initial_means(X, w_host, n_new, config.init_params, rng, xp, fast)
         var = residual_variance(X, w, means, ct, xp)
         if var is None:
             var = batch_variance(X, w, ct, xp)
@@ -462,7 +492,7 @@ def _seed_and_reseed(state, X, w, w_host, config, rng, backend):
         return state, 0, 0
     live = seeded & ~dead
     live_means = xp.take(state.means, take_index(np.flatnonzero(live), state.means, xp), axis=0)
-    idx = kmeans_plusplus_indices(X, w_host, live_means, targets.size, rng, xp)
+    idx = kmeans_plusplus_indices(X, w_host, live_means, targets.size, rng, xp, fast)
     targets = targets[: idx.shape[0]]
     if idx.shape[0] == 0:
         return state, 0, 0

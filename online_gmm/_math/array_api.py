@@ -53,6 +53,11 @@ def asarray_like(a: Any, like: Any, xp: Any, dtype: Any = None) -> Any:
     return xp.asarray(np.ascontiguousarray(a), dtype=dtype, device=device(like))
 
 
+#: NumPy's float dtypes by name (``dtype.name`` is a slow property: a hot path compares
+#: dtypes instead).
+_NUMPY_FLOATS = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
+
 def astype_all(arrays: dict, dtype_name: str | None) -> dict:
     """``arrays`` (a dict of fitted attributes) with each floating array cast to the
     floating dtype ``dtype_name`` ("float32", "float64") of its own namespace, on its own
@@ -60,11 +65,12 @@ def astype_all(arrays: dict, dtype_name: str | None) -> dict:
     ``None``: the dict as it is."""
     if dtype_name is None:
         return arrays
+    target_np = _NUMPY_FLOATS.get(dtype_name) or np.dtype(dtype_name)
     out = {}
     for name, a in arrays.items():
         if type(a) is np.ndarray:  # (the hot path: no namespace look-up)
-            if a.dtype.kind == "f" and a.dtype.name != dtype_name:
-                a = a.astype(dtype_name)
+            if a.dtype is not target_np and a.dtype.kind == "f" and a.dtype != target_np:
+                a = a.astype(target_np)
         elif isinstance(a, np.generic):  # a NumPy scalar stays one
             if a.dtype.kind == "f":
                 a = a.astype(dtype_name)

@@ -31,6 +31,7 @@ import online_gmm._backends.kernels as kernels_mod
 import online_gmm._backends.mstep_kernels as mstep_kernels_mod
 import online_gmm._backends.numba_backend as blocked_mod
 import online_gmm._backends.numba_backend as numba_backend_mod
+import online_gmm._backends.seeding_kernels as seeding_kernels_mod
 import online_gmm._em.online as online_em_mod
 import online_gmm._em.seeding as seeding_mod
 import online_gmm._estimators.gaussian as estimator_mod
@@ -416,7 +417,8 @@ TARGETS: list[tuple[object, str]] = [
     (mstep_mod, "covariance"),
     (stats_mod, "covariance"),
     (seeding_mod, "_sq_dist_to_nearest"),
-    (seeding_mod, "_pairwise_sq"),
+    (seeding_mod, "_greedy_d2_fast"),  # (NumPy rows: the numba backend's k-means++)
+    (seeding_kernels_mod, "greedy_d2"),
     (seeding_mod, "scatter_rows"),
     (seeding_mod, "to_numpy"),
     (seeding_mod, "covariance"),

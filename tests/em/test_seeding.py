@@ -35,17 +35,54 @@ def _reference_kmeans_pp(X, w, centers, n_new, rng):
     return np.asarray(chosen)
 
 
+@pytest.mark.parametrize("fast", [False, True])
 @pytest.mark.parametrize("n_centers", [0, 5])
-def test_kmeans_plusplus_picks_what_the_plain_algorithm_picks(n_centers):
+def test_kmeans_plusplus_picks_what_the_plain_algorithm_picks(n_centers, fast):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 6)) + 8 * rng.integers(0, 12, size=(400, 1))
     w = rng.uniform(0.5, 2.0, 400)
     w[::7] = 0.0  # never chosen
     centers = X[:n_centers] + 0.1
-    got = _seeding.kmeans_plusplus_indices(X, w, centers, 20, np.random.RandomState(1), np)
-    want = _reference_kmeans_pp(X, w, centers, 20, np.random.RandomState(1))
+    r_got, r_want = np.random.RandomState(1), np.random.RandomState(1)
+    got = _seeding.kmeans_plusplus_indices(X, w, centers, 20, r_got, np, fast=fast)
+    want = _reference_kmeans_pp(X, w, centers, 20, r_want)
     np.testing.assert_array_equal(got, want)
     assert len(set(got.tolist())) == 20 and np.all(w[got] > 0)
+    assert r_got.random_sample() == r_want.random_sample()  # the same draws, no more
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_kmeans_plusplus_kernel_draws_the_reference_s_seeds(seed):
+    """The numba kernel (``fast``) chooses the rows the array steps choose, and leaves the
+    generator where they leave it: any width, float32 rows, weights, existing centres."""
+    rng = np.random.default_rng(seed)
+    n, D = int(rng.integers(60, 900)), int(rng.integers(1, 40))
+    X = rng.normal(size=(n, D)) * 3 + 5 * rng.integers(0, 9, size=(n, 1))
+    X = X.astype(np.float32) if seed % 3 == 0 else X
+    w = rng.uniform(0.2, 3.0, n) if seed % 2 else np.ones(n)
+    w[::5] = 0.0
+    centers = X[: 3 * (seed % 2)]
+    k = int(rng.integers(2, 40))
+    states = [np.random.RandomState(seed) for _ in range(2)]
+    ref, fast = (_seeding.kmeans_plusplus_indices(X, w, centers, k, r, np, fast=f)
+                 for r, f in zip(states, (False, True), strict=True))
+    np.testing.assert_array_equal(fast, ref)
+    assert states[0].random_sample() == states[1].random_sample()
+
+
+def test_the_kmeans_plusplus_kernel_falls_back_where_the_reference_draws_by_weight():
+    """Every row on a seed after four: the reference then draws one uniform by weight, the
+    kernel gives the generator back and the reference goes on (the same rows, the same
+    generator state)."""
+    X = np.zeros((32, 3))  # (32 rows of small integers: every distance exact)
+    X[:4] += np.arange(4)[:, None]  # rows 0 (and 4..31, the same) and 1, 2, 3
+    w = np.ones(32)
+    states = [np.random.RandomState(0) for _ in range(2)]
+    ref, fast = (_seeding.kmeans_plusplus_indices(X, w, X[:0], 8, r, np, fast=f)
+                 for r, f in zip(states, (False, True), strict=True))
+    np.testing.assert_array_equal(fast, ref)
+    assert len(set(ref.tolist())) == 8
+    assert states[0].random_sample() == states[1].random_sample()
 
 
 def test_pairwise_distances_reuse_the_centred_batch_exactly():
