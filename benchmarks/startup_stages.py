@@ -27,9 +27,9 @@ t.append(time.perf_counter())
 import numba
 t.append(time.perf_counter())
 from online_gmm import OnlineGaussianMixture
-from online_gmm._backends import kernels as _kernels
+from online_gmm._backends import check_kernels as _checks
 t.append(time.perf_counter())
-_kernels.all_finite(np.ones(3))
+_checks.all_finite(np.ones(3))
 t.append(time.perf_counter())
 X = np.random.default_rng(0).standard_normal((1024, 64))
 OnlineGaussianMixture(16, random_state=0).partial_fit(X)

@@ -1,7 +1,8 @@
 """Numba kernels of the numba backend: the row kernel (log-densities, tempered softmax and
 log-likelihood of one row), the block kernels built on it (one row block's whole E-step and
-statistics), the per-batch layouts, and the finiteness check. Kernels that inline each other
-live in this one file: numba's cache checks only the file that defines a kernel.
+statistics) and the per-batch layouts (the checks of a batch are in
+:mod:`~online_gmm._backends.check_kernels`). Kernels that inline each other live in this one
+file: numba's cache checks only the file that defines a kernel.
 
 Matrix products stay with BLAS; what numba fuses is everything around them: assembling the
 log-densities from the quadratic-form pieces, the tempered softmax and the log-likelihood, row
@@ -320,45 +321,6 @@ def log_density(G, a, b, s, const):  # pragma: no cover - compiled
             _row_log_density(G, i, a, b, s, const)
 
 
-@numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, error_model="numpy")
-def _zero_if_finite(a):  # pragma: no cover - compiled
-    """``sum(a * 0)``: 0 when every entry of the 1-d ``a`` is finite, NaN otherwise (inf * 0
-    is NaN; without the ``nnan``/``ninf`` flags LLVM may not fold ``x * 0`` to 0). Never
-    overflows, unlike a plain sum; vectorises."""
-    zero = a.dtype.type(0.0)
-    acc = zero
-    for k in range(a.shape[0]):
-        acc += a[k] * zero
-    return acc
-
-
-@numba.njit(cache=True, nogil=True)
-def _all_zero_if_finite(arrays):  # pragma: no cover - compiled
-    """:func:`_zero_if_finite` of each 1-d array of the tuple ``arrays`` is 0."""
-    for a in arrays:
-        if _zero_if_finite(a) != 0:
-            return False
-    return True
-
-
-def all_finite(*arrays: np.ndarray) -> bool:
-    """Whether every entry of the float NumPy arrays is finite: one vectorised pass over
-    each, no temporary (``np.isfinite(a).all()`` makes a boolean array of ``a``'s size),
-    one compiled call for arrays of one dtype."""
-    flat = []
-    for a in arrays:
-        if not (a.flags.c_contiguous or a.flags.f_contiguous):
-            if not np.isfinite(a).all():
-                return False
-            continue
-        flat.append(a.ravel(order="K"))
-    if not flat:
-        return True
-    if len({a.dtype for a in flat}) > 1:
-        return all(bool(_zero_if_finite(a) == 0) for a in flat)
-    return bool(_all_zero_if_finite(tuple(flat)))
-
-
 # ---------------------------------------------------------------------- block kernels
 # Numba kernels for :mod:`online_gmm._backends.numba_backend`: one whole E-step + statistics per
 # row block.
@@ -656,12 +618,3 @@ def centred_moments(S, n_used, kind, shift):
                 sq_sum += xb * xb
             moment[k, 0] = max(spherical_s2 - m * sq_sum, 0.0) / d
     return mass, mean, moment
-
-
-@numba.njit(**_JIT)
-def unit_weights(w):  # pragma: no cover - compiled
-    """Whether every weight is exactly one."""
-    for i in range(w.shape[0]):
-        if w[i] != 1.0:
-            return False
-    return True

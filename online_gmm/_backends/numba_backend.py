@@ -29,6 +29,7 @@ from .._math.covariance import COVARIANCE_TYPES, PD_MSG, covariance
 from .._math.estep import chunked_statistics, state_prepared
 from .._math.mstep import forgetting_factors
 from .._math.state import BatchStats, MixtureState, merge_stats
+from . import check_kernels as _checks
 from . import kernels as _kernels
 from . import mstep_kernels as _mstep_kernels
 from .kernels import DIAG, EXP_FLOOR_F32, EXP_FLOOR_F64, SPHERICAL, TIED
@@ -120,7 +121,7 @@ class NumbaBackend(ReferenceBackend):
 
     # ------------------------------------------------------------------ checks
     def all_finite(self, *arrays: np.ndarray) -> bool:
-        return _kernels.all_finite(*arrays)
+        return _checks.all_finite(*arrays)
 
 
 _STATE_ARRAYS = ("weights", "means", "covariances", "mass", "nu", "moment")
@@ -395,7 +396,7 @@ def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const, plan=None,
     kind = kernel_kind(ct)
     blas_set = plan is not None
     n_blocks, rows = plan if blas_set else block_plan(n, K, d, dt.itemsize)
-    unit = bool(_kernels.unit_weights(w))
+    unit = bool(_checks.unit_weights(w))
     # sum_n w_n: n exactly when every weight is one
     weight = float(n) if unit else float(np.sum(w, dtype=np.float64))
     n_cols = layout(kind, d)[2]

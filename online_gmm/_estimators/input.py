@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backends.kernels import all_finite
+from .._backends.check_kernels import all_finite
 from .._math import array_api as _array_api
 from .._math.array_api import to_numpy
 

@@ -6,6 +6,7 @@ import pytest
 from sklearn import config_context
 
 from online_gmm import OnlineGaussianMixture, core
+from online_gmm._backends import check_kernels as _checks
 from online_gmm._backends import kernels as _kernels
 from online_gmm._backends import numba_backend as _blocked
 
@@ -177,11 +178,11 @@ def test_unit_weights():
 
     for dt in (np.float64, np.float32):
         w = np.ones(50, dtype=dt)
-        assert _kernels.unit_weights(w)
+        assert _checks.unit_weights(w)
         for bad in (0.0, np.nextafter(dt(1), dt(2)), np.nan, 2.0):
             v = w.copy()
             v[37] = bad
-            assert not _kernels.unit_weights(v)
+            assert not _checks.unit_weights(v)
 
 
 @pytest.mark.parametrize("covariance_type", BLOCKED_TYPES)

@@ -4,6 +4,7 @@ import numba
 import numpy as np
 import pytest
 
+from online_gmm._backends import check_kernels as _checks
 from online_gmm._backends import kernels as _kernels
 
 
@@ -95,15 +96,15 @@ def test_all_finite_finds_every_nan_and_inf_in_any_layout(dtype):
     X = rng.standard_normal((257, 9)).astype(dtype)
     views = [lambda a: a, lambda a: a.T, lambda a: np.asfortranarray(a), lambda a: a[::2, 1:]]
     for view in views:
-        assert _kernels.all_finite(view(X))
+        assert _checks.all_finite(view(X))
     huge = np.full(1000, np.finfo(dtype).max, dtype)  # a plain sum would overflow
-    assert _kernels.all_finite(huge) and _kernels.all_finite(np.empty((0, 3), dtype))
+    assert _checks.all_finite(huge) and _checks.all_finite(np.empty((0, 3), dtype))
     for bad in (np.nan, np.inf, -np.inf):
         for i, j in [(0, 0), (128, 4), (256, 8)]:
             Y = X.copy()
             Y[i, j] = bad
             for view in views[:3]:
-                assert not _kernels.all_finite(view(Y))
+                assert not _checks.all_finite(view(Y))
         Y = X.copy()
         Y[2, 3] = bad
-        assert not _kernels.all_finite(Y[::2, 1:])
+        assert not _checks.all_finite(Y[::2, 1:])
