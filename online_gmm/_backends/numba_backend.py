@@ -211,8 +211,11 @@ MIN_PARALLEL_WORK = 2**21
 #: (a warm-up's buffer) held hundreds of megabytes, fresh at each call, each of their
 #: passes a trip through memory (measured, docs/benchmarks.md, issue 29); and each round
 #: is a parallel region, whose start on a busy machine can cost milliseconds (``fit`` at
-#: K = 32 in rounds of 8 MiB blocks: 0.17 -> 0.25 s on a loaded machine).
-MAX_BLOCK_BYTES = 8 * 2**20
+#: K = 32 in rounds of 8 MiB blocks: 0.17 -> 0.25 s on a loaded machine). 16 MiB: at 8 the
+#: embedding step (1,024 rows, K = 4,096, D = 256, float32) went in two rounds, each with
+#: its merge of (K, D) moments: 72 ms against 39 in one (the warm-up's buffer at K = 1,024
+#: is as fast at 8 and 16; 64 MiB was slower everywhere; quiet machine, one process).
+MAX_BLOCK_BYTES = 16 * 2**20
 MIN_ROUND_WORK = 2**27
 #: Workspaces above this size (bytes, per thread) are not kept between steps.
 MAX_CACHED_BYTES = 64 * 2**20
