@@ -217,6 +217,11 @@ MIN_PARALLEL_WORK = 2**21
 #: is as fast at 8 and 16; 64 MiB was slower everywhere; quiet machine, one process).
 MAX_BLOCK_BYTES = 16 * 2**20
 MIN_ROUND_WORK = 2**27
+#: ... and never below this many rows: every round ends in a pairwise merge of (K, D)
+#: moments, whose cost grows with K x D as a row's does, so only rows amortise it (with
+#: 16 MiB blocks alone, 2,048 rows at K = 8,192, D = 256 went in 3 rounds, two merges of
+#: 45 ms each beside 180 ms of E-step; K = 65,536 in blocks of 62 rows).
+MIN_CAPPED_ROWS = 1024
 #: Workspaces above this size (bytes, per thread) are not kept between steps.
 MAX_CACHED_BYTES = 64 * 2**20
 
@@ -252,8 +257,8 @@ def block_plan(n: int, n_components: int, n_features: int, itemsize: int) -> tup
     row_bytes = itemsize * (n_components + 6 * n_features + 6)
     per_block = -(-chunk_rows(n, row_bytes) // n_blocks)  # working_memory for all blocks
     # a block's buffers within MAX_BLOCK_BYTES, unless its rows' work is below
-    # MIN_ROUND_WORK (each round is a parallel region; MIN_BLOCK_ROWS rows at least)
-    cap = max(MIN_BLOCK_ROWS, MAX_BLOCK_BYTES // row_bytes,
+    # MIN_ROUND_WORK (each round is a parallel region) or MIN_CAPPED_ROWS (its merge)
+    cap = max(MIN_CAPPED_ROWS, MAX_BLOCK_BYTES // row_bytes,
               MIN_ROUND_WORK // max(1, n_components * n_features))
     per_block = min(per_block, cap)
     return n_blocks, max(1, min(-(-n // n_blocks), per_block))
