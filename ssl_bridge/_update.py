@@ -241,21 +241,10 @@ def steady_step(
                                forgetting_rate=forgetting_rate)
     new_state, info = core.advance(state, X, W, config=config, schedules=schedules, step=0,
                                    rng=None, backend=backend, hooks=hooks, seeding=False)
-    seed_next = next_seeds(new_state, config, backend, redundancy)
+    seed_next = core.seeding_flag(new_state, config, backend.xp, redundancy=redundancy)
     flags = torch.stack([n_bad.to(torch.int64), _flag(info.nonfinite, x),
                          _flag(seed_next, x)])
     return new_state, flags, mean_loglik(info.loglik, info.weight, x.device)
-
-
-def next_seeds(state: core.MixtureState, config: core.EMConfig, backend: Any,
-               redundancy: bool) -> Any:
-    """:func:`online_gmm.core.seeding_flag` of the new state; on the host under the BLAS
-    setting of its small products (BLAS threads woken by them would spin against the
-    training step's own threads)."""
-    if isinstance(state.means, np.ndarray):
-        with backend.blas_threads(state.means.size):
-            return core.seeding_flag(state, config, backend.xp, redundancy=redundancy)
-    return core.seeding_flag(state, config, backend.xp, redundancy=redundancy)
 
 
 def _flag(value: Any, like: Tensor) -> Tensor:

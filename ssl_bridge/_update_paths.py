@@ -168,7 +168,7 @@ class UpdatePaths:
             due = core.redundancy_due(host.step + 1, K, self.dim)
             nonfinite, seed_next = _update.read_flags(  # the one read of the new state
                 False if info.nonfinite is None else info.nonfinite,
-                _update.next_seeds(new_state, self.config, backend, due),
+                core.seeding_flag(new_state, self.config, xp, redundancy=due),
             )
             if nonfinite:
                 raise FloatingPointError(_NONFINITE_STATE)

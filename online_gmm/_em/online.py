@@ -319,10 +319,7 @@ def advance(
         seeding = True  # (the test below is not needed: these steps may seed anyway)
     elif seeding is None:
         redundancy = redundancy_due(step, config.n_components, X.shape[1])
-        # under the BLAS setting of its own small products: BLAS threads woken here would
-        # spin against the step's numba threads for milliseconds
-        with backend.blas_threads(config.n_components * X.shape[1]):
-            seeding = needs_seeding(state, config, backend.xp, redundancy)
+        seeding = needs_seeding(state, config, backend.xp, redundancy)
     rng_state = rng.get_state() if seeding else None
     try:
         if initial is not None:
