@@ -102,7 +102,7 @@ def _blocked_stages(out, st, ct, X, w, repeats) -> None:
 
     whole = _med(lambda: _blocked.state_statistics(st, ct, X, w, 1.0), repeats)
     if ct != "tied":
-        from online_gmm._backends import kernels as _kernels
+        from online_gmm._backends import layout_kernels as _layout
         from online_gmm._math.array_api import LOG_2PI
 
         K, d = st.means.shape
@@ -113,9 +113,9 @@ def _blocked_stages(out, st, ct, X, w, repeats) -> None:
 
         def layout():
             if ct == "diag":  # None: the log-determinant computed in the kernel (as _blocked)
-                _kernels.prepare_diag(st.weights, st.means, pc, None, LOG_2PI, *bufs)
+                _layout.prepare_diag(st.weights, st.means, pc, None, LOG_2PI, *bufs)
             else:
-                _kernels.prepare_spherical(st.weights, st.means, pc, LOG_2PI, *bufs)
+                _layout.prepare_spherical(st.weights, st.means, pc, LOG_2PI, *bufs)
 
         out["prepare"] = _med(layout, repeats)
     kernel = _blocked._kernels.block_statistics

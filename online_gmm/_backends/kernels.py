@@ -1,20 +1,20 @@
 """Numba kernels of the numba backend: the row kernel (log-densities, tempered softmax and
 log-likelihood of one row), the block kernels built on it (one row block's whole E-step and
-statistics) and the per-batch layouts (the checks of a batch are in
-:mod:`~online_gmm._backends.check_kernels`). Kernels that inline each other live in this one
-file: numba's cache checks only the file that defines a kernel.
+statistics; the per-batch layouts are in :mod:`~online_gmm._backends.layout_kernels`, the
+checks of a batch in :mod:`~online_gmm._backends.check_kernels`). Kernels that inline each
+other live in this one file: numba's cache checks only the file that defines a kernel.
 
 Matrix products stay with BLAS; what numba fuses is everything around them: assembling the
 log-densities from the quadratic-form pieces, the tempered softmax and the log-likelihood, row
 by row while the row is in cache, in place (no extra ``(n_samples, n_components)``
 temporaries), in the data's dtype. Each pass over a row is a loop LLVM vectorises: the
 maximum through ``llvm.maxnum`` (:func:`_fmax`), ``exp`` as a polynomial with the power of two
-made from the bits (:func:`_exp_nonpositive`, :func:`_pow2`).
+made from the bits (:func:`_exp_nonpositive`, :func:`_pow2`). The statistics' product skips
+the responsibilities that are exactly 0 (below ``exp``'s floor) when they are most of a
+block's (:func:`_sparse_sums`): the sharp posteriors of high-dimensional data.
 """
 
 from __future__ import annotations
-
-import math
 
 import numba
 import numpy as np
@@ -341,7 +341,6 @@ def log_density(G, a, b, s, const):  # pragma: no cover - compiled
 # and the sums ``S = R^T @ (w * A)``: every first and second moment and, from the ones
 # column, the masses, in one product.
 
-_LN2 = math.log(2.0)
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
@@ -424,18 +423,23 @@ def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, 
         np.dot(Ab, rhs, Gb)
         ab = a0
     n_components = Gb.shape[1]
+    nnz = 0
     for i in range(rows):
         _row_log_density(Gb, i, ab, b, s, const)
         if keep and i < hi - lo:
             for k in range(n_components):
                 L[lo + i, k] = Gb[i, k]
         _row_softmax(Gb, i, inv_temp, llb, floor)
+        if i < hi - lo:
+            nnz += _n_positive(Gb[i])
     acc = 0.0
     for i in range(hi - lo):
         if w[lo + i] != 0.0:
             acc += w[lo + i] * np.float64(llb[i])
     loglik[blk] = acc
-    if unit:
+    if nnz * SPARSE_FRACTION <= (hi - lo) * n_components:
+        _sparse_sums(Gb, Ab, w, lo, hi, unit, S[blk])
+    elif unit:
         np.dot(Gb.T, Ab, S[blk])
     else:
         Bb = B[blk]
@@ -454,6 +458,51 @@ def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, 
                 for j in range(d):
                     xb[i, j] = sw * np.float64(Ab[i, j])
         np.dot(xb.T, xb, T2[blk])
+
+
+#: The statistics' product goes entry by entry over a block's positive responsibilities
+#: when at most one in this many is positive (:func:`_sparse_sums`); a dense product costs
+#: about as much per entry, positive or 0, as the sparse one per positive entry over this.
+SPARSE_FRACTION = 16
+_SCAN_RUN = 64
+
+
+@numba.njit(fastmath=_FASTMATH, **_JIT)
+def _n_positive(r):  # pragma: no cover - compiled
+    """How many entries of the 1-d ``r`` are positive (one vectorised loop)."""
+    n = 0
+    for k in range(r.shape[0]):
+        n += 1 if r[k] > 0 else 0
+    return n
+
+
+@numba.njit(fastmath=_FASTMATH, **_JIT)
+def _sparse_sums(Gb, Ab, w, lo, hi, unit, Sb):  # pragma: no cover - compiled
+    """``Sb = R^T @ (w * A)`` over the block's rows of data (``hi - lo``), from the positive
+    responsibilities only (the others are exactly 0 and add nothing): for each row, each
+    component it has weight in gets ``r w a``. The dense product's sums, up to the order of
+    the additions (row order here)."""
+    Sb[:, :] = 0.0
+    n_cols = Ab.shape[1]
+    K = Gb.shape[1]
+    zero = Gb.dtype.type(0.0)
+    for i in range(hi - lo):
+        wi = Ab.dtype.type(1.0) if unit else w[lo + i]
+        if wi == 0:
+            continue
+        for k0 in range(0, K, _SCAN_RUN):  # runs without a positive entry: one max each
+            k1 = min(k0 + _SCAN_RUN, K)
+            mx = zero
+            for k in range(k0, k1):
+                mx = _fmax(mx, Gb[i, k])
+            if not mx > 0:
+                continue
+            for k in range(k0, k1):
+                r = Gb[i, k]
+                if r > 0:
+                    c = r * wi
+                    for j in range(n_cols):
+                        Sb[k, j] += c * Ab[i, j]
 
 
 @numba.njit(fastmath=_FASTMATH, **_JIT)
@@ -482,139 +531,3 @@ def _tied_float64_sums(Gb, Ab, w, lo, hi, xb, S64b):  # pragma: no cover - compi
         for j in range(d):
             xb[i, j] = sw * a64[i, j]
     np.dot(r64.T, a64, S64b)
-
-
-@numba.njit(**_JIT)
-def _shift(weights, means, shift_dt):  # pragma: no cover - compiled
-    """The mixture mean (float64), also written to ``shift_dt`` in the data's dtype."""
-    K, d = means.shape
-    total = 0.0
-    for k in range(K):
-        total += weights[k]
-    shift = np.zeros(d)
-    for k in range(K):
-        for j in range(d):
-            shift[j] += weights[k] * means[k, j]
-    for j in range(d):
-        shift[j] /= total
-        shift_dt[j] = shift[j]
-    return shift
-
-
-@numba.njit(**_JIT)
-def prepare_diag(weights, means, prec_chol, logdet, log_2pi, rhs_t, b, s, const, shift_dt):
-    """The E-step's per-batch layout for ``diag``, into the caller's buffers (data dtype):
-    ``rhs_t = [prec, -2 mu prec, b]`` (K, 2D + 1), the transpose of the module docstring's
-    ``rhs``; ``b`` zeros (folded into ``rhs``), ``s`` ones, ``const = log pi + logdet -
-    D/2 log 2 pi``; returns the float64 shift. Float64 arithmetic, one rounding to the data's
-    dtype: the values of :func:`online_gmm._math.estep.prepare`.
-
-    ``logdet``: ``log|U|`` per component, or ``None``: computed here as the log of the
-    product of ``U``'s diagonal, one ``log`` per component instead of ``D`` (numba's and,
-    without AVX-512, NumPy's ``log`` are scalar libm calls). Factors within ``[1e-100,
-    1e100]`` are multiplied, the running product kept within ``[1e-100, 1e100]`` by moving
-    its binary exponent out (``frexp``, exact), so nothing overflows or underflows; factors
-    outside are added as logs. About ``D`` roundings of relative size ``eps``: the accuracy
-    of a sum of ``D`` logs."""  # pragma: no cover - compiled
-    K, d = means.shape
-    shift = _shift(weights, means, shift_dt)
-    for k in range(K):
-        bk = 0.0
-        p = 1.0
-        e2 = 0
-        extra = 0.0
-        for j in range(d):
-            pc = prec_chol[k, j]
-            prec = pc * pc
-            mu = means[k, j] - shift[j]
-            rhs_t[k, j] = prec
-            rhs_t[k, d + j] = -2.0 * mu * prec
-            bk += mu * mu * prec
-            if logdet is None:
-                if pc >= 1e-100 and pc <= 1e100:
-                    p *= pc
-                    if p > 1e100 or p < 1e-100:
-                        p, e = math.frexp(p)
-                        e2 += e
-                else:
-                    extra += np.log(pc)  # also propagates NaN
-        rhs_t[k, 2 * d] = bk
-        b[k] = 0.0
-        s[k] = 1.0
-        logw = np.log(weights[k]) if weights[k] > 0 else -np.inf
-        if logdet is None:
-            ld = np.log(p) + e2 * _LN2 + extra
-        else:
-            ld = logdet[k]
-        const[k] = logw + ld - 0.5 * d * log_2pi
-    return shift
-
-
-@numba.njit(**_JIT)
-def prepare_spherical(weights, means, prec_chol, log_2pi, rhs_t, b, s, const, shift_dt):
-    """As :func:`prepare_diag` for ``spherical``: ``rhs_t = [-2 mu, 1, b]`` (K, D + 2),
-    ``s = 1 / variance``."""  # pragma: no cover - compiled
-    K, d = means.shape
-    shift = _shift(weights, means, shift_dt)
-    for k in range(K):
-        bk = 0.0
-        for j in range(d):
-            mu = means[k, j] - shift[j]
-            rhs_t[k, j] = -2.0 * mu
-            bk += mu * mu
-        rhs_t[k, d] = 1.0
-        rhs_t[k, d + 1] = bk
-        b[k] = 0.0
-        pc = prec_chol[k]
-        s[k] = pc * pc
-        logw = np.log(weights[k]) if weights[k] > 0 else -np.inf
-        const[k] = logw + d * np.log(pc) - 0.5 * d * log_2pi
-    return shift
-
-
-@numba.njit(**_JIT)
-def centred_moments(S, n_used, kind, shift):
-    """``(mass, mean, moment)`` in float64 from the first ``n_used`` blocks' raw sums ``S``
-    (``diag``: kind 0, ``spherical``: 1; the centred moment per the layout of
-    :mod:`online_gmm._math.state`). Components without mass get a zero mean (as merging into empty
-    statistics gives). The blocks' sums are added in block order, row by row (the loops over
-    the features vectorise)."""
-    _, K, n_cols = S.shape
-    d = shift.shape[0]
-    mass = np.zeros(K)
-    mean = np.zeros((K, d))
-    moment = np.zeros((K, d)) if kind == 0 else np.zeros((K, 1))
-    first = d if kind == 0 else 0
-    s1 = np.empty(d)
-    s2 = np.empty(d)
-    for k in range(K):
-        m = 0.0
-        for blk in range(n_used):
-            m += np.float64(S[blk, k, n_cols - 1])
-        mass[k] = m
-        if not m > 0:
-            continue
-        s1[:] = 0.0
-        s2[:] = 0.0
-        spherical_s2 = 0.0
-        for blk in range(n_used):
-            for j in range(d):
-                s1[j] += np.float64(S[blk, k, first + j])
-            if kind == 0:
-                for j in range(d):
-                    s2[j] += np.float64(S[blk, k, j])
-            else:
-                spherical_s2 += np.float64(S[blk, k, d])
-        if kind == 0:
-            for j in range(d):
-                xb = s1[j] / m
-                mean[k, j] = xb + shift[j]
-                moment[k, j] = max(s2[j] - m * xb * xb, 0.0)
-        else:
-            sq_sum = 0.0
-            for j in range(d):
-                xb = s1[j] / m
-                mean[k, j] = xb + shift[j]
-                sq_sum += xb * xb
-            moment[k, 0] = max(spherical_s2 - m * sq_sum, 0.0) / d
-    return mass, mean, moment

@@ -31,6 +31,7 @@ from .._math.mstep import forgetting_factors
 from .._math.state import BatchStats, MixtureState, merge_stats
 from . import check_kernels as _checks
 from . import kernels as _kernels
+from . import layout_kernels as _layout
 from . import mstep_kernels as _mstep_kernels
 from .kernels import DIAG, EXP_FLOOR_F32, EXP_FLOOR_F64, SPHERICAL, TIED
 from .reference import ReferenceBackend
@@ -359,9 +360,9 @@ def state_statistics(state, covariance_type: str, X: np.ndarray, w: np.ndarray,
     pc = state.precisions_cholesky
     out = (LOG_2PI, buf["rhs_t"], buf["b"], buf["s"], buf["const"], buf["shift_dt"])
     if kind == DIAG:  # log|U| computed in the kernel
-        shift = _kernels.prepare_diag(state.weights, state.means, pc, None, *out)
+        shift = _layout.prepare_diag(state.weights, state.means, pc, None, *out)
     else:
-        shift = _kernels.prepare_spherical(state.weights, state.means, pc, *out)
+        shift = _layout.prepare_spherical(state.weights, state.means, pc, *out)
     return _run(X, w, inv_temp, covariance_type, shift, buf["shift_dt"], buf["rhs_t"].T,
                 _dummy(dt, 2), buf["b"], buf["s"], buf["const"], plan, on_log_density)
 
@@ -456,7 +457,7 @@ def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const, plan=None,
 def _round_stats(buf, used: int, kind: int, shift) -> tuple:
     """One round's blocks' sums as centred float64 ``(mass, mean, moment)``."""
     if kind != TIED:
-        mass, mean, moment = _kernels.centred_moments(
+        mass, mean, moment = _layout.centred_moments(
             buf["S"], used, kind, np.asarray(shift, dtype=np.float64)
         )
         return mass, mean, moment if kind == DIAG else moment[:, 0]

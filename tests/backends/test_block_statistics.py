@@ -8,6 +8,7 @@ from sklearn import config_context
 from online_gmm import OnlineGaussianMixture, core
 from online_gmm._backends import check_kernels as _checks
 from online_gmm._backends import kernels as _kernels
+from online_gmm._backends import layout_kernels as _layout
 from online_gmm._backends import numba_backend as _blocked
 
 from .._data import blobs
@@ -130,6 +131,69 @@ def test_statistics_from_the_state_equal_the_generic_path(many_blocks, covarianc
     _assert_close(got, want, rtol=2e-4 if dtype == np.float32 else 1e-10, scale=scale)
 
 
+def _sharp_state(covariance_type, dtype, K=64, D=8):
+    """A state at K far-apart clusters with small covariances, and rows of them: every row's
+    posterior is one component's (the others' responsibilities are exactly 0, even in
+    float64)."""
+    rng = np.random.default_rng(7)
+    centres = rng.normal(0, 40, (K, D))
+    X = (centres[rng.integers(0, K, 900)] + rng.normal(0, 0.1, (900, D))).astype(dtype)
+    model = OnlineGaussianMixture(K, covariance_type=covariance_type, random_state=0,
+                                  means_init=centres, warmup_size=0)
+    model.partial_fit(X)
+    cov = 0.01 * core.covariance(covariance_type).identity(K, D, np, None)
+    with core.use_backend("reference"):
+        factors = core.select_backend(X).precision_cholesky(cov, covariance_type)
+    return model._state.replace(covariances=cov, precisions_cholesky=factors), X
+
+
+@pytest.mark.parametrize("covariance_type", BLOCKED_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sparse_responsibilities_give_the_generic_path_s_statistics(
+        many_blocks, covariance_type, dtype, weighted):
+    """Posteriors with most responsibilities exactly 0: the blocks' statistics go entry by
+    entry over the positive ones (``_sparse_sums``) and equal the generic path's."""
+    state, X = _sharp_state(covariance_type, dtype)
+    n, K = X.shape[0], state.means.shape[0]
+    rng = np.random.default_rng(1)
+    w = rng.uniform(0, 2, n).astype(dtype) if weighted else np.ones(n, dtype=dtype)
+    if weighted:
+        w[::7] = 0.0
+    with core.use_backend("reference"):
+        ref = core.select_backend(X)
+    resp, _ = core.posterior(X, core.state_prepared(state, covariance_type, X.dtype, np), ref,
+                             0.7)
+    # (the precondition: at most one in SPARSE_FRACTION responsibilities positive)
+    assert np.count_nonzero(resp) * _kernels.SPARSE_FRACTION <= resp.size
+    got = _stats(X, w, state, covariance_type, fast=True)
+    want = _stats(X, w, state, covariance_type, fast=False)
+    scale = float(np.sum(w[:, None] * np.asarray(X, np.float64) ** 2))
+    _assert_close(got, want, rtol=2e-4 if dtype == np.float32 else 1e-10, scale=scale)
+    assert np.count_nonzero(got.mass) == np.count_nonzero(want.mass) > K // 2
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("unit", [True, False])
+def test_sparse_sums_equal_the_dense_product(dtype, unit):
+    rng = np.random.default_rng(3)
+    rows, K, n_cols, lo, hi = 40, 300, 9, 5, 37  # (rows past hi - lo: padding, left out)
+    G = np.where(rng.uniform(size=(rows, K)) < 0.02, rng.uniform(size=(rows, K)), 0.0)
+    G[3, 64:128] = 0.0  # a whole run of the scan without a positive entry
+    G[4, 127] = G[4, 128] = 0.5  # positive entries at a run's last and next run's first
+    G = G.astype(dtype)
+    A = rng.normal(size=(rows, n_cols)).astype(dtype)
+    w = rng.uniform(0, 2, 50).astype(dtype)
+    w[lo + 2] = 0.0
+    S = np.full((K, n_cols), np.nan, dtype=dtype)
+    _kernels._sparse_sums(G, A, w, lo, hi, unit, S)
+    m = hi - lo
+    wb = np.ones(m, dtype) if unit else w[lo:hi]
+    want = G[:m].astype(np.float64).T @ (wb[:, None] * A[:m].astype(np.float64))
+    np.testing.assert_allclose(S, want, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-6 if dtype == np.float32 else 1e-13)
+
+
 def _layout_buffers(K, d, dt=np.float64):
     return [np.empty((K, 2 * d + 1), dt), np.empty(K, dt), np.empty(K, dt), np.empty(K, dt),
             np.empty(d, dt)]
@@ -160,8 +224,8 @@ def test_prepare_diag_log_det_as_a_product_equals_the_sum_of_logs(case):
     means = rng.normal(size=(K, d))
     want = np.sum(np.log(pc), axis=1)
     a, b = _layout_buffers(K, d), _layout_buffers(K, d)
-    _kernels.prepare_diag(weights, means, pc, want, LOG_2PI, *a)
-    _kernels.prepare_diag(weights, means, pc, None, LOG_2PI, *b)
+    _layout.prepare_diag(weights, means, pc, want, LOG_2PI, *a)
+    _layout.prepare_diag(weights, means, pc, None, LOG_2PI, *b)
     for x, y in zip(a, b, strict=True):
         if x is a[3]:  # const: only the log-determinant differs
             finite = np.isfinite(want)
