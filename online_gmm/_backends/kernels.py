@@ -371,11 +371,13 @@ def _fill(X, lo, hi, shift, kind, A):  # pragma: no cover - compiled
 
 @numba.njit(parallel=True, fastmath=_FASTMATH, **_JIT)
 def block_statistics(X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
-                     A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep):  # pragma: no cover
+                     A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, sparse):  # pragma: no cover
     """Fill the per-block sums: ``S[blk] = R^T @ (w * A)``, ``loglik[blk] = sum w log p``,
     and for ``tied`` (``kind == 2``) the float64 scatter ``T2[blk] = sum w x x^T``; with
     ``keep``, ``L`` (n, K) also gets every row's weighted log-densities ``l_nk`` (the
-    E-step's own, before its softmax; a caller's targets from the same E-step).
+    E-step's own, before its softmax; a caller's targets from the same E-step). A block
+whose responsibilities are at most one in ``sparse`` positive (0: never) sums over those
+only (:func:`_sparse_sums`; the others are exactly 0).
 
     ``a0``/``b`` are the kernel's row and column offsets (zeros where ``rhs`` folds them in);
     ``B`` is used only when not ``unit`` (weights not all one); ``U``, ``Z``, ``x64``,
@@ -386,19 +388,19 @@ def block_statistics(X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp,
     if n_blocks == 1:  # (no parallel region for one block: on a busy machine its start
         # alone took milliseconds, 30 times a small step's own work)
         _one_block(np.int64(0), X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp,
-                   floor, A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep)
+                   floor, A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, sparse)
         return
     # the parallel loop holds one call, so numba's parfor passes see a few lines, not the
     # block's whole body; int64 index: the parfor's own (unsigned) index would compile
     # _one_block a second time (each compile ~2.4 s of a cold start)
     for blk in numba.prange(n_blocks):
         _one_block(np.int64(blk), X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
-                   A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep)
+                   A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, sparse)
 
 
 @numba.njit(fastmath=_FASTMATH, **_JIT)
 def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
-               A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep):  # pragma: no cover
+               A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, sparse):  # pragma: no cover
     """Row block ``blk`` of :func:`block_statistics`."""
     n = X.shape[0]
     rows = A.shape[1]
@@ -437,7 +439,7 @@ def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, 
         if w[lo + i] != 0.0:
             acc += w[lo + i] * np.float64(llb[i])
     loglik[blk] = acc
-    if nnz * SPARSE_FRACTION <= (hi - lo) * n_components:
+    if sparse > 0 and nnz * sparse <= (hi - lo) * n_components:
         _sparse_sums(Gb, Ab, w, lo, hi, unit, S[blk])
     elif unit:
         np.dot(Gb.T, Ab, S[blk])
@@ -460,10 +462,7 @@ def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, 
         np.dot(xb.T, xb, T2[blk])
 
 
-#: The statistics' product goes entry by entry over a block's positive responsibilities
-#: when at most one in this many is positive (:func:`_sparse_sums`); a dense product costs
-#: about as much per entry, positive or 0, as the sparse one per positive entry over this.
-SPARSE_FRACTION = 16
+#: Entries a run of :func:`_sparse_sums`'s scan for positive responsibilities (one maximum).
 _SCAN_RUN = 64
 
 
@@ -483,7 +482,6 @@ def _sparse_sums(Gb, Ab, w, lo, hi, unit, Sb):  # pragma: no cover - compiled
     component it has weight in gets ``r w a``. The dense product's sums, up to the order of
     the additions (row order here)."""
     Sb[:, :] = 0.0
-    n_cols = Ab.shape[1]
     K = Gb.shape[1]
     zero = Gb.dtype.type(0.0)
     for i in range(hi - lo):
@@ -500,9 +498,14 @@ def _sparse_sums(Gb, Ab, w, lo, hi, unit, Sb):  # pragma: no cover - compiled
             for k in range(k0, k1):
                 r = Gb[i, k]
                 if r > 0:
-                    c = r * wi
-                    for j in range(n_cols):
-                        Sb[k, j] += c * Ab[i, j]
+                    _axpy(r * wi, Ab[i], Sb[k])
+
+
+@numba.njit(fastmath=_FASTMATH, inline="always", **_JIT)
+def _axpy(c, x, y):  # pragma: no cover - compiled
+    """``y += c x`` (1-d, one vectorised loop)."""
+    for j in range(y.shape[0]):
+        y[j] += c * x[j]
 
 
 @numba.njit(fastmath=_FASTMATH, **_JIT)

@@ -131,7 +131,7 @@ def test_statistics_from_the_state_equal_the_generic_path(many_blocks, covarianc
     _assert_close(got, want, rtol=2e-4 if dtype == np.float32 else 1e-10, scale=scale)
 
 
-def _sharp_state(covariance_type, dtype, K=64, D=8):
+def _sharp_state(covariance_type, dtype, K=128, D=8):
     """A state at K far-apart clusters with small covariances, and rows of them: every row's
     posterior is one component's (the others' responsibilities are exactly 0, even in
     float64)."""
@@ -151,9 +151,10 @@ def _sharp_state(covariance_type, dtype, K=64, D=8):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_sparse_responsibilities_give_the_generic_path_s_statistics(
-        many_blocks, covariance_type, dtype, weighted):
+        many_blocks, monkeypatch, covariance_type, dtype, weighted):
     """Posteriors with most responsibilities exactly 0: the blocks' statistics go entry by
-    entry over the positive ones (``_sparse_sums``) and equal the generic path's."""
+    entry over the positive ones (``_sparse_sums``) and equal the generic path's and the
+    dense products'."""
     state, X = _sharp_state(covariance_type, dtype)
     n, K = X.shape[0], state.means.shape[0]
     rng = np.random.default_rng(1)
@@ -165,12 +166,16 @@ def test_sparse_responsibilities_give_the_generic_path_s_statistics(
     resp, _ = core.posterior(X, core.state_prepared(state, covariance_type, X.dtype, np), ref,
                              0.7)
     # (the precondition: at most one in SPARSE_FRACTION responsibilities positive)
-    assert np.count_nonzero(resp) * _kernels.SPARSE_FRACTION <= resp.size
+    assert np.count_nonzero(resp) * _blocked.SPARSE_FRACTION <= resp.size
     got = _stats(X, w, state, covariance_type, fast=True)
     want = _stats(X, w, state, covariance_type, fast=False)
     scale = float(np.sum(w[:, None] * np.asarray(X, np.float64) ** 2))
-    _assert_close(got, want, rtol=2e-4 if dtype == np.float32 else 1e-10, scale=scale)
+    rtol = 2e-4 if dtype == np.float32 else 1e-10
+    _assert_close(got, want, rtol=rtol, scale=scale)
     assert np.count_nonzero(got.mass) == np.count_nonzero(want.mass) > K // 2
+    monkeypatch.setattr(_blocked, "SPARSE_FRACTION", 0)  # the dense products
+    dense = _stats(X, w, state, covariance_type, fast=True)
+    _assert_close(got, dense, rtol=rtol, scale=scale)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
