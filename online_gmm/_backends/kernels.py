@@ -371,13 +371,13 @@ def _fill(X, lo, hi, shift, kind, A):  # pragma: no cover - compiled
 
 @numba.njit(parallel=True, fastmath=_FASTMATH, **_JIT)
 def block_statistics(X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
-                     A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, sparse):  # pragma: no cover
+                     A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, costs):  # pragma: no cover
     """Fill the per-block sums: ``S[blk] = R^T @ (w * A)``, ``loglik[blk] = sum w log p``,
     and for ``tied`` (``kind == 2``) the float64 scatter ``T2[blk] = sum w x x^T``; with
     ``keep``, ``L`` (n, K) also gets every row's weighted log-densities ``l_nk`` (the
     E-step's own, before its softmax; a caller's targets from the same E-step). A block
-whose responsibilities are at most one in ``sparse`` positive (0: never) sums over those
-only (:func:`_sparse_sums`; the others are exactly 0).
+whose positive responsibilities are few enough for ``costs`` (:func:`sparse_pays`) sums
+over those only (:func:`_sparse_sums`; the others are exactly 0).
 
     ``a0``/``b`` are the kernel's row and column offsets (zeros where ``rhs`` folds them in);
     ``B`` is used only when not ``unit`` (weights not all one); ``U``, ``Z``, ``x64``,
@@ -388,19 +388,19 @@ only (:func:`_sparse_sums`; the others are exactly 0).
     if n_blocks == 1:  # (no parallel region for one block: on a busy machine its start
         # alone took milliseconds, 30 times a small step's own work)
         _one_block(np.int64(0), X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp,
-                   floor, A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, sparse)
+                   floor, A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, costs)
         return
     # the parallel loop holds one call, so numba's parfor passes see a few lines, not the
     # block's whole body; int64 index: the parfor's own (unsigned) index would compile
     # _one_block a second time (each compile ~2.4 s of a cold start)
     for blk in numba.prange(n_blocks):
         _one_block(np.int64(blk), X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
-                   A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, sparse)
+                   A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, costs)
 
 
 @numba.njit(fastmath=_FASTMATH, **_JIT)
 def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
-               A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, sparse):  # pragma: no cover
+               A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, costs):  # pragma: no cover
     """Row block ``blk`` of :func:`block_statistics`."""
     n = X.shape[0]
     rows = A.shape[1]
@@ -439,7 +439,7 @@ def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, 
         if w[lo + i] != 0.0:
             acc += w[lo + i] * np.float64(llb[i])
     loglik[blk] = acc
-    if sparse > 0 and nnz * sparse <= (hi - lo) * n_components:
+    if sparse_pays(nnz, (hi - lo) * n_components, Ab.shape[1], costs[0], costs[1]):
         _sparse_sums(Gb, Ab, w, lo, hi, unit, S[blk])
     elif unit:
         np.dot(Gb.T, Ab, S[blk])
@@ -460,6 +460,18 @@ def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, 
                 for j in range(d):
                     xb[i, j] = sw * np.float64(Ab[i, j])
         np.dot(xb.T, xb, T2[blk])
+
+
+@numba.njit(**_JIT)
+def sparse_pays(nnz, entries, n_cols, sparse_cost, scan_cost):  # pragma: no cover - compiled
+    """Whether a block's statistics cost less by :func:`_sparse_sums` than by the dense
+    product, for ``nnz`` positive of ``entries`` responsibilities and ``n_cols`` columns of
+    data: a dense product costs ``entries * n_cols`` multiply-adds; the sparse sums ``nnz *
+    n_cols`` multiply-adds of ``sparse_cost`` times their cost each, and their scan for
+    positive entries ``scan_cost`` of them per entry (``sparse_cost`` 0: never)."""
+    if sparse_cost <= 0:
+        return False
+    return nnz * n_cols * sparse_cost + entries * scan_cost <= entries * n_cols
 
 
 #: Entries a run of :func:`_sparse_sums`'s scan for positive responsibilities (one maximum).

@@ -225,13 +225,15 @@ MIN_ROUND_WORK = 2**27
 MIN_CAPPED_ROWS = 1024
 #: Workspaces above this size (bytes, per thread) are not kept between steps.
 MAX_CACHED_BYTES = 64 * 2**20
-#: A block's statistics go entry by entry over its positive responsibilities when at most
-#: one in this many is positive (0: always the dense product): the others are exactly 0
-#: (below ``exp``'s floor), as in the sharp posteriors of high-dimensional embeddings.
-#: Measured (K = 8,192, 258 columns, one thread): the sparse sums cost 6 ms for a block of
-#: 1,024 one-hot rows, 21 ms at one in 64, 39 ms at one in 16, against 33 ms for the
-#: dense product whatever the zeros (their scan for positives, branchy, dominates).
-SPARSE_FRACTION = 64
+#: A block's statistics go entry by entry over its positive responsibilities where that
+#: costs less than the dense product (:func:`~online_gmm._backends.kernels.sparse_pays`):
+#: the others are exactly 0 (below ``exp``'s floor), as in the sharp posteriors of
+#: high-dimensional embeddings. ``(sparse_cost, scan_cost)``: a multiply-add of the sparse
+#: sums, and their scan for positive entries per entry, in multiply-adds of the dense
+#: product; measured on one thread (``python -m benchmarks.sparse_statistics``: K = 8,192,
+#: 258 columns, float32: 6 ms for 1,024 one-hot rows, 21 ms at one in 64 positive, 39 ms
+#: at one in 16, the dense product 33 ms whatever the zeros). ``(0, 0)``: always dense.
+SPARSE_COSTS = (30, 48)
 
 
 #: Each covariance type's code in the block kernels (None: no block kernel).
@@ -442,7 +444,7 @@ def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const, plan=None,
                 X if whole else X[lo:hi], w if whole else w[lo:hi], unit, kind, shift_dt, rhs,
                 U, buf["a0"], b, s, const, float(inv_temp), floor, buf["A"], buf["B"],
                 buf["Z"], buf["G"], buf["ll"], buf["S"], buf["S64"], buf["x64"], buf["T2"],
-                buf["loglik"], L if own is None else L[lo:hi], keep, SPARSE_FRACTION,
+                buf["loglik"], L if own is None else L[lo:hi], keep, SPARSE_COSTS,
             )
             if keep:
                 on_log_density(slice(lo, hi), L[:hi - lo] if own is None else L[lo:hi])

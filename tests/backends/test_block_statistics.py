@@ -165,17 +165,31 @@ def test_sparse_responsibilities_give_the_generic_path_s_statistics(
         ref = core.select_backend(X)
     resp, _ = core.posterior(X, core.state_prepared(state, covariance_type, X.dtype, np), ref,
                              0.7)
-    # (the precondition: at most one in SPARSE_FRACTION responsibilities positive)
-    assert np.count_nonzero(resp) * _blocked.SPARSE_FRACTION <= resp.size
+    assert np.count_nonzero(resp) == n  # (the premise: one positive responsibility a row)
+    # at these few columns the dense product is cheaper (sparse_pays): the sparse sums made
+    # to run (a multiply-add of theirs costing one of the product's, their scan nothing)
+    monkeypatch.setattr(_blocked, "SPARSE_COSTS", (1, 0))
     got = _stats(X, w, state, covariance_type, fast=True)
     want = _stats(X, w, state, covariance_type, fast=False)
     scale = float(np.sum(w[:, None] * np.asarray(X, np.float64) ** 2))
     rtol = 2e-4 if dtype == np.float32 else 1e-10
     _assert_close(got, want, rtol=rtol, scale=scale)
     assert np.count_nonzero(got.mass) == np.count_nonzero(want.mass) > K // 2
-    monkeypatch.setattr(_blocked, "SPARSE_FRACTION", 0)  # the dense products
+    monkeypatch.setattr(_blocked, "SPARSE_COSTS", (0, 0))  # the dense products
     dense = _stats(X, w, state, covariance_type, fast=True)
     _assert_close(got, dense, rtol=rtol, scale=scale)
+
+
+def test_sparse_sums_run_where_they_cost_less_than_the_dense_product():
+    """``sparse_pays`` with the measured costs: one-hot rows of K = 8,192 at D = 256 (258
+    columns) go sparse; one in 16 positive, or few columns (D = 16), dense."""
+    costs = _blocked.SPARSE_COSTS
+    entries = 1024 * 8192
+    assert _kernels.sparse_pays(1024, entries, 258, *costs)
+    assert _kernels.sparse_pays(entries // 64, entries, 258, *costs)
+    assert not _kernels.sparse_pays(entries // 16, entries, 258, *costs)
+    assert not _kernels.sparse_pays(1024, 1024 * 256, 18, *costs)
+    assert not _kernels.sparse_pays(0, entries, 258, 0, 0)  # (0, 0): always dense
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
