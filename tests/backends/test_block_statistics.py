@@ -213,6 +213,25 @@ def test_sparse_sums_equal_the_dense_product(dtype, unit):
                                atol=1e-6 if dtype == np.float32 else 1e-13)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [3, 600])  # serial and parallel kernels
+def test_softmax_of_sharp_rows_equals_the_reference(dtype, n):
+    """Sharp rows (every term but one 1.5 floors below the top, where ``exp`` gives 0): the
+    row kernel's softmax equals the reference's, and terms above the floor stay positive,
+    at T = 1, below and above it."""
+    floor = _kernels.EXP_FLOOR_F32 if dtype == np.float32 else _kernels.EXP_FLOOR_F64
+    L = np.full((n, 300), 1.5 * floor, dtype=dtype)  # 1.5 floor below each row's top
+    L[:, 7] = 0.0
+    L[1, 200] = 0.4 * floor  # one term above the floor in a run of terms below it
+    for inv_temp in (1.0, 2.0, 0.5):  # at 0.5, exp(0.75 floor) > 0: nothing skipped
+        with core.use_backend("reference"):
+            want = core.select_backend(L).soften(L.copy(), inv_temp)[0]
+        got = core.select_backend(L).soften(L.copy(), inv_temp)[0]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=0)
+        assert (got[0, 8] > 0) == (inv_temp < 1.0)
+        assert got[1, 200] > 0
+
+
 def _layout_buffers(K, d, dt=np.float64):
     return [np.empty((K, 2 * d + 1), dt), np.empty(K, dt), np.empty(K, dt), np.empty(K, dt),
             np.empty(d, dt)]
