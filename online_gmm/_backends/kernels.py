@@ -10,8 +10,9 @@ by row while the row is in cache, in place (no extra ``(n_samples, n_components)
 temporaries), in the data's dtype. Each pass over a row is a loop LLVM vectorises: the
 maximum through ``llvm.maxnum`` (:func:`_fmax`), ``exp`` as a polynomial with the power of two
 made from the bits (:func:`_exp_nonpositive`, :func:`_pow2`). The statistics' product skips
-the responsibilities that are exactly 0 (below ``exp``'s floor) when they are most of a
-block's (:func:`_sparse_sums`): the sharp posteriors of high-dimensional data.
+the responsibilities that are exactly 0 (below ``exp``'s floor) where that costs less than
+the product (:func:`sparse_pays`, :func:`_sparse_sums`): the sharp posteriors of
+high-dimensional data.
 """
 
 from __future__ import annotations
@@ -376,8 +377,8 @@ def block_statistics(X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp,
     and for ``tied`` (``kind == 2``) the float64 scatter ``T2[blk] = sum w x x^T``; with
     ``keep``, ``L`` (n, K) also gets every row's weighted log-densities ``l_nk`` (the
     E-step's own, before its softmax; a caller's targets from the same E-step). A block
-whose positive responsibilities are few enough for ``costs`` (:func:`sparse_pays`) sums
-over those only (:func:`_sparse_sums`; the others are exactly 0).
+    whose positive responsibilities are few enough for ``costs`` (:func:`sparse_pays`) sums
+    over those only (:func:`_sparse_sums`; the others are exactly 0).
 
     ``a0``/``b`` are the kernel's row and column offsets (zeros where ``rhs`` folds them in);
     ``B`` is used only when not ``unit`` (weights not all one); ``U``, ``Z``, ``x64``,
