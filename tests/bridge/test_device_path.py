@@ -70,9 +70,14 @@ def test_compiled_steady_step_is_one_graph_equal_to_eager(ct):
     with core.use_backend("reference"):
         eager = _steady(ct)
         compiled = copy.deepcopy(eager).compile_step()  # fullgraph=True: a break raises
-        for _ in range(2):
+        for i in range(2):
             x = torch.randn(128, D)
-            a, b = eager.update(x), compiled.update(x)
+            if i == 0:
+                a, b = eager.update(x), compiled.update(x)
+            else:  # with the targets of the step's own E-step
+                (a, qa), (b, qb) = (h.update(x, return_targets=True, temperature=0.3)
+                                    for h in (eager, compiled))
+                torch.testing.assert_close(qa, qb, rtol=1e-4, atol=1e-6)
             assert torch.allclose(a["loglik"], b["loglik"], rtol=1e-5)
         for name in core.STATE_FIELDS:
             x, y = getattr(eager, name), getattr(compiled, name)
