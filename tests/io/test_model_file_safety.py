@@ -226,8 +226,10 @@ def test_the_cli_writes_no_training_row_unless_asked(tmp_path, capsys):
     assert main(["partial-fit", str(out), str(tmp_path / "secret.npy")]) == 0
     assert not _holds_a_row(out, X)
     kept = tmp_path / "kept.npz"
+    # (a seed whose warm-up still buffers after a second pass: with about 1 seed in 10 the
+    # refinement at the second mark gains less than its tolerance and ends it)
     assert main(["fit", str(tmp_path / "secret.npy"), "-k", "2", "-o", str(kept),
-                 "--epochs", "1", "--include-warmup-buffer"]) == 0
+                 "--epochs", "1", "--include-warmup-buffer", "--random-state", "0"]) == 0
     assert _holds_a_row(kept, X)
     assert main(["partial-fit", str(kept), str(tmp_path / "secret.npy"),
                  "--include-warmup-buffer"]) == 0
