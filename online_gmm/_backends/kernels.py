@@ -426,6 +426,8 @@ def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, 
         np.dot(Ab, rhs, Gb)
         ab = a0
     n_components = Gb.shape[1]
+    # (no count where the sparse sums cannot pay even with no positive entry: few columns)
+    count = sparse_pays(0, 1, Ab.shape[1], costs[0], costs[1])
     nnz = 0
     for i in range(rows):
         _row_log_density(Gb, i, ab, b, s, const)
@@ -433,14 +435,14 @@ def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, 
             for k in range(n_components):
                 L[lo + i, k] = Gb[i, k]
         _row_softmax(Gb, i, inv_temp, llb, floor)
-        if i < hi - lo:
+        if count and i < hi - lo:
             nnz += _n_positive(Gb[i])
     acc = 0.0
     for i in range(hi - lo):
         if w[lo + i] != 0.0:
             acc += w[lo + i] * np.float64(llb[i])
     loglik[blk] = acc
-    if sparse_pays(nnz, (hi - lo) * n_components, Ab.shape[1], costs[0], costs[1]):
+    if count and sparse_pays(nnz, (hi - lo) * n_components, Ab.shape[1], costs[0], costs[1]):
         _sparse_sums(Gb, Ab, w, lo, hi, unit, S[blk])
     elif unit:
         np.dot(Gb.T, Ab, S[blk])

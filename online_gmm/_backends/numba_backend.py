@@ -230,9 +230,10 @@ MAX_CACHED_BYTES = 64 * 2**20
 #: the others are exactly 0 (below ``exp``'s floor), as in the sharp posteriors of
 #: high-dimensional embeddings. ``(sparse_cost, scan_cost)``: a multiply-add of the sparse
 #: sums, and their scan for positive entries per entry, in multiply-adds of the dense
-#: product; measured on one thread (``python -m benchmarks.sparse_statistics``: K = 8,192,
-#: 258 columns, float32: 6 ms for 1,024 one-hot rows, 21 ms at one in 64 positive, 39 ms
-#: at one in 16, the dense product 33 ms whatever the zeros). ``(0, 0)``: always dense.
+#: product: about 20 and 37 measured on one thread (``python -m
+#: benchmarks.sparse_statistics``: K = 8,192, 258 columns, float32, 1,024 rows: 6.1 ms
+#: one-hot, 20.2 ms at one in 64 positive, 55.5 ms at one in 16, the dense product 35-42
+#: ms whatever the zeros), set higher: where in doubt, dense. ``(0, 0)``: always dense.
 SPARSE_COSTS = (30, 48)
 
 

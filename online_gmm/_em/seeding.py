@@ -387,11 +387,10 @@ def redundant_mask(state: MixtureState, covariance_type: str, xp) -> Any:
     K, D = state.means.shape
     f64 = xp.float64
     seeded = state.seeded
-    if isinstance(state.means, np.ndarray):  # one BLAS thread: threads woken by this
-        # small product would spin for milliseconds against a step's numba threads
-        with blas_threads_for(0):
-            proj = state.means @ _direction_like(state.means, xp)
-    else:
+    # NumPy: one BLAS thread (threads woken by this small product would spin for
+    # milliseconds against a step's numba threads)
+    with (blas_threads_for(0) if isinstance(state.means, np.ndarray)
+          else contextlib.nullcontext()):
         proj = state.means @ _direction_like(state.means, xp)
     var = covariance(covariance_type).mean_variance(state.covariances, K, xp)
     tol = REDUNDANT_TOL * xp.sqrt(xp.maximum(xp.astype(var, f64), xp.zeros_like(var)))
