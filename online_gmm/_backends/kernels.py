@@ -380,40 +380,61 @@ def block_statistics(X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp,
     whose positive responsibilities are few enough for ``costs`` (:func:`sparse_pays`) sums
     over those only (:func:`_sparse_sums`; the others are exactly 0).
 
+    Block ``blk`` holds rows ``blk * rows`` to ``(blk + 1) * rows`` of ``X`` (``rows =
+    A.shape[1]``); the blocks that hold data go to the lanes in turn (block ``blk`` to lane
+    ``blk % n_lanes``, ``n_lanes = A.shape[0]``, one thread each), whose working buffers
+    (``A``, ``B``, ``Z``, ``G``, ``ll``, ``x64``: ``(n_lanes, rows, ...)``) are reused from
+    block to block, while the sums (``S``, ``S64``, ``T2``, ``loglik``: at least as many
+    as the blocks) are the block's own: a block's sums do not depend on its lane.
+
     ``a0``/``b`` are the kernel's row and column offsets (zeros where ``rhs`` folds them in);
     ``B`` is used only when not ``unit`` (weights not all one); ``U``, ``Z``, ``x64``,
     ``T2`` only for ``tied``, ``S64`` only for ``tied`` with float32 data (the sums of
     ``S`` in float64: :func:`_tied_float64_sums`).
     """
-    n_blocks = A.shape[0]
-    if n_blocks == 1:  # (no parallel region for one block: on a busy machine its start
+    n_lanes, rows = A.shape[0], A.shape[1]
+    n_used = min(S.shape[0], (X.shape[0] + rows - 1) // rows)
+    if n_lanes == 1:  # (no parallel region for one lane: on a busy machine its start
         # alone took milliseconds, 30 times a small step's own work)
-        _one_block(np.int64(0), X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp,
-                   floor, A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, costs)
+        for blk in range(n_used):
+            _one_block(np.int64(blk), np.int64(0), X, w, unit, kind, shift, rhs, U, a0, b, s,
+                       const, inv_temp, floor, A, B, Z, G, ll, S, S64, x64, T2, loglik, L,
+                       keep, costs)
         return
     # the parallel loop holds one call, so numba's parfor passes see a few lines, not the
     # block's whole body; int64 index: the parfor's own (unsigned) index would compile
     # _one_block a second time (each compile ~2.4 s of a cold start)
-    for blk in numba.prange(n_blocks):
-        _one_block(np.int64(blk), X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
-                   A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, costs)
+    for lane in numba.prange(n_lanes):
+        _lane_blocks(np.int64(lane), n_lanes, n_used, X, w, unit, kind, shift, rhs, U, a0, b,
+                     s, const, inv_temp, floor, A, B, Z, G, ll, S, S64, x64, T2, loglik, L,
+                     keep, costs)
 
 
 @numba.njit(fastmath=_FASTMATH, **_JIT)
-def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
+def _lane_blocks(lane, n_lanes, n_used, X, w, unit, kind, shift, rhs, U, a0, b, s, const,
+                 inv_temp, floor, A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep,
+                 costs):  # pragma: no cover - compiled
+    """The blocks of lane ``lane`` of :func:`block_statistics`, in order."""
+    for blk in range(lane, n_used, n_lanes):
+        _one_block(blk, lane, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp,
+                   floor, A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, costs)
+
+
+@numba.njit(fastmath=_FASTMATH, **_JIT)
+def _one_block(blk, lane, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, floor,
                A, B, Z, G, ll, S, S64, x64, T2, loglik, L, keep, costs):  # pragma: no cover
-    """Row block ``blk`` of :func:`block_statistics`."""
+    """Row block ``blk`` of :func:`block_statistics`, in the working buffers of ``lane``."""
     n = X.shape[0]
     rows = A.shape[1]
     d = X.shape[1]
     lo = blk * rows
     hi = min(lo + rows, n)
-    Ab = A[blk]
-    Gb = G[blk]
-    llb = ll[blk]
+    Ab = A[lane]
+    Gb = G[lane]
+    llb = ll[lane]
     _fill(X, lo, hi, shift, kind, Ab)
     if kind == 2:
-        Zb = Z[blk]
+        Zb = Z[lane]
         np.dot(Ab, U, Zb)
         np.dot(Zb, rhs, Gb)
         ab = np.empty(rows, dtype=llb.dtype)
@@ -447,14 +468,14 @@ def _one_block(blk, X, w, unit, kind, shift, rhs, U, a0, b, s, const, inv_temp, 
     elif unit:
         np.dot(Gb.T, Ab, S[blk])
     else:
-        Bb = B[blk]
+        Bb = B[lane]
         for i in range(rows):
             wi = w[lo + i] if lo + i < hi else 0.0
             for j in range(Ab.shape[1]):
                 Bb[i, j] = Ab[i, j] * wi
         np.dot(Gb.T, Bb, S[blk])
     if kind == 2:
-        xb = x64[blk]
+        xb = x64[lane]
         if Gb.itemsize == 4:
             _tied_float64_sums(Gb, Ab, w, lo, hi, xb, S64[blk])
         else:

@@ -195,34 +195,37 @@ def _m_step_kernel(state: MixtureState, stats: BatchStats, eta: float, forgettin
 # does not depend on which thread ran which block, and the centred moments are formed once at
 # the end, as one chunk of the generic path forms them.
 #
-# Blocks: as many as numba has threads (``numba.set_num_threads``, ``NUMBA_NUM_THREADS``), but
+# Lanes: as many as numba has threads (``numba.set_num_threads``, ``NUMBA_NUM_THREADS``), but
 # none below :data:`MIN_BLOCK_ROWS` rows, and one when the batch's work is below
-# :data:`MIN_PARALLEL_WORK` (a single block runs on the calling thread: no parallel region
-# starts); a batch beyond scikit-learn's ``working_memory`` goes through in rounds. Results
-# are deterministic for a given thread count; across thread counts they agree to rounding,
-# as BLAS's own results do.
+# :data:`MIN_PARALLEL_WORK` (one lane runs on the calling thread: no parallel region starts).
+# A batch is cut into blocks of equal rows, at most :data:`CACHE_BLOCK_BYTES` of buffers each
+# (but never below :data:`MIN_CAPPED_ROWS` rows), which go to the lanes in turn; each lane
+# reuses its own buffers from block to block, so a large batch (a warm-up's buffer, ``fit``'s
+# data) runs cache-sized blocks in one parallel region. Rounds (each a parallel region, then
+# a merge of centred moments) come only from scikit-learn's ``working_memory`` and from the
+# blocks' own sums (:data:`MAX_ROUND_SUMS_BYTES`). Results are deterministic for a given
+# plan; across thread counts they agree to rounding, as BLAS's own results do.
 
 #: Fewest rows a block keeps (below it the products lose BLAS efficiency).
 MIN_BLOCK_ROWS = 128
 #: Below this many multiply-adds (rows x K x D) a batch is one block.
 MIN_PARALLEL_WORK = 2**21
-#: A block's buffers hold at most this many bytes (a larger batch, a warm-up's buffer,
-#: goes through in rounds of blocks this size), unless that leaves a block less work than
-#: :data:`MIN_ROUND_WORK` multiply-adds (rows x K x D): blocks of 16,384 rows at K = 1,024
-#: (a warm-up's buffer) held hundreds of megabytes, fresh at each call, each of their
-#: passes a trip through memory (measured, docs/benchmarks.md, issue 29); and each round
-#: is a parallel region, whose start on a busy machine can cost milliseconds (``fit`` at
-#: K = 32 in rounds of 8 MiB blocks: 0.17 -> 0.25 s on a loaded machine). 16 MiB: at 8 the
-#: embedding step (1,024 rows, K = 4,096, D = 256, float32) went in two rounds, each with
-#: its merge of (K, D) moments: 72 ms against 39 in one (the warm-up's buffer at K = 1,024
-#: is as fast at 8 and 16; 64 MiB was slower everywhere; quiet machine, one process).
-MAX_BLOCK_BYTES = 16 * 2**20
-MIN_ROUND_WORK = 2**27
-#: ... and never below this many rows: every round ends in a pairwise merge of (K, D)
-#: moments, whose cost grows with K x D as a row's does, so only rows amortise it (with
-#: 16 MiB blocks alone, 2,048 rows at K = 8,192, D = 256 went in 3 rounds, two merges of
-#: 45 ms each beside 180 ms of E-step; K = 65,536 in blocks of 62 rows).
+#: A block's buffers hold at most this many bytes: a lane's block stays near its core's
+#: cache from one pass to the next (fill, product, row kernel, product). Measured
+#: (docs/benchmarks.md, "Blocks the size of a cache"): 80,000 rows at K = 32, D = 32 in two
+#: blocks of 40,000 rows (31 MiB each, then the rule) took 95 ms, in blocks of 1,024 to 4,096
+#: rows 21 to 24 ms; 20,000 rows at K = 16, D = 16: 8.3 ms against 2.8.
+CACHE_BLOCK_BYTES = 4 * 2**20
+#: ... and never below this many rows: at large K a row's buffers alone are tens of
+#: kilobytes, and fewer rows lose the products' efficiency and multiply the blocks' sums
+#: (each ``K x (2 D + 2)``, added at the end of the round). Every round ends in a pairwise
+#: merge of (K, D) moments, whose cost grows with K x D as a row's does, so only rows
+#: amortise it (2,048 rows at K = 8,192, D = 256 in 3 rounds had two merges of 45 ms each
+#: beside 180 ms of E-step).
 MIN_CAPPED_ROWS = 1024
+#: A round's blocks' sums hold at most this many bytes (more blocks: more rounds), unless
+#: that leaves fewer blocks than lanes.
+MAX_ROUND_SUMS_BYTES = 16 * 2**20
 #: Workspaces above this size (bytes, per thread) are not kept between steps.
 MAX_CACHED_BYTES = 64 * 2**20
 #: A block's statistics go entry by entry over its positive responsibilities where that
@@ -260,19 +263,28 @@ def n_threads() -> int:
     return numba.get_num_threads()
 
 
-def block_plan(n: int, n_components: int, n_features: int, itemsize: int) -> tuple[int, int]:
-    """``(blocks per round, rows per block)`` for an ``n``-row batch."""
+def block_plan(n: int, n_components: int, n_features: int,
+               itemsize: int) -> tuple[int, int, int]:
+    """``(lanes, rows per block, blocks per round)`` for an ``n``-row batch."""
     work = n * n_components * n_features
     wanted = n_threads() if work >= MIN_PARALLEL_WORK else 1
-    n_blocks = max(1, min(wanted, n // MIN_BLOCK_ROWS))
+    lanes = max(1, min(wanted, n // MIN_BLOCK_ROWS))
     row_bytes = itemsize * (n_components + 6 * n_features + 6)
-    per_block = -(-chunk_rows(n, row_bytes) // n_blocks)  # working_memory for all blocks
-    # a block's buffers within MAX_BLOCK_BYTES, unless its rows' work is below
-    # MIN_ROUND_WORK (each round is a parallel region) or MIN_CAPPED_ROWS (its merge)
-    cap = max(MIN_CAPPED_ROWS, MAX_BLOCK_BYTES // row_bytes,
-              MIN_ROUND_WORK // max(1, n_components * n_features))
-    per_block = min(per_block, cap)
-    return n_blocks, max(1, min(-(-n // n_blocks), per_block))
+    # every lane's buffers within working_memory; a block within CACHE_BLOCK_BYTES unless
+    # that is below MIN_CAPPED_ROWS rows
+    within = chunk_rows(n, row_bytes)
+    cap = min(-(-within // lanes), max(MIN_CAPPED_ROWS, CACHE_BLOCK_BYTES // row_bytes))
+    # blocks of equal rows, as many as a multiple of the lanes (no lane waits on a last,
+    # larger share)
+    n_blocks = lanes * -(-n // (lanes * max(1, cap)))
+    rows = max(1, -(-n // max(1, n_blocks)))
+    # a round's rows within working_memory too (a caller's log-densities are kept a round
+    # at a time), and its blocks' sums within MAX_ROUND_SUMS_BYTES
+    sums_bytes = 8 * (n_components * (2 * n_features + 2) + n_features * n_features)
+    per_round = min(-(-n // rows), -(-within // rows), MAX_ROUND_SUMS_BYTES // sums_bytes)
+    if per_round < -(-n // rows):  # rounds of whole turns of the lanes
+        per_round -= per_round % lanes
+    return lanes, rows, max(lanes, per_round)
 
 
 def blas_work(n: int, n_components: int, n_features: int, itemsize: int,
@@ -392,17 +404,18 @@ def _local_layout(key, shapes, *args):
     return store.get(key, lambda: shapes(*args))
 
 
-def _run_shapes(kind, n_blocks, rows, K, d, n_cols, dt, unit) -> dict[str, tuple]:
+def _run_shapes(kind, lanes, rows, n_blocks, K, d, n_cols, dt, unit) -> dict[str, tuple]:
+    """The buffers of a plan: each lane's working buffers, each block's sums."""
     tied = kind == TIED
     f64 = np.float64
     return {
-        "A": ((n_blocks, rows, n_cols), dt), "G": ((n_blocks, rows, K), dt),
-        "ll": ((n_blocks, rows), dt), "S": ((n_blocks, K, n_cols), dt),
+        "A": ((lanes, rows, n_cols), dt), "G": ((lanes, rows, K), dt),
+        "ll": ((lanes, rows), dt), "S": ((n_blocks, K, n_cols), dt),
         "loglik": ((n_blocks,), f64), "a0": ((rows,), dt),
-        "B": ((n_blocks, rows, n_cols) if not unit else (1, 1, 1), dt),
-        "Z": ((n_blocks, rows, d) if tied else (1, 1, 1), dt),
+        "B": ((lanes, rows, n_cols) if not unit else (1, 1, 1), dt),
+        "Z": ((lanes, rows, d) if tied else (1, 1, 1), dt),
         "S64": ((n_blocks, K, n_cols) if tied and dt == np.float32 else (1, 1, 1), f64),
-        "x64": ((n_blocks, rows, d) if tied else (1, 1, 1), f64),
+        "x64": ((lanes, rows, d) if tied else (1, 1, 1), f64),
         "T2": ((n_blocks, d, d) if tied else (1, 1, 1), f64),
     }
 
@@ -414,14 +427,14 @@ def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const, plan=None,
     dt = X.dtype
     kind = kernel_kind(ct)
     blas_set = plan is not None
-    n_blocks, rows = plan if blas_set else block_plan(n, K, d, dt.itemsize)
+    lanes, rows, n_blocks = plan if blas_set else block_plan(n, K, d, dt.itemsize)
     unit = bool(_checks.unit_weights(w))
     # sum_n w_n: n exactly when every weight is one
     weight = float(n) if unit else float(np.sum(w, dtype=np.float64))
     n_cols = layout(kind, d)[2]
     buf = _workspace().get(
-        (kind, n_blocks, rows, K, d, dt.str, unit),
-        lambda: _run_shapes(kind, n_blocks, rows, K, d, n_cols, dt, unit),
+        (kind, lanes, rows, n_blocks, K, d, dt.str, unit),
+        lambda: _run_shapes(kind, lanes, rows, n_blocks, K, d, n_cols, dt, unit),
     )
     buf["a0"][:] = 0
     floor = EXP_FLOOR_F32 if dt == np.float32 else EXP_FLOOR_F64
@@ -436,7 +449,7 @@ def _run(X, w, inv_temp, ct, shift, shift_dt, rhs, U, b, s, const, plan=None,
     loglik = 0.0
     parts = []
     with nullcontext() if blas_set else blas_threads_for(
-        0 if n_blocks > 1 else n * K * d  # as blas_work
+        0 if lanes > 1 else n * K * d  # as blas_work
     ):
         for lo in range(0, n, per_round):
             hi = min(lo + per_round, n)

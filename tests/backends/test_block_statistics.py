@@ -91,6 +91,72 @@ def test_rounds_within_working_memory_equal_one_round(covariance_type):
     _assert_close(rounds, whole, rtol=1e-11, scale=float(np.sum(X**2)))
 
 
+def _small_blocks(monkeypatch, itemsize):
+    """Blocks of at most 50 rows (at K = 5, D = 6): a batch of a few hundred rows runs more
+    blocks than its 3 lanes (with ``many_blocks``)."""
+    monkeypatch.setattr(_blocked, "MIN_CAPPED_ROWS", 1)
+    monkeypatch.setattr(_blocked, "CACHE_BLOCK_BYTES", 50 * itemsize * (5 + 6 * 6 + 6))
+
+
+@pytest.mark.parametrize("covariance_type", BLOCKED_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_more_blocks_than_lanes_equal_the_generic_path(many_blocks, monkeypatch,
+                                                       covariance_type, dtype, weighted):
+    _small_blocks(monkeypatch, np.dtype(dtype).itemsize)
+    state, X = _fitted_state(covariance_type, dtype)
+    n = 301
+    X = X[:n]
+    w = (np.random.default_rng(0).uniform(0, 2, n) if weighted else np.ones(n)).astype(dtype)
+    lanes, rows, per_round = _blocked.block_plan(n, 5, 6, X.itemsize)
+    assert (lanes, per_round) == (3, 9) and rows <= 50  # 9 blocks of 34 rows, one round
+    got = _stats(X, w, state, covariance_type, fast=True)
+    want = _stats(X, w, state, covariance_type, fast=False)
+    scale = float(np.sum(w[:, None] * np.asarray(X, np.float64) ** 2))
+    _assert_close(got, want, rtol=2e-4 if dtype == np.float32 else 1e-10, scale=scale)
+
+
+@pytest.mark.parametrize("covariance_type", BLOCKED_TYPES)
+def test_a_blocks_sums_do_not_depend_on_its_lane(many_blocks, monkeypatch, covariance_type):
+    """The same blocks on 1 lane and on 3 (each lane reusing its buffers from block to
+    block): the same sums, to the bit."""
+    _small_blocks(monkeypatch, 8)
+    state, X = _fitted_state(covariance_type, np.float64)
+    X = X[:300]
+    w = np.random.default_rng(1).uniform(0.5, 2.0, 300)
+    three = _blocked.block_plan(300, 5, 6, 8)
+    got3 = _stats(X, w, state, covariance_type, fast=True)
+    monkeypatch.setattr(_blocked, "n_threads", lambda: 1)
+    one = _blocked.block_plan(300, 5, 6, 8)
+    got1 = _stats(X, w, state, covariance_type, fast=True)
+    assert three[0] == 3 and one[0] == 1 and three[1] == one[1] == 50
+    for name in ("mass", "mean", "moment", "loglik", "weight"):
+        np.testing.assert_array_equal(getattr(got1, name), getattr(got3, name), err_msg=name)
+
+
+def test_the_plan_keeps_blocks_cache_sized_and_rounds_whole(monkeypatch):
+    """A large batch: blocks within ``CACHE_BLOCK_BYTES`` (never below ``MIN_CAPPED_ROWS``
+    rows), as many as a multiple of the lanes, one round unless the blocks' sums or
+    ``working_memory`` call for more, and then whole turns of the lanes."""
+    monkeypatch.setattr(_blocked, "n_threads", lambda: 2)
+    for n, K, D, itemsize in [(8192, 64, 64, 8), (80_000, 32, 32, 8), (32_768, 1024, 16, 8),
+                              (32_768, 1024, 64, 8), (2048, 8192, 256, 4), (1024, 64, 64, 8)]:
+        lanes, rows, per_round = _blocked.block_plan(n, K, D, itemsize)
+        row_bytes = itemsize * (K + 6 * D + 6)
+        n_blocks = -(-n // rows)
+        assert lanes == 2 and n_blocks % lanes == 0
+        assert rows <= max(_blocked.MIN_CAPPED_ROWS, _blocked.CACHE_BLOCK_BYTES // row_bytes)
+        assert rows == -(-n // n_blocks)  # equal blocks
+        sums = 8 * (K * (2 * D + 2) + D * D)
+        if per_round < n_blocks:
+            assert per_round % lanes == 0 and (per_round + lanes) * sums > (
+                _blocked.MAX_ROUND_SUMS_BYTES)
+        assert per_round * sums <= max(_blocked.MAX_ROUND_SUMS_BYTES, lanes * sums)
+    # the issue's embedding step and a small step: one block per lane, as before
+    assert _blocked.block_plan(1024, 4096, 256, 4) == (2, 512, 2)
+    assert _blocked.block_plan(1024, 64, 64, 8) == (2, 512, 2)
+
+
 def test_results_do_not_alias_the_reused_buffers(many_blocks):
     state, X = _fitted_state("diag", np.float64)
     w = np.ones(200)
