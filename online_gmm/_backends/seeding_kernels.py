@@ -59,11 +59,50 @@ def _rows_of(X, idx):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _candidate_block(b, X32, xx32, w32, closest32, C, cc, T, part, D32):  # pragma: no cover
+    """Row block ``b`` of :func:`_candidates`: ``part[b, k]`` the block's share of candidate
+    ``k``'s potential (summed in float32, then float64), its distances into ``D32``."""
+    n = X32.shape[0]
+    lo = b * BLOCK_ROWS
+    hi = min(lo + BLOCK_ROWS, n)
+    G = np.dot(C, X32[lo:hi].T)  # (m, rows): BLAS, float32
+    two = np.float32(2.0)
+    wb = w32[lo:hi]
+    xb = xx32[lo:hi]
+    for k in range(C.shape[0]):
+        c_k = cc[k]
+        row = G[k]
+        near = closest32[k // T, lo:hi]
+        acc = np.float32(0.0)
+        out = D32[k, lo:hi]
+        for i in range(hi - lo):
+            d = (c_k - two * row[i]) + xb[i]
+            out[i] = d
+            c = near[i]
+            acc += wb[i] * (d if d < c else c)
+        part[b, k] = np.float64(acc)
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, nogil=True, parallel=True)
+def _candidate_blocks_parallel(X32, xx32, w32, closest32, C, cc, T, part,
+                               D32):  # pragma: no cover - compiled
+    for b in numba.prange(part.shape[0]):
+        _candidate_block(np.int64(b), X32, xx32, w32, closest32, C, cc, T, part, D32)
+
+
+#: Below this many multiply-adds a step (candidates x rows x D), its blocks run on one
+#: thread (a parallel region costs more than it gives there).
+MIN_PARALLEL_CANDIDATES = 2**21
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _candidates(X32, xx32, w32, closest32, idx, T, pot, D32):  # pragma: no cover - compiled
     """``pot[k]``: the potential with candidate row ``idx[k]`` added to the seeds of its
     restart (``k // T``), ``sum w min(closest, d)``, in float32 (``X32``, ``xx32``, ``w32``,
     ``closest32``: the rows, their squared norms, weights and distances to their nearest
-    seed in float32), each block's sum added in float64; ``D32[k]`` the distances."""
+    seed in float32), each block's sum added in float64 in block order; ``D32[k]`` the
+    distances. The row blocks run in parallel for large work (their sums are added after,
+    in block order: the result does not depend on the threads)."""
     n = X32.shape[0]
     m = idx.shape[0]
     C = np.empty((m, X32.shape[1]), dtype=np.float32)
@@ -71,25 +110,18 @@ def _candidates(X32, xx32, w32, closest32, idx, T, pot, D32):  # pragma: no cove
     for k in range(m):
         C[k, :] = X32[idx[k], :]
         cc[k] = xx32[idx[k]]
-    pot[:] = 0.0
-    two = np.float32(2.0)
-    for lo in range(0, n, BLOCK_ROWS):
-        hi = min(lo + BLOCK_ROWS, n)
-        G = np.dot(C, X32[lo:hi].T)  # (m, rows): BLAS, float32
-        for k in range(m):
-            c_k = cc[k]
-            row = G[k]
-            near = closest32[k // T, lo:hi]
-            wb = w32[lo:hi]
-            xb = xx32[lo:hi]
-            acc = np.float32(0.0)
-            out = D32[k, lo:hi]
-            for i in range(hi - lo):
-                d = (c_k - two * row[i]) + xb[i]
-                out[i] = d
-                c = near[i]
-                acc += wb[i] * (d if d < c else c)
-            pot[k] += np.float64(acc)
+    n_blocks = (n + BLOCK_ROWS - 1) // BLOCK_ROWS
+    part = np.empty((n_blocks, m))
+    if n_blocks > 1 and m * n * X32.shape[1] >= MIN_PARALLEL_CANDIDATES:
+        _candidate_blocks_parallel(X32, xx32, w32, closest32, C, cc, T, part, D32)
+    else:
+        for b in range(n_blocks):
+            _candidate_block(np.int64(b), X32, xx32, w32, closest32, C, cc, T, part, D32)
+    for k in range(m):
+        acc = 0.0
+        for b in range(n_blocks):
+            acc += part[b, k]
+        pot[k] = acc
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH, nogil=True)

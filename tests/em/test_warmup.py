@@ -322,6 +322,49 @@ def test_the_restarts_seeds_are_greedy_kmeans_plus_plus(fast):
         np.testing.assert_array_equal(seeds[r], _brute_greedy(Xc, w, u[r]))
 
 
+def test_the_kmeanspp_kernels_parallel_blocks_equal_its_serial_blocks():
+    """The candidates' row blocks in parallel (large steps) give each block's share of the
+    potentials and the distances to the bit, as the blocks one after the other do."""
+    from online_gmm._backends import seeding_kernels as sk
+
+    rng = np.random.default_rng(5)
+    n, D, m, T = 3 * sk.BLOCK_ROWS + 17, 8, 6, 3
+    X32 = rng.normal(size=(n, D)).astype(np.float32)
+    xx32 = (X32.astype(np.float64) ** 2).sum(1).astype(np.float32)
+    w32 = rng.uniform(0.5, 2.0, n).astype(np.float32)
+    closest32 = rng.uniform(0.0, 30.0, (2, n)).astype(np.float32)
+    C = X32[rng.choice(n, m, replace=False)]
+    cc = (C.astype(np.float64) ** 2).sum(1).astype(np.float32)
+    n_blocks = -(-n // sk.BLOCK_ROWS)
+    part_p, part_s = np.empty((n_blocks, m)), np.empty((n_blocks, m))
+    D_p, D_s = np.empty((m, n), np.float32), np.empty((m, n), np.float32)
+    sk._candidate_blocks_parallel(X32, xx32, w32, closest32, C, cc, T, part_p, D_p)
+    for b in range(n_blocks):
+        sk._candidate_block(b, X32, xx32, w32, closest32, C, cc, T, part_s, D_s)
+    np.testing.assert_array_equal(part_p, part_s)
+    np.testing.assert_array_equal(D_p, D_s)
+    # and what they add up to: each candidate's potential, sum w min(closest, d)
+    d = cc[:, None] - 2.0 * (C.astype(np.float64) @ X32.T.astype(np.float64)) + xx32
+    want = (w32 * np.minimum(closest32[np.arange(m) // T], d)).sum(1)
+    np.testing.assert_allclose(part_p.sum(0), want, rtol=1e-4)
+
+
+def test_large_restarts_seeds_are_the_array_api_steps_seeds():
+    """A step large enough for the kernel's parallel blocks (``MIN_PARALLEL_CANDIDATES``)
+    chooses the seeds the array-API steps choose."""
+    from online_gmm._backends import seeding_kernels as sk
+
+    rng = np.random.default_rng(6)
+    X = np.concatenate([rng.normal(c, 1.0, (256, 32)) for c in rng.normal(0, 5, (16, 32))])
+    w = rng.uniform(0.5, 2.0, len(X))
+    Xc, xx, _ = _warmup._centred(X, np)
+    u = np.random.RandomState(1).random_sample((3, 16, 6))
+    assert 3 * 6 * X.shape[0] * X.shape[1] >= sk.MIN_PARALLEL_CANDIDATES
+    fast = _warmup.greedy_seeds(Xc, xx, w, u, np, fast=True)
+    slow = _warmup.greedy_seeds(Xc, xx, w, u, np, fast=False)
+    np.testing.assert_array_equal(fast, slow)
+
+
 def test_the_lloyd_kernel_matches_the_array_api_steps():
     rng = np.random.default_rng(4)
     X = np.concatenate([rng.normal(c, 1.0, (60, 6)) for c in rng.normal(0, 4, (5, 6))])
