@@ -218,12 +218,18 @@ def buffer(warmup: Warmup, X: Any, w: Any, xp: Any) -> tuple[Warmup, Any, Any]:
             new_w[:n] = xp.astype(Bw[:n], w.dtype)
         BX, Bw = new_X, new_w
     if take.size:
-        BX[n : n + take.size, ...] = xp.take(X, take_index(take, X, xp), axis=0)
-        Bw[n : n + take.size] = xp.take(w, take_index(take, w, xp), axis=0)
+        BX[n : n + take.size, ...] = _rows(X, take, xp)
+        Bw[n : n + take.size] = _rows(w, take, xp)
     new = warmup.replace(X=BX, w=Bw, n_rows=n + int(take.size), claim=claim)
-    X_rest = xp.take(X, take_index(rest, X, xp), axis=0)
-    w_rest = xp.take(w, take_index(rest, w, xp), axis=0)
-    return new, X_rest, w_rest
+    return new, _rows(X, rest, xp), _rows(w, rest, xp)
+
+
+def _rows(a: Any, idx: np.ndarray, xp: Any) -> Any:
+    """Rows ``idx`` (sorted, distinct) of ``a``: a slice when they are consecutive (every
+    weight positive, the usual batch: no gathered copy), else gathered."""
+    if idx.size and int(idx[-1]) - int(idx[0]) == idx.size - 1:
+        return a[int(idx[0]) : int(idx[-1]) + 1, ...]
+    return xp.take(a, take_index(idx, a, xp), axis=0)
 
 
 def is_full(warmup: Warmup) -> bool:
