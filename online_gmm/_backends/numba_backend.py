@@ -212,9 +212,9 @@ MIN_BLOCK_ROWS = 128
 MIN_PARALLEL_WORK = 2**21
 #: A block's buffers hold at most this many bytes: a lane's block stays near its core's
 #: cache from one pass to the next (fill, product, row kernel, product). Measured
-#: (docs/benchmarks.md, "Blocks the size of a cache"): 80,000 rows at K = 32, D = 32 in two
-#: blocks of 40,000 rows (31 MiB each, then the rule) took 95 ms, in blocks of 1,024 to 4,096
-#: rows 21 to 24 ms; 20,000 rows at K = 16, D = 16: 8.3 ms against 2.8.
+#: (docs/benchmarks.md, "Blocks the size of a cache"): ``fit`` on 100,000 x 64, K = 64,
+#: whose two blocks of 32,768 rows (119 MiB each) were allocated again at every E-step,
+#: 4.17 -> 1.86 s (``python -m benchmarks.run --only fit``).
 CACHE_BLOCK_BYTES = 4 * 2**20
 #: ... and never below this many rows: at large K a row's buffers alone are tens of
 #: kilobytes, and fewer rows lose the products' efficiency and multiply the blocks' sums
