@@ -57,7 +57,8 @@ def measure(K: int, D: int, n: int, repeats: int) -> dict[str, Any]:
     return {"K": K, "D": D, "n": n, "plan": list(plan), "lanes": lanes,
             "rows_per_block": per_block, "blocks": blocks,
             "rounds": -(-blocks // per_round), "ms": 1e3 * float(np.median(times)),
-            "loglik": float(stats.loglik)}
+            "loglik": float(stats.loglik), "n_samples": int(stats.n_samples),
+            "mass": float(np.sum(stats.mass))}
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:

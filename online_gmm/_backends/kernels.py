@@ -329,8 +329,9 @@ def log_density(G, a, b, s, const):  # pragma: no cover - compiled
 # Each kernel runs its row blocks in a ``prange``; a block is filled, multiplied (``np.dot``:
 # single-threaded BLAS, called from numba without the GIL), turned into responsibilities by
 # the same row kernel as :func:`tempered_posterior`, and multiplied again
-# into the block's raw sums. Buffers come from the caller, shaped ``(n_blocks, rows, ...)``;
-# rows past the end of the data are zero rows that add nothing to any sum.
+# into the block's raw sums. Buffers come from the caller: the working ones per lane,
+# ``(n_lanes, rows, ...)``, the sums per block; a block's rows past the end of the data are
+# zero rows that add nothing to any sum.
 #
 # Block data matrix ``A`` (the columns of :func:`online_gmm._backends.numba_backend.layout`):
 #

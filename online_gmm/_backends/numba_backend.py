@@ -178,10 +178,10 @@ def _m_step_kernel(state: MixtureState, stats: BatchStats, eta: float, forgettin
 # The numba backend's statistics for the types with a block kernel (``diag``,
 # ``spherical``, ``tied``): row blocks in parallel, each in reused buffers.
 #
-# A batch is cut into row blocks, one per numba thread. Each block runs the whole E-step and
-# its statistics product on its own thread (:func:`online_gmm._backends.kernels.block_statistics`:
-# single-threaded BLAS for the two matrix products, the numba row kernel between them, no
-# GIL), so that
+# A batch is cut into row blocks, run by one lane per numba thread (below). Each block runs
+# the whole E-step and its statistics product on its lane's thread
+# (:func:`online_gmm._backends.kernels.block_statistics`: single-threaded BLAS for the two
+# matrix products, the numba row kernel between them, no GIL), so that
 #
 # - every core works even when each product is too small for BLAS's own threads
 #   (scikit-learn's k-means does the same: OpenMP over row chunks, one-threaded BLAS inside);
@@ -208,7 +208,7 @@ def _m_step_kernel(state: MixtureState, stats: BatchStats, eta: float, forgettin
 
 #: Fewest rows a block keeps (below it the products lose BLAS efficiency).
 MIN_BLOCK_ROWS = 128
-#: Below this many multiply-adds (rows x K x D) a batch is one block.
+#: Below this many multiply-adds (rows x K x D) a batch runs on one lane (no parallel region).
 MIN_PARALLEL_WORK = 2**21
 #: A block's buffers hold at most this many bytes: a lane's block stays near its core's
 #: cache from one pass to the next (fill, product, row kernel, product). Measured
@@ -281,14 +281,15 @@ def block_plan(n: int, n_components: int, n_features: int,
     # a round's rows within working_memory too (a caller's log-densities are kept a round
     # at a time), and its blocks' sums within MAX_ROUND_SUMS_BYTES
     sums_bytes = 8 * (n_components * (2 * n_features + 2) + n_features * n_features)
-    per_round = min(-(-n // rows), -(-within // rows), MAX_ROUND_SUMS_BYTES // sums_bytes)
+    fits = -(-n // rows) if within >= n else max(1, within // rows)
+    per_round = min(-(-n // rows), fits, MAX_ROUND_SUMS_BYTES // sums_bytes)
     if per_round < -(-n // rows):  # rounds of whole turns of the lanes
         per_round -= per_round % lanes
     return lanes, rows, max(lanes, per_round)
 
 
 def blas_work(n: int, n_components: int, n_features: int, itemsize: int,
-              plan: tuple[int, int] | None = None) -> int:
+              plan: tuple[int, int, int] | None = None) -> int:
     """The work to size BLAS's thread pool by (see :func:`~online_gmm._math.array_api.
     blas_threads_for`): 0 (one thread) when the batch runs as parallel blocks, each of
     which calls BLAS on its own thread. ``plan``: the batch's :func:`block_plan`, if the
@@ -351,7 +352,7 @@ def _dummy(dt, ndim: int) -> np.ndarray:
 
 
 def batch_statistics(X: np.ndarray, w: np.ndarray, p, inv_temp: float,
-                     plan: tuple[int, int] | None = None,
+                     plan: tuple[int, int, int] | None = None,
                      on_log_density: Any = None) -> BatchStats:
     """:func:`online_gmm._math.estep.chunked_statistics` for NumPy input, ``diag``/``spherical``/
     ``tied``, from a :class:`~online_gmm._math.estep.Prepared` (the same statistics, computed
@@ -363,7 +364,7 @@ def batch_statistics(X: np.ndarray, w: np.ndarray, p, inv_temp: float,
 
 
 def state_statistics(state, covariance_type: str, X: np.ndarray, w: np.ndarray,
-                     inv_temp: float, plan: tuple[int, int] | None = None,
+                     inv_temp: float, plan: tuple[int, int, int] | None = None,
                      on_log_density: Any = None) -> BatchStats:
     """The same from the mixture state: for ``diag``/``spherical`` one numba call
     (``kernels.prepare_diag``/``prepare_spherical``) writes the per-batch layout into

@@ -91,7 +91,8 @@ def _candidate_blocks_parallel(X32, xx32, w32, closest32, C, cc, T, part,
 
 
 #: Below this many multiply-adds a step (candidates x rows x D), its blocks run on one
-#: thread (a parallel region costs more than it gives there).
+#: thread (a parallel region costs more than it gives there). Numba reads it when it
+#: compiles: setting it at run time changes nothing.
 MIN_PARALLEL_CANDIDATES = 2**21
 
 
@@ -117,11 +118,10 @@ def _candidates(X32, xx32, w32, closest32, idx, T, pot, D32):  # pragma: no cove
     else:
         for b in range(n_blocks):
             _candidate_block(np.int64(b), X32, xx32, w32, closest32, C, cc, T, part, D32)
-    for k in range(m):
-        acc = 0.0
-        for b in range(n_blocks):
-            acc += part[b, k]
-        pot[k] = acc
+    pot[:] = 0.0
+    for b in range(n_blocks):  # (blocks outside: each potential's additions in block order)
+        for k in range(m):
+            pot[k] += part[b, k]
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH, nogil=True)

@@ -225,9 +225,11 @@ def buffer(warmup: Warmup, X: Any, w: Any, xp: Any) -> tuple[Warmup, Any, Any]:
 
 
 def _rows(a: Any, idx: np.ndarray, xp: Any) -> Any:
-    """Rows ``idx`` (sorted, distinct) of ``a``: a slice when they are consecutive (every
-    weight positive, the usual batch: no gathered copy), else gathered."""
-    if idx.size and int(idx[-1]) - int(idx[0]) == idx.size - 1:
+    """Rows ``idx`` (sorted, distinct) of ``a``: a slice of a C-ordered NumPy ``a`` when
+    they are consecutive (every weight positive, the usual batch: no gathered copy; a
+    slice of another layout would be a new layout for the kernels), else gathered."""
+    consecutive = idx.size and int(idx[-1]) - int(idx[0]) == idx.size - 1
+    if consecutive and isinstance(a, np.ndarray) and a.flags.c_contiguous:
         return a[int(idx[0]) : int(idx[-1]) + 1, ...]
     return xp.take(a, take_index(idx, a, xp), axis=0)
 

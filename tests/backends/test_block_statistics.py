@@ -117,6 +117,37 @@ def test_more_blocks_than_lanes_equal_the_generic_path(many_blocks, monkeypatch,
 
 
 @pytest.mark.parametrize("covariance_type", BLOCKED_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rounds_of_several_blocks_and_a_partial_last_round_equal_the_generic_path(
+        many_blocks, monkeypatch, covariance_type, dtype):
+    """Several rounds of more blocks than lanes, the last one partial, weighted rows, and
+    the log-densities handed over a round at a time."""
+    itemsize = np.dtype(dtype).itemsize
+    _small_blocks(monkeypatch, itemsize)
+    monkeypatch.setattr(_blocked, "MAX_ROUND_SUMS_BYTES", 6 * 8 * (5 * 14 + 36))
+    state, X = _fitted_state(covariance_type, dtype)
+    n = 301
+    X = X[:n]
+    w = np.random.default_rng(2).uniform(0, 2, n).astype(dtype)
+    w[5] = 0.0
+    lanes, rows, per_round = _blocked.block_plan(n, 5, 6, itemsize)
+    n_blocks = -(-n // rows)
+    assert (lanes, per_round) == (3, 6) and n_blocks == 9  # rounds of 6 and 3 blocks
+    seen = np.full((n, 5), np.nan, dtype=dtype)
+
+    def keep(rows_, logp):
+        seen[rows_] = logp
+
+    p = core.state_prepared(state, covariance_type, X.dtype, np)
+    with core.use_backend("numba"):
+        got = core.select_backend(X).batch_statistics(X, w, p, 0.7, on_log_density=keep)
+    want = _stats(X, w, state, covariance_type, fast=False)
+    scale = float(np.sum(w[:, None] * np.asarray(X, np.float64) ** 2))
+    _assert_close(got, want, rtol=2e-4 if dtype == np.float32 else 1e-10, scale=scale)
+    assert np.isfinite(seen).all()  # every row's log-densities, once
+
+
+@pytest.mark.parametrize("covariance_type", BLOCKED_TYPES)
 def test_a_blocks_sums_do_not_depend_on_its_lane(many_blocks, monkeypatch, covariance_type):
     """The same blocks on 1 lane and on 3 (each lane reusing its buffers from block to
     block): the same sums, to the bit."""
