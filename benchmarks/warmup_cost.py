@@ -16,7 +16,13 @@ ends). Printed per case:
 - the stages: k-means++ (the restarts' seeds), Lloyd, the restarts' EM, each refinement
   (its rows), the buffering.
 
+With ``--bridge`` the same for ``ssl_bridge.GMMPrototypes`` (``diag``, the default
+warm-up, float32 tensors on the CPU: the rows as an encoder hands them), its ``update``
+in place of ``partial_fit`` and a module past its start (``warmup_size=0``) for the
+stream.
+
     python -m benchmarks.warmup_cost                 # K = 64 and 1,024, D = 16 and 64
+    python -m benchmarks.warmup_cost --bridge        # the same, the bridge's update
     python -m benchmarks.warmup_cost --cases 64x64 --repeats 5
     python -m benchmarks.warmup_cost --smoke         # tiny sizes (seconds)
 """
@@ -30,6 +36,7 @@ import json
 import time
 from collections import defaultdict
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -99,17 +106,16 @@ def _stages(times: dict[str, float]):
             setattr(mod, name, fn)
 
 
-def _warm_up(X: np.ndarray, K: int, seed: int) -> tuple[dict[str, float], int]:
+def _warm_up(X: np.ndarray, K: int, seed: int,
+             bridge: bool = False) -> tuple[dict[str, float], int]:
     """One fresh model through the stream until its warm-up is over: the stages' times and
     the most rows its buffer held."""
-    from online_gmm import OnlineGaussianMixture
-
     times: dict[str, float] = defaultdict(float)
-    model = OnlineGaussianMixture(K, covariance_type="diag", random_state=seed)
+    model = _model(K, X.shape[1], seed, bridge)
     held = 0
     with _stages(times):
         for start in range(0, X.shape[0], BATCH):
-            before = model.__dict__.get("_warmup")
+            before = getattr(model, "_warmup", None)
             model.partial_fit(X[start : start + BATCH])
             if model._warmup is not None:
                 held = max(held, model._warmup.n_rows)
@@ -117,30 +123,86 @@ def _warm_up(X: np.ndarray, K: int, seed: int) -> tuple[dict[str, float], int]:
                 held = max(held, min(before.n_rows + BATCH, before.capacity))
             if start > 0 and model._warmup is None:
                 break
+    if bridge:  # (the rows its buffer held, the last step's included)
+        held = max(held, model.held)
     return dict(times), held
 
 
-def _steady(X: np.ndarray, K: int, seed: int) -> Any:
+class _Bridge:
+    """``ssl_bridge.GMMPrototypes`` behind the estimator's calls here: ``partial_fit`` of
+    float32 rows is its ``update``; ``_warmup`` the warm-up's buffer while it lasts (the
+    rows held, as the shared warm-up code last returned them), None once it is over."""
+
+    def __init__(self, K: int, D: int, seed: int, warmup_size: Any = "auto") -> None:
+        from ssl_bridge import GMMPrototypes
+
+        self.head = GMMPrototypes(K, D, covariance_type="diag", random_state=seed,
+                                  warmup_size=warmup_size)
+        self.held = 0
+
+    def partial_fit(self, X: np.ndarray) -> None:
+        import torch
+
+        from online_gmm._em import warmup as W
+
+        buffer = W.buffer
+
+        def counted(*a: Any, **kw: Any) -> Any:
+            out = buffer(*a, **kw)
+            self.held = max(self.held, out[0].n_rows)
+            return out
+
+        W.buffer = counted
+        try:
+            self.head.update(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)))
+        finally:
+            W.buffer = buffer
+
+    @property
+    def _warmup(self) -> Any:
+        from ssl_bridge._state import DONE, phase
+
+        over = phase(self.head.warmup_progress) == DONE and bool(self.head.seeded.all())
+        return None if over else _Held(self.held)
+
+
+@dataclass
+class _Held:
+    n_rows: int
+
+    @property
+    def capacity(self) -> int:
+        return self.n_rows
+
+
+def _model(K: int, D: int, seed: int, bridge: bool, **kw: Any) -> Any:
+    if bridge:
+        return _Bridge(K, D, seed, **kw)
     from online_gmm import OnlineGaussianMixture
 
-    model = OnlineGaussianMixture(K, covariance_type="diag", random_state=seed, warmup_size=0)
+    return OnlineGaussianMixture(K, covariance_type="diag", random_state=seed, **kw)
+
+
+def _steady(X: np.ndarray, K: int, seed: int, bridge: bool = False) -> Any:
+    model = _model(K, X.shape[1], seed, bridge, warmup_size=0)
     for start in range(0, 8 * BATCH, BATCH):
         model.partial_fit(X[start : start + BATCH])
     return model
 
 
-def measure(K: int, D: int, repeats: int, n: int | None = None, seed: int = 0
-            ) -> dict[str, Any]:
-    """The one-off time, the stream time of the buffered rows, their ratio, the stages."""
+def measure(K: int, D: int, repeats: int, n: int | None = None, seed: int = 0,
+            bridge: bool = False) -> dict[str, Any]:
+    """The one-off time, the stream time of the buffered rows, their ratio, the stages
+    (``bridge``: of the bridge's update)."""
     n = n or 40 * BATCH
     X = _stream(K, D, n + 8 * BATCH)
     warm_rows, steady_rows = X[:n], X[n:]
-    steady = _steady(steady_rows, K, seed)
+    steady = _steady(steady_rows, K, seed, bridge)
     one_off, stream, stages, held = [], [], defaultdict(list), 0
-    _warm_up(warm_rows[: 2 * BATCH], K, seed)  # compile (numba), import
+    _warm_up(warm_rows[: 2 * BATCH], K, seed, bridge)  # compile (numba), import
     for _ in range(repeats + 1):
         gc.collect()
-        times, held = _warm_up(warm_rows, K, seed)
+        times, held = _warm_up(warm_rows, K, seed, bridge)
         parts = [warm_rows[s : s + BATCH] for s in range(0, held, BATCH)]
         model = copy.deepcopy(steady)
         gc.collect()
@@ -157,6 +219,7 @@ def measure(K: int, D: int, repeats: int, n: int | None = None, seed: int = 0
             stages[k].append(v)
     ratio = [a / b for a, b in zip(one_off, stream, strict=True)]
     return {
+        "model": "bridge" if bridge else "estimator",
         "K": K, "D": D, "rows_held": held, "one_off_s": float(np.median(one_off)),
         "stream_s": float(np.median(stream)), "ratio": float(np.median(ratio)),
         "ratio_range": [float(min(ratio)), float(max(ratio))],
@@ -166,8 +229,8 @@ def measure(K: int, D: int, repeats: int, n: int | None = None, seed: int = 0
 
 def report(r: dict[str, Any]) -> str:
     lines = [
-        f"K = {r['K']}, D = {r['D']}: the warm-up held {r['rows_held']:,} rows; one-off "
-        f"{r['one_off_s']:.3f} s, streaming them {r['stream_s']:.3f} s: ratio "
+        f"{r['model']}, K = {r['K']}, D = {r['D']}: the warm-up held {r['rows_held']:,} "
+        f"rows; one-off {r['one_off_s']:.3f} s, streaming them {r['stream_s']:.3f} s: ratio "
         f"{r['ratio']:.2f} [{r['ratio_range'][0]:.2f}, {r['ratio_range'][1]:.2f}]"
     ]
     for k, v in r["stages_s"].items():
@@ -184,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--bridge", action="store_true",
+                        help="ssl_bridge.GMMPrototypes.update (float32 tensors), not the "
+                             "estimator's partial_fit")
     args = parser.parse_args(argv)
     silence_warnings()
     if args.smoke:
@@ -193,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         repeats, n = args.repeats, None
     out = []
     for K, D in cases:
-        r = measure(K, D, repeats, n=n)
+        r = measure(K, D, repeats, n=n, bridge=args.bridge)
         out.append(r)
         print(json.dumps(r) if args.json else report(r), flush=True)
     return 0
