@@ -53,7 +53,7 @@ def measure(K: int, D: int, n: int, repeats: int) -> dict[str, Any]:
             times.append(time.perf_counter() - t0)
     lanes, per_block = plan[0], plan[1]
     blocks = -(-n // per_block)
-    per_round = plan[2] if len(plan) > 2 else lanes
+    per_round = plan[2] if len(plan) > 2 else lanes  # (a tree before 81211f5: 2 entries)
     return {"K": K, "D": D, "n": n, "plan": list(plan), "lanes": lanes,
             "rows_per_block": per_block, "blocks": blocks,
             "rounds": -(-blocks // per_round), "ms": 1e3 * float(np.median(times)),

@@ -36,7 +36,6 @@ import json
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -123,56 +122,39 @@ def _warm_up(X: np.ndarray, K: int, seed: int,
                 held = max(held, min(before.n_rows + BATCH, before.capacity))
             if start > 0 and model._warmup is None:
                 break
-    if bridge:  # (the rows its buffer held, the last step's included)
-        held = max(held, model.held)
     return dict(times), held
 
 
 class _Bridge:
     """``ssl_bridge.GMMPrototypes`` behind the estimator's calls here: ``partial_fit`` of
-    float32 rows is its ``update``; ``_warmup`` the warm-up's buffer while it lasts (the
-    rows held, as the shared warm-up code last returned them), None once it is over."""
+    float32 rows is its ``update``; ``_warmup`` the warm-up as its progress buffer holds
+    it (the rows held and the buffer's size), None once it is over."""
 
     def __init__(self, K: int, D: int, seed: int, warmup_size: Any = "auto") -> None:
         from ssl_bridge import GMMPrototypes
 
         self.head = GMMPrototypes(K, D, covariance_type="diag", random_state=seed,
                                   warmup_size=warmup_size)
-        self.held = 0
 
     def partial_fit(self, X: np.ndarray) -> None:
         import torch
 
-        from online_gmm._em import warmup as W
-
-        buffer = W.buffer
-
-        def counted(*a: Any, **kw: Any) -> Any:
-            out = buffer(*a, **kw)
-            self.held = max(self.held, out[0].n_rows)
-            return out
-
-        W.buffer = counted
-        try:
-            self.head.update(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)))
-        finally:
-            W.buffer = buffer
+        self.head.update(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)))
 
     @property
     def _warmup(self) -> Any:
-        from ssl_bridge._state import DONE, phase
+        from online_gmm import core
+        from ssl_bridge._state import DONE, NOT_STARTED, phase
 
-        over = phase(self.head.warmup_progress) == DONE and bool(self.head.seeded.all())
-        return None if over else _Held(self.held)
-
-
-@dataclass
-class _Held:
-    n_rows: int
-
-    @property
-    def capacity(self) -> int:
-        return self.n_rows
+        head = self.head
+        progress = head.warmup_progress
+        if phase(progress) == DONE and bool(head.seeded.all()):
+            return None
+        if phase(progress) == NOT_STARTED:  # (the warm-up the first update starts)
+            return core.start_warmup(head.warmup_size, head.warmup_restarts,
+                                     head.n_prototypes, head.dim, 4, refine=False)
+        _, size, limit, _, n_rows = (int(v) for v in progress)
+        return core.Warmup(size=size, limit=limit, n_rows=n_rows)
 
 
 def _model(K: int, D: int, seed: int, bridge: bool, **kw: Any) -> Any:

@@ -281,9 +281,10 @@ def block_plan(n: int, n_components: int, n_features: int,
     # a round's rows within working_memory too (a caller's log-densities are kept a round
     # at a time), and its blocks' sums within MAX_ROUND_SUMS_BYTES
     sums_bytes = 8 * (n_components * (2 * n_features + 2) + n_features * n_features)
-    fits = -(-n // rows) if within >= n else max(1, within // rows)
-    per_round = min(-(-n // rows), fits, MAX_ROUND_SUMS_BYTES // sums_bytes)
-    if per_round < -(-n // rows):  # rounds of whole turns of the lanes
+    used = -(-n // rows)  # the blocks that hold rows
+    fits = used if within >= n else max(1, within // rows)
+    per_round = min(used, fits, MAX_ROUND_SUMS_BYTES // sums_bytes)
+    if per_round < used:  # rounds of whole turns of the lanes
         per_round -= per_round % lanes
     return lanes, rows, max(lanes, per_round)
 
