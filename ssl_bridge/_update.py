@@ -11,7 +11,9 @@ it. The other updates (seeding, warm-up, ``torch.distributed``) read what they n
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,53 @@ from online_gmm import core
 
 from . import _state
 
+BALANCE = (None, "sinkhorn")
+
+
+def check_target_options(temperature: Any, balance: Any, sinkhorn_iterations: Any) -> None:
+    """The targets' options, checked on the host (no tensor is read)."""
+    if not (isinstance(temperature, Real) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
+    if balance not in BALANCE:
+        raise ValueError(f"balance must be one of {list(BALANCE)}, got {balance!r}.")
+    if isinstance(sinkhorn_iterations, bool) or not isinstance(
+        sinkhorn_iterations, Integral
+    ) or sinkhorn_iterations < 0:
+        raise ValueError(
+            f"sinkhorn_iterations must be an integer >= 0, got {sinkhorn_iterations!r}."
+        )
+
+
+class DeferredFlag:
+    """A 0-d device flag the host needs only at the next update (whether that step
+    seeds), brought over without stalling the device: copied as soon as it is enqueued
+    (``non_blocking``, into pinned memory on a GPU, an event recorded after the copy) and
+    taken by :meth:`value` when the host needs it, by then normally long computed (a
+    training step ran in between); :meth:`value` waits on the event only if the device is
+    still behind. On CPU the copy is done at once. One per module, reused from step to
+    step (its value is taken before the next step writes it)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._host = torch.zeros((), dtype=torch.int64, pin_memory=device.type == "cuda")
+        self._view = self._host.numpy()  # (the host memory, read without a tensor op)
+        self._event = None
+
+    def set(self, flag: Tensor) -> DeferredFlag:
+        """Start bringing ``flag`` (0-d, on :attr:`device`) to the host."""
+        self._host.copy_(flag, non_blocking=True)
+        if flag.device.type == "cuda":
+            self._event = torch.cuda.Event()
+            self._event.record()
+        return self
+
+    def value(self) -> bool:
+        """The flag (waits for its copy if the device has not reached it yet)."""
+        if self._event is not None:
+            self._event.synchronize()
+            self._event = None
+        return bool(self._view[()])
+
 
 @dataclass(frozen=True)
 class HostState:
@@ -29,10 +78,13 @@ class HostState:
 
     step: int
     warming: bool  # the warm-up is not over
-    seeding: bool  # the next step seeds or reseeds (unseeded, dead or redundant prototypes)
+    # the next step seeds or reseeds (unseeded, dead or redundant prototypes); a
+    # DeferredFlag after a step under ``nonfinite="ignore"`` until the host needs it
+    seeding: bool | DeferredFlag
     has_prototypes: bool  # some prototype is seeded
 
-    def after(self, *, warming: bool, seeding: bool, seeded_some: bool) -> HostState:
+    def after(self, *, warming: bool, seeding: bool | DeferredFlag,
+              seeded_some: bool) -> HostState:
         return replace(self, step=self.step + 1, warming=warming, seeding=seeding,
                        has_prototypes=self.has_prototypes or seeded_some)
 

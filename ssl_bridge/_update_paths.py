@@ -5,9 +5,13 @@ policy for NaN or inf rows and the commit. A mixin of :class:`~ssl_bridge.GMMPro
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import warnings
+from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -37,7 +41,10 @@ class UpdatePaths:
         if torch.compiler.is_compiling():  # (refreshed eagerly wherever buffers change)
             return host
         if not _update.same_buffers(key, self):
-            host = self._refresh_host()
+            return self._refresh_host()
+        if isinstance(host.seeding, _update.DeferredFlag):  # (the last step's, now there)
+            host = replace(host, seeding=host.seeding.value())
+            self._host_view = (key, host)
         return host
 
     def _refresh_host(self) -> _update.HostState:
@@ -64,6 +71,8 @@ class UpdatePaths:
         return x, torch.ones(x.shape[0], dtype=x.dtype, device=x.device), n_bad, ~bad
 
     def _refuse_or_warn(self, n_bad: int, n_rows: int, other_rank: bool = False) -> None:
+        if self.nonfinite == "ignore":
+            return
         if self.nonfinite == "raise":
             raise ValueError(
                 "teacher_embeddings contain NaN or inf"
@@ -87,16 +96,24 @@ class UpdatePaths:
         x = self._checked_input(teacher_embeddings.detach(), "teacher_embeddings")
         host = self._host()
         dist_on = self._use_distributed()
+        masked = None  # (under "ignore" on the device: the rows given weight 0)
         if host.warming or host.seeding or dist_on or x.shape[0] == 0:
             info, logp, kept = self._general_update(x, host, dist_on, return_targets)
+        elif self.nonfinite == "ignore":
+            info, logp, masked = self._unchecked_update(x, host, return_targets)
+            kept = None
         else:
             info, logp, kept = self._steady_update(x, host, return_targets)
         if not return_targets:
             return info
         if logp is not None:
+            if masked is not None:  # (their rows balance as a uniform posterior would)
+                logp = logp.masked_fill(masked[:, None], 0.0)
             # the targets of the rows stepped on (skipped rows: NaN, not in the balancing)
             rows = _update.targets_from(logp, temperature, balance, sinkhorn_iterations,
                                         self._use_distributed())
+            if masked is not None:
+                return info, rows.masked_fill(masked[:, None], math.nan)
             if kept is None:
                 return info, rows
         dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -106,9 +123,9 @@ class UpdatePaths:
             q[kept] = rows
         return info, q
 
-    def _steady_update(self, x: Tensor, host: _update.HostState, return_targets: bool):
-        """Every prototype seeded, the warm-up over, no process group: :func:`steady_step`
-        (compiled by :meth:`compile_step`), and its flags read once."""
+    def _run_steady_step(self, x: Tensor, host: _update.HostState, return_targets: bool):
+        """:func:`steady_step` (compiled by :meth:`compile_step`) on the module's state:
+        ``(new_state, flags, loglik, logp, temperature, eta, numba)``."""
         temperature, eta = self._schedules().at(host.step)
         state = self._state()
         numba = state.means is not self.means  # (the numba backend's NumPy views)
@@ -121,6 +138,13 @@ class UpdatePaths:
             normalize=self.normalize, working_memory=self._working_memory(x),
             log_density_out=logp,
         )
+        return new_state, flags, loglik, logp, temperature, eta, numba
+
+    def _steady_update(self, x: Tensor, host: _update.HostState, return_targets: bool):
+        """Every prototype seeded, the warm-up over, no process group: :func:`steady_step`
+        and its flags read once."""
+        new_state, flags, loglik, logp, temperature, eta, _ = self._run_steady_step(
+            x, host, return_targets)
         n_bad, nonfinite, seed_next = flags.tolist()  # the one read
         kept = None
         if n_bad:
@@ -137,6 +161,48 @@ class UpdatePaths:
                                      seeded_some=False))
         return self._info(loglik, temperature, eta, 0, 0, n_bad), logp, kept
 
+    def _unchecked_update(self, x: Tensor, host: _update.HostState, return_targets: bool):
+        """A steady update under ``nonfinite="ignore"``: the step's flags are acted on where
+        they are, not read. A step that kept no row or whose new state is not finite is
+        discarded on the device (every state buffer keeps its value; the step is still
+        counted; its targets are NaN); whether the next step seeds goes to the host as a
+        :class:`~ssl_bridge._update.DeferredFlag`. ``(info, logp, masked)``: ``masked``
+        the rows whose targets are NaN (NaN or inf rows, weight 0 in the step), a device
+        mask."""
+        try:
+            with np.errstate(all="ignore"):  # (silent: NumPy's overflows too, on CPU)
+                new_state, flags, loglik, logp, temperature, eta, numba = (
+                    self._run_steady_step(x, host, return_targets))
+        except FloatingPointError:  # (the numba backend checks its host state at once)
+            info = self._no_update(int((~torch.isfinite(x).all(dim=1)).sum()))
+            self._count_step(host)
+            return info, None, None
+        n_bad, nonfinite, seed_next = flags.unbind()
+        kept = x.shape[0] - n_bad
+        ok = (kept > 0) & (nonfinite == 0)
+        new = _update.new_buffers(self, new_state, n_rows=0, n_reseeded=0, rng=None)
+        if numba:  # (host values: read at no cost, and no pass over the state)
+            seeding: bool | _update.DeferredFlag = bool(ok) and bool(seed_next)
+            new = new if bool(ok) else {"step": new["step"]}
+        else:
+            for name in _STATE_FIELDS:
+                new[name] = torch.where(ok, new[name], self._buffers[name])
+            seeding = self._deferred_flag().set(seed_next.bool() & ok)
+        new["n_samples_seen"] = self.n_samples_seen + torch.where(ok, kept, 0)
+        self._commit(new, host.after(warming=False, seeding=seeding, seeded_some=False))
+        info = self._info(loglik, temperature, eta, 0, 0, n_bad)
+        info["updated"] = ok
+        masked = (~torch.isfinite(x).all(dim=1) | ~ok) if return_targets else None
+        return info, logp, masked
+
+    def _deferred_flag(self) -> _update.DeferredFlag:
+        """The module's :class:`~ssl_bridge._update.DeferredFlag` (made at the first use
+        on its device)."""
+        flag = self.__dict__.get("_seed_flag")
+        if flag is None or flag.device != self.device:
+            flag = self.__dict__["_seed_flag"] = _update.DeferredFlag(self.device)
+        return flag
+
     def _general_update(self, x: Tensor, host: _update.HostState, dist_on: bool,
                         return_targets: bool):
         """Seeding, the warm-up or ``torch.distributed``: the core's step with the reads it
@@ -144,7 +210,10 @@ class UpdatePaths:
         seeding test), and the same one read of the new state's flags at the end."""
         x, w, n_bad, kept = self._screen(x, dist_on)
         if x.shape[0] == 0 and not dist_on:
-            return self._no_update(n_bad), None, None
+            info = self._no_update(n_bad)
+            if n_bad and self.nonfinite == "ignore":
+                self._count_step(host)
+            return info, None, None
         x = self._normalized(x)
         X, w = core.host_view(x), core.host_view(w)
         backend = core.select_backend(X, defer_checks=True,
@@ -170,15 +239,14 @@ class UpdatePaths:
                 False if info.nonfinite is None else info.nonfinite,
                 core.seeding_flag(new_state, self.config, xp, redundancy=due),
             )
-            if nonfinite:
+            if nonfinite and self.nonfinite == "ignore":  # (discarded; the step counted)
+                _state.discard_uncommitted(self)
+                self._count_step(host)
+                info = dataclasses.replace(info, n_seeded=0, n_reseeded=0)
+            elif nonfinite:
                 raise FloatingPointError(_NONFINITE_STATE)
-            new = _update.new_buffers(self, new_state, n_rows=info.n_samples,
-                                      n_reseeded=info.n_reseeded, rng=rng)
-            if host.warming:
-                new.update(_state.warmup_buffers_after(self, info.warmup))
-            self._commit(new, host.after(warming=host.warming and info.warmup is not None,
-                                         seeding=bool(seed_next),
-                                         seeded_some=info.n_seeded > 0))
+            else:
+                self._commit_general(new_state, info, host, bool(seed_next), rng)
         except BaseException:
             # (the step may have written rows into the buffer's free space, past the rows
             # held by whichever buffers are now the module's: zero them)
@@ -186,8 +254,26 @@ class UpdatePaths:
             raise
         loglik = _update.mean_loglik(info.loglik, info.weight, self.device)
         logp = None if capture is None else capture.out  # (the kept rows')
-        return self._info(loglik, info.temperature, info.forgetting_rate, info.n_seeded,
-                          info.n_reseeded, n_bad), logp, (kept if n_bad else None)
+        out = self._info(loglik, info.temperature, info.forgetting_rate, info.n_seeded,
+                         info.n_reseeded, n_bad)
+        out["updated"] = not nonfinite
+        return out, logp, (kept if n_bad else None)
+
+    def _commit_general(self, new_state: core.MixtureState, info: Any,
+                        host: _update.HostState, seed_next: bool, rng: Any) -> None:
+        """Commit a general step's state, counters, RNG and warm-up buffers."""
+        new = _update.new_buffers(self, new_state, n_rows=info.n_samples,
+                                  n_reseeded=info.n_reseeded, rng=rng)
+        if host.warming:
+            new.update(_state.warmup_buffers_after(self, info.warmup))
+        self._commit(new, host.after(warming=host.warming and info.warmup is not None,
+                                     seeding=seed_next, seeded_some=info.n_seeded > 0))
+
+    def _count_step(self, host: _update.HostState) -> None:
+        """A discarded step under ``nonfinite="ignore"``: only the step counter moves (as
+        on the device, where a discarded step cannot be known without a read)."""
+        self._commit({"step": self.step + 1}, host.after(
+            warming=host.warming, seeding=host.seeding, seeded_some=False))
 
     def _commit(self, new: dict[str, Tensor], host: _update.HostState) -> None:
         """Swap every changed buffer for its new tensor in one call (an interrupt leaves

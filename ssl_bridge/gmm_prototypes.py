@@ -8,10 +8,10 @@ numba backend for CPU tensors, the array-API reference backend on CUDA).
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import threading
 from collections.abc import Callable, Sequence
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -34,27 +34,10 @@ _OWN_CONSTRAINTS = {
     "n_prototypes": [core.Interval(Integral, 1, None, closed="left")],
     "dim": [core.Interval(Integral, 1, None, closed="left")],
     "normalize": ["boolean"],
-    "nonfinite": [core.StrOptions({"raise", "skip"})],
+    "nonfinite": [core.StrOptions({"raise", "skip", "ignore"})],
     "distributed": ["boolean", None],
     "random_state": [core.Interval(Integral, 0, 2**32 - 1, closed="both"), None],
 }
-_BALANCE = (None, "sinkhorn")
-
-
-def _check_target_options(temperature: Any, balance: Any, sinkhorn_iterations: Any) -> None:
-    """The targets' options, checked on the host (no tensor is read)."""
-    if not (isinstance(temperature, Real) and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
-    if balance not in _BALANCE:
-        raise ValueError(f"balance must be one of {list(_BALANCE)}, got {balance!r}.")
-    if isinstance(sinkhorn_iterations, bool) or not isinstance(
-        sinkhorn_iterations, Integral
-    ) or sinkhorn_iterations < 0:
-        raise ValueError(
-            f"sinkhorn_iterations must be an integer >= 0, got {sinkhorn_iterations!r}."
-        )
-
-
 class GMMPrototypes(UpdatePaths, nn.Module):
     """K prototypes fitted apart from the encoder loss, by online EM over teacher embeddings.
 
@@ -118,9 +101,12 @@ class GMMPrototypes(UpdatePaths, nn.Module):
         Restarts of the warm-up; the one of highest log-likelihood on the buffer is kept.
     normalize : bool, default=True
         L2-normalise embeddings (teacher and student) before use, as DINO-style heads do.
-    nonfinite : {"raise", "skip"}, default="raise"
+    nonfinite : {"raise", "skip", "ignore"}, default="raise"
         Rows with NaN or inf: raise a ``ValueError`` (the state is untouched), or drop them
-        with a warning. Under DDP every rank takes the same decision.
+        with a warning, or (``"ignore"``: the checks off) drop them silently, and discard
+        silently a step whose state would not be finite (it still counts in ``step``):
+        decided on the device, so a steady update reads nothing from it. Under DDP every
+        rank takes the same decision.
     distributed : bool or None, default=None
         Merge the batch statistics over ``torch.distributed`` ranks (None: when initialised).
     random_state : int, default=0
@@ -213,6 +199,10 @@ class GMMPrototypes(UpdatePaths, nn.Module):
             self.__dict__)
         state = dict(state)
         state.pop("_lock", None)
+        state.pop("_seed_flag", None)  # (pinned memory and an event: copies make their own)
+        key, host = state["_host_view"]
+        if isinstance(host.seeding, _update.DeferredFlag):
+            state["_host_view"] = (key, dataclasses.replace(host, seeding=host.seeding.value()))
         state["_compiled"] = None  # (compile again after a copy)
         return state
 
@@ -312,7 +302,9 @@ class GMMPrototypes(UpdatePaths, nn.Module):
 
         A steady update (every prototype seeded, the warm-up over, no process group)
         reads the device once, for its checks (bad rows, a non-finite state, whether the
-        next step reseeds): on a GPU it synchronises once per call.
+        next step reseeds): on a GPU it synchronises once per call. Under
+        ``nonfinite="ignore"`` it reads nothing: the checks act on the device, and whether
+        the next step reseeds is copied without blocking and taken at the next call.
 
         Parameters
         ----------
@@ -333,7 +325,10 @@ class GMMPrototypes(UpdatePaths, nn.Module):
             the module's device, so that returning it reads nothing; ``float(...)`` reads
             it), ``temperature``, ``forgetting_rate``, ``n_seeded``, ``n_reseeded``,
             ``n_skipped``, ``updated`` (False for an empty batch, or one whose every row
-            was skipped: a no-op, the step counter included).
+            was skipped: a no-op, the step counter included; under ``nonfinite="ignore"``
+            also for a discarded step, which counts in ``step``). Under ``"ignore"`` a
+            steady update's ``n_skipped`` and ``updated`` are 0-d device tensors (reading
+            them is the caller's choice).
         targets : Tensor of shape (B, K)
             With ``return_targets=True`` only: ``(info, targets)``; as :meth:`targets`'s
             (skipped rows get NaN rows; an empty update gets ``targets(...)``'s answer or
@@ -362,7 +357,7 @@ class GMMPrototypes(UpdatePaths, nn.Module):
         (torch.Size([64, 4]), True)
         """
         if return_targets:
-            _check_target_options(temperature, balance, sinkhorn_iterations)
+            _update.check_target_options(temperature, balance, sinkhorn_iterations)
         with self._lock, self._full_precision():
             return self._update(teacher_embeddings, return_targets, temperature, balance,
                                 sinkhorn_iterations)
@@ -497,7 +492,7 @@ class GMMPrototypes(UpdatePaths, nn.Module):
         >>> q.sum(dim=0).round(decimals=2)  # balanced: B / K = 16 each
         tensor([16., 16., 16., 16.])
         """
-        _check_target_options(temperature, balance, sinkhorn_iterations)
+        _update.check_target_options(temperature, balance, sinkhorn_iterations)
         self._require_seeded()
         x = self._prepare_input(teacher_embeddings, "teacher_embeddings").detach()
         X = _update.host_view(x)

@@ -182,7 +182,7 @@ def test_invalid_parameters_are_named():
     with pytest.raises(ValueError, match="forgetting_rate"):
         GMMPrototypes(4, 3, forgetting_rate=1.5)
     with pytest.raises(ValueError, match="nonfinite"):
-        GMMPrototypes(4, 3, nonfinite="ignore")
+        GMMPrototypes(4, 3, nonfinite="drop")
 
 
 def test_batch_smaller_than_k_and_prototypes_stay_diverse():
