@@ -41,8 +41,8 @@ def _state_dict(K: int, D: int, covariance_type: str, seed: int = 0) -> dict:
         "seeded": torch.ones(K, dtype=torch.bool),
         "step": torch.tensor(100), "n_samples_seen": torch.tensor(1000 * K),
         "n_reseeded": torch.tensor(0),
-        "rng_state": __import__("ssl_bridge._state", fromlist=["x"]).rng_to_tensor(
-            __import__("numpy").random.RandomState(0)),
+        "rng_state": __import__("ssl_bridge._random", fromlist=["x"]).generator_state(
+            torch.device("cpu"), 0),
     }
 
 

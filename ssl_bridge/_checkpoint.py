@@ -9,7 +9,7 @@ from torch import Tensor
 
 from online_gmm import core
 
-from . import _state
+from . import _random, _state
 
 _FLOAT_STATE = ("weights", "means", "covariances", "precisions_cholesky", "mass", "nu",
                 "moment", "tied_mass")
@@ -43,21 +43,25 @@ def checked_buffers(module, state_dict, prefix: str,
     if problems or missing:
         return {}, problems, missing, unexpected
     for name in own:
-        if name in _WARMUP:
+        if name in _WARMUP or name == "rng_state":
             continue
         value = given[name]
         if tuple(value.shape) != tuple(own[name].shape):
             problems.append(f"{prefix}{name}: {tuple(value.shape)} in the checkpoint, "
                             f"{tuple(own[name].shape)} here")
     problems += _warmup_problems(module, given, prefix)
+    try:  # (a generator's state, or a legacy RandomState's, as this device's generator's)
+        rng = _random.state_for(module.device, given["rng_state"])
+    except ValueError as e:
+        problems.append(f"{prefix}rng_state: {e}")
     if not problems:
         problems += _value_problems(given, prefix)
     if problems:
         return {}, problems, missing, unexpected
     new = {}
     for name, buf in own.items():
-        value = given[name].detach()
-        dtype = value.dtype if name in _state.WARMUP_BUFFERS else buf.dtype
+        value = rng if name == "rng_state" else given[name].detach()
+        dtype = value.dtype if name in (*_state.WARMUP_BUFFERS, "rng_state") else buf.dtype
         new[name] = value.to(device=buf.device, dtype=dtype, copy=True)
     return new, problems, missing, unexpected
 
@@ -92,20 +96,11 @@ def _warmup_problems(module, given, prefix: str) -> list[str]:
 
 
 def _value_problems(given, prefix: str) -> list[str]:
-    """NaN or inf in the state or the buffered rows, negative weights or counts, an RNG
-    state NumPy would refuse."""
+    """NaN or inf in the state or the buffered rows, negative weights or counts."""
     problems = [f"{prefix}{n}: NaN or inf" for n in (*_FLOAT_STATE, "warmup_rows",
                                                      "warmup_weights")
                 if given[n].is_floating_point() and not bool(torch.isfinite(given[n]).all())]
     problems += [f"{prefix}{n}: negative" for n in ("weights", "mass", "nu", "warmup_weights",
                                                     *_COUNTERS)
                  if bool((given[n] < 0).any())]
-    rng = given["rng_state"]
-    if rng.is_floating_point():
-        problems.append(f"{prefix}rng_state: {rng.dtype}, expected integers")
-    else:
-        key, pos, has_gauss = rng[:624], int(rng[624]), int(rng[625])
-        if bool(((key < 0) | (key >= 2**32)).any()) or not (0 <= pos <= 624
-                                                            and has_gauss in (0, 1)):
-            problems.append(f"{prefix}rng_state: not a MT19937 state")
     return problems

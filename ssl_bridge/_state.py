@@ -1,5 +1,5 @@
-"""The bridge's state beyond the mixture, kept in module buffers: the seeding RNG and the
-warm-up's buffer (both exact through ``state_dict``).
+"""The bridge's state beyond the mixture, kept in module buffers: the warm-up's buffer
+(exact through ``state_dict``; the seeding RNG's buffer is :mod:`ssl_bridge._random`'s).
 
 The warm-up (the contract's "Warm-up", the core's :class:`online_gmm.core.Warmup`) is held
 in three buffers of :class:`~ssl_bridge.GMMPrototypes`:
@@ -23,25 +23,6 @@ from online_gmm import core
 NOT_STARTED, BUFFERING, DONE = 0, 1, 2
 PROGRESS_FIELDS = ("phase", "size", "limit", "refining", "n_rows")
 WARMUP_BUFFERS = ("warmup_rows", "warmup_weights")
-
-RNG_WORDS = 624 + 3  # MT19937 key, position, has_gauss, cached gaussian (as int64 bits)
-
-
-def rng_to_tensor(rng: np.random.RandomState) -> Tensor:
-    """(627,) int64: the complete state of a NumPy ``RandomState``."""
-    _, key, pos, has_gauss, gauss = rng.get_state(legacy=True)
-    tail = np.array([pos, has_gauss, np.float64(gauss).view(np.int64)], dtype=np.int64)
-    return torch.from_numpy(np.concatenate([key.astype(np.int64), tail]))
-
-
-def rng_from_tensor(t: Tensor) -> np.random.RandomState:
-    """The ``RandomState`` that :func:`rng_to_tensor` stored."""
-    a = t.detach().cpu().numpy().astype(np.int64)
-    rng = np.random.RandomState()
-    gauss = np.int64(a[626]).view(np.float64)
-    rng.set_state(("MT19937", a[:624].astype(np.uint32), int(a[624]), int(a[625]), float(gauss)))
-    return rng
-
 
 def empty_warmup_buffers(dim: int) -> dict[str, Tensor]:
     """The warm-up buffers of a new module (nothing buffered, not started)."""

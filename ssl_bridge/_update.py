@@ -22,7 +22,7 @@ from torch import Tensor
 
 from online_gmm import core
 
-from . import _state
+from . import _random, _state
 
 BALANCE = (None, "sinkhorn")
 
@@ -82,15 +82,17 @@ class HostState:
     # DeferredFlag after a step under ``nonfinite="ignore"`` until the host needs it
     seeding: bool | DeferredFlag
     has_prototypes: bool  # some prototype is seeded
+    rng: Tensor  # the generator's state (host bytes, for the module's device)
 
-    def after(self, *, warming: bool, seeding: bool | DeferredFlag,
-              seeded_some: bool) -> HostState:
+    def after(self, *, warming: bool, seeding: bool | DeferredFlag, seeded_some: bool,
+              rng: Tensor | None = None) -> HostState:
         return replace(self, step=self.step + 1, warming=warming, seeding=seeding,
-                       has_prototypes=self.has_prototypes or seeded_some)
+                       has_prototypes=self.has_prototypes or seeded_some,
+                       rng=self.rng if rng is None else rng)
 
 
 #: The buffers whose in-place writes change what the host must know before a step.
-_WATCHED = ("step", "seeded", "weights", "nu", "warmup_progress")
+_WATCHED = ("step", "seeded", "weights", "nu", "warmup_progress", "rng_state")
 
 
 def buffers_key(module) -> tuple:
@@ -118,6 +120,7 @@ def host_state_of(module) -> HostState:
         warming=_state.phase(module.warmup_progress) != _state.DONE,
         seeding=True,  # (the first step after a read asks the core)
         has_prototypes=bool(seeded.any()),
+        rng=_random.state_for(module.device, module.rng_state),
     )
 
 
@@ -164,16 +167,20 @@ def as_tensor(a: Any, like: Tensor) -> Tensor:
 
 
 def new_buffers(module, state: core.MixtureState, *, n_rows: int, n_reseeded: int,
-                rng: np.random.RandomState | None) -> dict[str, Tensor]:
+                rng: Tensor | None) -> dict[str, Tensor]:
     """Every buffer an update changes, as new tensors (none written in place): the commit
-    swaps them in at once."""
+    swaps them in at once. ``rng``: the generator's new state (host bytes), copied to the
+    device without blocking (from pinned memory on a GPU)."""
     new = {name: as_tensor(getattr(state, name), module.means)
            for name in core.STATE_FIELDS}
     new["step"] = module.step + 1
     new["n_samples_seen"] = module.n_samples_seen + n_rows
     new["n_reseeded"] = module.n_reseeded + n_reseeded
     if rng is not None:
-        new["rng_state"] = _state.rng_to_tensor(rng).to(module.rng_state.device)
+        dev = module.rng_state.device
+        if dev.type == "cuda":
+            rng = rng.pin_memory()
+        new["rng_state"] = rng.to(dev, non_blocking=True)
     return new
 
 

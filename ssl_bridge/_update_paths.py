@@ -17,7 +17,7 @@ from torch import Tensor
 
 from online_gmm import core
 
-from . import _distributed, _state, _update
+from . import _distributed, _random, _state, _update
 
 _STATE_FIELDS = core.STATE_FIELDS
 #: The least working memory (MiB) an update's E-step chunks are planned with.
@@ -226,7 +226,9 @@ class UpdatePaths:
             reduce=(lambda s: _distributed.reduce_stats(s, ct, xp)) if dist_on else None,
             on_log_density=capture,
         )
-        rng = _state.rng_from_tensor(self.rng_state)
+        # (the generator of the module's device, from the host's copy of its state: no read)
+        rng = _random.DeviceRandom(_random.generator(self.device, host.rng),
+                                   host=isinstance(X, np.ndarray))
         warmup = (_state.warmup_of(self, x, self.warmup_restarts, self.warmup_size)
                   if host.warming else None)
         try:
@@ -260,14 +262,17 @@ class UpdatePaths:
         return out, logp, (kept if n_bad else None)
 
     def _commit_general(self, new_state: core.MixtureState, info: Any,
-                        host: _update.HostState, seed_next: bool, rng: Any) -> None:
+                        host: _update.HostState, seed_next: bool,
+                        rng: _random.DeviceRandom) -> None:
         """Commit a general step's state, counters, RNG and warm-up buffers."""
+        rng_state = rng.get_state()
         new = _update.new_buffers(self, new_state, n_rows=info.n_samples,
-                                  n_reseeded=info.n_reseeded, rng=rng)
+                                  n_reseeded=info.n_reseeded, rng=rng_state)
         if host.warming:
             new.update(_state.warmup_buffers_after(self, info.warmup))
         self._commit(new, host.after(warming=host.warming and info.warmup is not None,
-                                     seeding=seed_next, seeded_some=info.n_seeded > 0))
+                                     seeding=seed_next, seeded_some=info.n_seeded > 0,
+                                     rng=rng_state))
 
     def _count_step(self, host: _update.HostState) -> None:
         """A discarded step under ``nonfinite="ignore"``: only the step counter moves (as

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from online_gmm import core
 from online_gmm.diagnostics import collapse_report
 
-from . import _checkpoint, _distributed, _state, _update
+from . import _checkpoint, _distributed, _random, _state, _update
 from ._update_paths import UpdatePaths
 
 __all__ = ["GMMPrototypes"]
@@ -109,8 +109,12 @@ class GMMPrototypes(UpdatePaths, nn.Module):
         rank takes the same decision.
     distributed : bool or None, default=None
         Merge the batch statistics over ``torch.distributed`` ranks (None: when initialised).
-    random_state : int, default=0
-        Seeds the seeding; its state is a buffer, so resumes are exact.
+    random_state : int or None, default=0
+        Seeds the seeding's ``torch.Generator``, which draws on the module's device; its
+        state is a buffer (``rng_state``), so a resume on the same kind of device is exact.
+        A move to another kind of device (or a checkpoint from one) seeds the new device's
+        generator from the old state, deterministically (CPU and CUDA generators draw
+        different streams from one seed). None: seeded from the system's entropy.
 
     Examples
     --------
@@ -183,14 +187,14 @@ class GMMPrototypes(UpdatePaths, nn.Module):
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
         self.register_buffer("n_samples_seen", torch.zeros((), dtype=torch.int64))
         self.register_buffer("n_reseeded", torch.zeros((), dtype=torch.int64))
-        self.register_buffer("rng_state",
-                             _state.rng_to_tensor(np.random.RandomState(random_state)))
+        rng = _random.generator_state(torch.device("cpu"), random_state)
+        self.register_buffer("rng_state", rng)  # (the generator's state: see _random)
         for name, value in _state.empty_warmup_buffers(self.dim).items():
             self.register_buffer(name, value)
         # the host's view of the buffers (step, phases, whether any prototype is seeded),
         # valid for the ``step`` tensor it names: an update, the student path and
         # torch.compile read it without a device sync
-        self._host_view = (None, _update.HostState(0, True, True, False))
+        self._host_view = (None, _update.HostState(0, True, True, False, rng.clone()))
         self._lock = threading.RLock()  # one update, load or snapshot at a time
         self._compiled = None  # the compiled steady step (:meth:`compile_step`)
 
@@ -485,7 +489,7 @@ class GMMPrototypes(UpdatePaths, nn.Module):
         >>> teacher = torch.randn(64, 8)
         >>> _ = head.update(teacher)
         >>> head.targets(teacher).sum(dim=0)  # each prototype's share of the batch
-        tensor([20.3023, 14.7508, 13.1766, 15.7702])
+        tensor([10.4998, 16.6476, 19.5866, 17.2659])
         >>> q = head.targets(teacher, balance="sinkhorn", sinkhorn_iterations=20)
         >>> q.shape, bool(torch.allclose(q.sum(dim=1), torch.ones(64)))
         (torch.Size([64, 4]), True)

@@ -3,8 +3,9 @@
 A component is *unseeded* until it gets a sample. Seeds are chosen by D^2 sampling with
 greedy local trials (k-means++, Arthur & Vassilvitskii 2007, as in scikit-learn), continued
 from the centres that already exist, so "the samples the current mixture explains worst" are
-the likeliest new seeds. Randomness comes from one NumPy ``RandomState`` on the host; only
-(n,)-vectors of probabilities cross to it, never the samples.
+the likeliest new seeds. Randomness comes from one NumPy ``RandomState`` on the host, or from
+any generator with its draws (the bridge's ``torch.Generator``, whose uniforms are drawn on
+the data's device); only (n,)-vectors of probabilities cross to the host, never the samples.
 """
 
 from __future__ import annotations
@@ -123,9 +124,10 @@ def _greedy_d2_on_device(X, w_host, closest, centred, n_new, n_trials, rng, xp, 
                          first_by_weight: bool):
     """:func:`_greedy_d2` on the data's device (a GPU): the same greedy D^2 sampling, with
     no host read per centre. NumPy's ``choice(n, p=p)`` is an inverse-CDF search of one
-    uniform draw per sample, so the uniforms are drawn from the same ``RandomState`` on
-    the host, all at once, copied to the device in one transfer, and searched there in the
-    cumulated potentials; the chosen indices stay on the device (an index array of it).
+    uniform draw per sample, so the uniforms are drawn from ``rng`` all at once (on the
+    device by the bridge's generator, or on the host and copied in one transfer) and
+    searched there in the cumulated potentials; the chosen indices stay on the device
+    (an index array of it).
     Where every potential is zero (every row on a centre) the candidates are drawn by
     weight, among the rows not chosen yet. The same draws as the host's :func:`_greedy_d2`
     up to the rounding of the cumulated sums, except in that degenerate case: the host
@@ -224,8 +226,16 @@ def initial_means(X, w_host: np.ndarray, n_new: int, init_params: str, rng, xp,
         R = asarray_like(resp, X, xp, dtype=f64)
         return (R.T @ xp.astype(X, f64)) / asarray_like(nk, X, xp, dtype=f64)[:, None]
     # "kmeans": scikit-learn's KMeans on the first batch (host, once)
-    km = kmeans(to_numpy(X), n_new, sample_weight=w_host, random_state=rng)
+    km = kmeans(to_numpy(X), n_new, sample_weight=w_host, random_state=_random_state(rng))
     return asarray_like(km.cluster_centers_, X, xp, dtype=f64)
+
+
+def _random_state(rng) -> np.random.RandomState:
+    """scikit-learn's ``random_state`` for ``rng``: a NumPy ``RandomState`` as it is;
+    another generator with its draws (the bridge's device generator) seeds one."""
+    if isinstance(rng, np.random.RandomState):
+        return rng
+    return np.random.RandomState(int(rng.randint(2**31 - 1)))
 
 
 def batch_variance(X, w, covariance_type: str, xp):

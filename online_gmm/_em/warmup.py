@@ -546,7 +546,7 @@ def _greedy_one_on_device(Xc, xx, w_host: np.ndarray, u: np.ndarray, xp) -> np.n
     dev = device(Xc)
     n = w_host.shape[0]
     w = asarray_like(np.asarray(w_host, dtype=np.float64), Xc, xp, dtype=f64)
-    U = asarray_like(np.asarray(u, dtype=np.float64), Xc, xp, dtype=f64)  # (k, trials)
+    U = asarray_like(u, Xc, xp, dtype=f64)  # (k, trials) (drawn on the device, or copied)
     X32, x2 = xp.astype(Xc, f32), xp.astype(xx, f32)
     rows = xp.arange(n, device=dev)
     last = int(np.flatnonzero(w_host > 0)[-1])  # (host weights: no read)

@@ -46,10 +46,13 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 def asarray_like(a: Any, like: Any, xp: Any, dtype: Any = None) -> Any:
-    """Put host data ``a`` into the namespace and on the device of ``like``."""
+    """Put host data ``a`` into the namespace and on the device of ``like`` (an array of
+    that namespace already, e.g. draws made on the device, is only cast and moved)."""
     dtype = like.dtype if dtype is None else dtype
     if array_api_compat.is_numpy_namespace(xp):
         return np.asarray(a, dtype=dtype)
+    if not isinstance(a, np.ndarray) and array_api_compat.is_array_api_obj(a):
+        return xp.asarray(a, dtype=dtype, device=device(like))
     return xp.asarray(np.ascontiguousarray(a), dtype=dtype, device=device(like))
 
 

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch is the optional 'torch' extra")
 
 from online_gmm import OnlineGaussianMixture, core  # noqa: E402
-from ssl_bridge import GMMPrototypes  # noqa: E402
+from ssl_bridge import GMMPrototypes, _random  # noqa: E402
 
 FIELDS = ("weights", "means", "covariances", "precisions_cholesky", "mass", "nu", "moment",
           "tied_mass", "seeded", "step", "n_samples_seen", "n_reseeded", "rng_state")
@@ -63,15 +63,35 @@ def test_targets_before_any_update_is_a_clear_error():
         GMMPrototypes(4, 3).targets(torch.randn(5, 3))
 
 
+class _EstimatorsDraws(_random.DeviceRandom):
+    """The bridge's random draws taken from the estimator's own ``RandomState`` stream (one
+    stream across updates), so that the two can be compared draw for draw."""
+
+    stream: np.random.RandomState
+
+    def random_sample(self, size=None):
+        return self.stream.random_sample(size)
+
+    def choice(self, *args, **kwargs):
+        return self.stream.choice(*args, **kwargs)
+
+    def permutation(self, x):
+        return self.stream.permutation(x)
+
+
 @pytest.mark.parametrize(("bridge_warmup", "estimator_warmup"),
                          [(0, 0), ("auto", 64 * 5), (100, 100)])
-def test_same_math_as_the_estimator(bridge_warmup, estimator_warmup):
+def test_same_math_as_the_estimator(bridge_warmup, estimator_warmup, monkeypatch):
     """normalize=False: the bridge and OnlineGaussianMixture are one algorithm, the warm-up
     included (the bridge's "auto" is the restarts on 64 rows per prototype, without the
-    estimator's refinement: the estimator's warm-up of that int size)."""
+    estimator's refinement: the estimator's warm-up of that int size), given the same
+    random draws (the bridge's come from its torch.Generator, the estimator's from NumPy:
+    here the bridge is handed the estimator's stream)."""
     batches = _stream(dtype=torch.float64, n_batches=12)
     params = dict(covariance_type="diag", forgetting_rate=0.01, temperature_init=2.0,
                   anneal_steps=3, random_state=3)
+    monkeypatch.setattr(_EstimatorsDraws, "stream", np.random.RandomState(3), raising=False)
+    monkeypatch.setattr(_random, "DeviceRandom", _EstimatorsDraws)
     head = GMMPrototypes(5, 8, normalize=False, warmup_size=bridge_warmup, **params)
     est = OnlineGaussianMixture(5, warmup_size=estimator_warmup, **params)
     for b in batches:
