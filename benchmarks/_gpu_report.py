@@ -153,16 +153,21 @@ def _syncs(lines: list[str], s: dict) -> None:
         "| call | site | code | kind | count | non-finite policy |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for call in ("update", "targets"):
-        for site in s[call]["sites"]:
+    for call in ("update", "targets", "update_unchecked"):
+        for site in s.get(call, {}).get("sites", []):
             code = site["code"].replace("|", "\\|")
             lines.append(f"| {call} | `{site['site']}` | `{code}` | {site['kind']} | "
                          f"{site['count']} | {'yes' if site['nonfinite_policy'] else ''} |")
+    if "update_unchecked" in s:
+        lines += ["", "With the checks off (`nonfinite=\"ignore\"`, `update_unchecked`): "
+                  f"{s['update_unchecked']['host_reads']} host reads."]
     prof = s.get("profiler", {})
-    counts = ", ".join(f"{k} {v}" for k, v in prof.get("update", {}).items()) or "none"
-    if prof.get("error"):
-        counts = f"profiler failed ({prof['error'].splitlines()[0][:200]})"
-    lines += ["", f"Profiler events of one `update` (less an empty region's): {counts}", ""]
+    for call in ("update", "update_unchecked"):
+        counts = ", ".join(f"{k} {v}" for k, v in prof.get(call, {}).items()) or "none"
+        if prof.get("error"):
+            counts = f"profiler failed ({prof['error'].splitlines()[0][:200]})"
+        lines += ["", f"Profiler events of one `{call}` (less an empty region's): {counts}"]
+    lines.append("")
 
 
 def _memory(lines: list[str], s: dict) -> None:

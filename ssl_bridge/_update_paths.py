@@ -42,9 +42,16 @@ class UpdatePaths:
             return host
         if not _update.same_buffers(key, self):
             return self._refresh_host()
-        if isinstance(host.seeding, _update.DeferredFlag):  # (the last step's, now there)
+        return host
+
+    def _host_for_step(self) -> _update.HostState:
+        """:meth:`_host` with whether this step seeds known: a flag the last step left
+        deferred (``nonfinite="ignore"``) is taken now (by now normally long computed).
+        Only an update asks it (``targets`` and ``forward`` never wait on it)."""
+        host = self._host()
+        if isinstance(host.seeding, _update.DeferredFlag):
             host = replace(host, seeding=host.seeding.value())
-            self._host_view = (key, host)
+            self._host_view = (self._host_view[0], host)
         return host
 
     def _refresh_host(self) -> _update.HostState:
@@ -94,7 +101,7 @@ class UpdatePaths:
                 f"{type(teacher_embeddings).__name__}."
             )
         x = self._checked_input(teacher_embeddings.detach(), "teacher_embeddings")
-        host = self._host()
+        host = self._host_for_step()
         dist_on = self._use_distributed()
         masked = None  # (under "ignore" on the device: the rows given weight 0)
         if host.warming or host.seeding or dist_on or x.shape[0] == 0:
@@ -196,11 +203,11 @@ class UpdatePaths:
         return info, logp, masked
 
     def _deferred_flag(self) -> _update.DeferredFlag:
-        """The module's :class:`~ssl_bridge._update.DeferredFlag` (made at the first use
-        on its device)."""
-        flag = self.__dict__.get("_seed_flag")
-        if flag is None or flag.device != self.device:
-            flag = self.__dict__["_seed_flag"] = _update.DeferredFlag(self.device)
+        """The module's :class:`~ssl_bridge._update.DeferredFlag` (made with the module,
+        again at a move: not during an update)."""
+        flag = self._seed_flag
+        if flag.device != self.device:  # (buffers moved by hand, not by .to())
+            flag = self._seed_flag = _update.DeferredFlag(self.device)
         return flag
 
     def _general_update(self, x: Tensor, host: _update.HostState, dist_on: bool,

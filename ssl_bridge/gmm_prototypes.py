@@ -197,6 +197,7 @@ class GMMPrototypes(UpdatePaths, nn.Module):
         self._host_view = (None, _update.HostState(0, True, True, False, rng.clone()))
         self._lock = threading.RLock()  # one update, load or snapshot at a time
         self._compiled = None  # the compiled steady step (:meth:`compile_step`)
+        self._seed_flag = _update.DeferredFlag(self.device)  # (nonfinite="ignore"'s)
 
     def __getstate__(self):  # (a lock is not picklable: copies get their own)
         state = super().__getstate__() if hasattr(super(), "__getstate__") else dict(
@@ -213,6 +214,7 @@ class GMMPrototypes(UpdatePaths, nn.Module):
     def __setstate__(self, state):
         super().__setstate__(state)
         self._lock = threading.RLock()
+        self._seed_flag = _update.DeferredFlag(self.device)
 
     # ------------------------------------------------------------------ plumbing
     def _apply(self, fn, *args, **kwargs):  # keep the float64 state through .to(dtype)
@@ -222,6 +224,8 @@ class GMMPrototypes(UpdatePaths, nn.Module):
             if b is not None and b.dtype != before[n].dtype:
                 self._buffers[n] = before[n].to(device=b.device)
         self._refresh_host()  # (new tensors: read them now, not in a compiled call)
+        if self.device != self._seed_flag.device:
+            self._seed_flag = _update.DeferredFlag(self.device)
         return out
 
     @property

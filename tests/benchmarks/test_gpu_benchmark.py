@@ -117,8 +117,11 @@ def test_sync_sites_are_counted(smoke):
     assert len(policy) == 1 and policy[0]["site"].startswith("ssl_bridge/_update_paths.py:")
     assert update["host_reads"] >= 1
     assert update["host_reads_beyond_policy"] == update["host_reads"] - policy[0]["count"]
-    assert syncs["met"] == (update["host_reads_beyond_policy"] == 0)
+    unchecked = syncs["update_unchecked"]
+    assert syncs["met"] == (update["host_reads_beyond_policy"] == 0
+                            and unchecked["host_reads"] == 0)
     assert syncs["met"] is True and update["host_reads"] == 1  # the fused flags, alone
+    assert unchecked["host_reads"] == 0 and unchecked["sites"] == []  # the checks off
     assert update["host_to_device"] is None  # not measurable on CPU
     assert all(isinstance(v, int) for v in syncs["profiler"]["update"].values())
 

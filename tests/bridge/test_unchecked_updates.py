@@ -162,3 +162,22 @@ def test_a_pending_seeding_flag_survives_copies_and_pickles():
                 ref.update(x)
                 twin.update(x)
             _assert_same(ref, twin)
+
+
+def test_targets_and_forward_do_not_wait_on_the_deferred_flag():
+    """The deferred seeding flag is taken by the next update only: on a GPU, ``targets``
+    and ``forward`` between two updates never wait for the last update's kernels."""
+    from ssl_bridge import _update
+
+    with core.use_backend("reference"):
+        _, head = _pair("diag")
+        for _ in range(3):
+            head.update(torch.randn(64, D))
+        assert isinstance(head._host_view[1].seeding, _update.DeferredFlag)
+        x = torch.randn(16, D)
+        head.targets(x)
+        head(x)
+        head.targets(x, balance="sinkhorn")
+        assert isinstance(head._host_view[1].seeding, _update.DeferredFlag)
+        head.update(x)  # (taken here, and deferred again)
+        assert isinstance(head._host_view[1].seeding, _update.DeferredFlag)
