@@ -79,8 +79,20 @@ def compare(
 
     ``autocast``: the device side's updates and targets run under
     ``torch.autocast(device_type, torch.bfloat16)`` (float32 embeddings), as a training step
-    wrapped in autocast would call them; the CPU side does not.
+    wrapped in autocast would call them; the CPU side does not. Both sides draw their
+    random numbers from CPU generators (``ssl_bridge._random.draws_on_cpu``: a CUDA
+    generator draws another stream than a CPU one of the same seed), so that the seeds
+    can differ only by rounding.
     """
+    from ssl_bridge import _random
+
+    with _random.draws_on_cpu():
+        return _compare(covariance_type, dtype_name, size, device, seed=seed,
+                        autocast=autocast)
+
+
+def _compare(covariance_type: str, dtype_name: str, size: tuple[int, int, int, int],
+             device: str, *, seed: int, autocast: bool) -> dict[str, Any]:
     import torch
 
     from ssl_bridge import GMMPrototypes

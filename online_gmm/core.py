@@ -46,6 +46,7 @@ from ._em.online import (
     advance,
     check_finite_state,
     em_step,
+    is_numerical_failure,
     user_initialised_state,
 )
 from ._em.seeding import (
@@ -100,7 +101,8 @@ __all__ = [
     "EMConfig", "Hooks", "InitialParameters", "Interval", "MixtureState", "Parameter", "Prepared",
     "Schedules", "StrOptions", "Warmup",
     "StepInfo", "advance", "check_finite_state", "constraints", "covariance", "defaults",
-    "em_step", "empty_state", "empty_stats", "forgetting_factors", "host_view", "m_step",
+    "em_step", "empty_state", "empty_stats", "forgetting_factors", "host_view",
+    "is_numerical_failure", "m_step",
     "merge_stats", "needs_seeding", "posterior", "prepare", "seed_from_sample",
     "select_backend", "start_warmup", "state_prepared", "use_backend",
     "user_initialised_state", "validate", "weighted_log_density",

@@ -12,7 +12,11 @@ code that asks for them.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
+from collections.abc import Iterator
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -34,7 +38,9 @@ class DeviceRandom:
         self.host = host
 
     def _shape(self, size: Any) -> tuple[int, ...]:
-        return () if size is None else (size,) if isinstance(size, int) else tuple(size)
+        if size is None:
+            return ()
+        return (int(size),) if isinstance(size, Integral) else tuple(int(s) for s in size)
 
     def _rand(self, size: Any) -> Tensor:
         return torch.rand(self._shape(size), generator=self.generator, dtype=torch.float64,
@@ -98,7 +104,7 @@ class DeviceRandom:
 def generator_state(device: torch.device, seed: int | None) -> Tensor:
     """The state (host bytes) of a new generator on ``device``, seeded with ``seed`` (None:
     from the operating system's entropy)."""
-    g = torch.Generator(device=device)
+    g = torch.Generator(device=_where(device))
     if seed is None:
         g.seed()
     else:
@@ -106,38 +112,55 @@ def generator_state(device: torch.device, seed: int | None) -> Tensor:
     return g.get_state()
 
 
+_CPU = torch.device("cpu")
+_ON_CPU: contextvars.ContextVar[bool] = contextvars.ContextVar("draws_on_cpu", default=False)
+
+
+@contextlib.contextmanager
+def draws_on_cpu() -> Iterator[None]:
+    """Within it, every module's generator is a CPU one (its state a CPU generator's),
+    whose draws are moved to the data's device: a CUDA module then draws the same numbers
+    as a CPU module of the same seed (a CUDA generator draws another stream). For
+    comparing the two paths (``test_cuda_path_matches_cpu_path``, ``benchmarks.gpu``'s
+    agreement section); enter it before the modules are made or moved."""
+    token = _ON_CPU.set(True)
+    try:
+        yield
+    finally:
+        _ON_CPU.reset(token)
+
+
+def _where(device: torch.device) -> torch.device:
+    return _CPU if _ON_CPU.get() else device
+
+
 def generator(device: torch.device, state: Tensor) -> torch.Generator:
     """A generator on ``device`` in ``state`` (host bytes, :func:`state_for`'s)."""
-    g = torch.Generator(device=device)
+    g = torch.Generator(device=_where(device))
     g.set_state(state)
     return g
 
 
 def state_for(device: torch.device, value: Tensor) -> Tensor:
     """``value`` (an ``rng_state`` buffer, read to the host) as the state of a generator
-    on ``device``: itself where it is one; a generator's state from another kind of
-    device (a move, a checkpoint of another device) seeds one, from its bytes, and a
-    legacy ``RandomState`` state from its next draw: deterministic both. Raises
-    ``ValueError`` for anything else."""
+    on ``device``: itself where it is one; another kind of device's generator state (a
+    move, a checkpoint of another device: bytes this device's generator does not take)
+    seeds one from a hash of its bytes, and a legacy ``RandomState`` state from its next
+    draw: deterministic both. Raises ``ValueError`` for anything else (not a non-empty
+    1-d uint8 tensor, nor a valid legacy state)."""
+    device = _where(device)
     value = value.detach().cpu()
     if value.dtype == torch.int64 and value.shape == (LEGACY_WORDS,):
         rs = legacy_random_state(value)
         return generator_state(device, int(rs.randint(2**62)))
-    if value.dtype != torch.uint8 or value.ndim != 1:
+    if value.dtype != torch.uint8 or value.ndim != 1 or value.numel() == 0:
         raise ValueError(f"{value.dtype} {tuple(value.shape)}, not a generator's state")
     try:
         generator(device, value)
         return value.clone()
-    except RuntimeError:
-        if value.numel() not in _known_state_sizes():
-            raise ValueError(f"{value.numel()} bytes, not a generator's state") from None
-    digest = hashlib.sha256(value.numpy().tobytes()).digest()
-    return generator_state(device, int.from_bytes(digest[:8], "little") >> 1)
-
-
-def _known_state_sizes() -> set[int]:
-    """The sizes of the states of this torch's CPU generator and of a CUDA (Philox) one."""
-    return {generator_state(torch.device("cpu"), 0).numel(), 16}
+    except RuntimeError:  # (another kind of device's)
+        digest = hashlib.sha256(value.numpy().tobytes()).digest()
+        return generator_state(device, int.from_bytes(digest[:8], "little") >> 1)
 
 
 def legacy_random_state(value: Tensor) -> np.random.RandomState:

@@ -67,7 +67,8 @@ class DeferredFlag:
     def value(self) -> bool:
         """The flag (waits for its copy if the device has not reached it yet)."""
         if self._event is not None:
-            self._event.synchronize()
+            if not self._event.query():  # (done already, normally: no wait at all)
+                self._event.synchronize()
             self._event = None
         return bool(self._view[()])
 
@@ -185,11 +186,13 @@ def new_buffers(module, state: core.MixtureState, *, n_rows: int, n_reseeded: in
 
 
 def targets_from(log_density: Tensor, temperature: float, balance: str | None,
-                 sinkhorn_iterations: int, distributed: bool) -> Tensor:
+                 sinkhorn_iterations: int, distributed: bool,
+                 excluded: Tensor | None = None) -> Tensor:
     """Soft targets (B, K) from the weighted log-densities (B, K): ``softmax(l / T)``, or
     its Sinkhorn-Knopp balancing over the batch (the rule of ``GMMPrototypes.targets``).
     ``log_density`` is the caller's own and is consumed (divided in place: one (B, K)
-    temporary fewer), unless it requires a gradient."""
+    temporary fewer), unless it requires a gradient. ``excluded`` (B,) bool: rows left
+    out of the balancing's column sums (their own rows are meaningless)."""
     from .balance import balanced
 
     if log_density.requires_grad:
@@ -206,7 +209,8 @@ def targets_from(log_density: Tensor, temperature: float, balance: str | None,
     # from the (tempered) log-posterior, so every sample enters the first column sums
     # with mass 1, whatever its likelihood (finite or -inf, a finite entry in every row:
     # no check needed)
-    return balanced(torch.log_softmax(scaled, dim=1), int(sinkhorn_iterations), distributed)
+    return balanced(torch.log_softmax(scaled, dim=1), int(sinkhorn_iterations), distributed,
+                    excluded)
 
 
 class LogDensityCapture:

@@ -5,7 +5,7 @@ policy for NaN or inf rows and the commit. A mixin of :class:`~ssl_bridge.GMMPro
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import math
 import warnings
 from dataclasses import replace
@@ -114,11 +114,11 @@ class UpdatePaths:
         if not return_targets:
             return info
         if logp is not None:
-            if masked is not None:  # (their rows balance as a uniform posterior would)
+            if masked is not None:  # (finite, and left out of the balancing)
                 logp = logp.masked_fill(masked[:, None], 0.0)
             # the targets of the rows stepped on (skipped rows: NaN, not in the balancing)
             rows = _update.targets_from(logp, temperature, balance, sinkhorn_iterations,
-                                        self._use_distributed())
+                                        self._use_distributed(), excluded=masked)
             if masked is not None:
                 return info, rows.masked_fill(masked[:, None], math.nan)
             if kept is None:
@@ -176,25 +176,30 @@ class UpdatePaths:
         :class:`~ssl_bridge._update.DeferredFlag`. ``(info, logp, masked)``: ``masked``
         the rows whose targets are NaN (NaN or inf rows, weight 0 in the step), a device
         mask."""
+        # a discarded step leaves the state as it was (no prototype dead: it was a steady
+        # step's), but counts: the next step checks for duplicates if it is due to
+        due = core.redundancy_due(host.step + 1, self.n_prototypes, self.dim)
         try:
             with np.errstate(all="ignore"):  # (silent: NumPy's overflows too, on CPU)
                 new_state, flags, loglik, logp, temperature, eta, numba = (
                     self._run_steady_step(x, host, return_targets))
-        except FloatingPointError:  # (the numba backend checks its host state at once)
+        except (FloatingPointError, ValueError) as exc:  # (the numba backend's checks)
+            if not core.is_numerical_failure(exc):
+                raise
             info = self._no_update(int((~torch.isfinite(x).all(dim=1)).sum()))
-            self._count_step(host)
+            self._count_step(host, seeding=due)
             return info, None, None
         n_bad, nonfinite, seed_next = flags.unbind()
         kept = x.shape[0] - n_bad
         ok = (kept > 0) & (nonfinite == 0)
         new = _update.new_buffers(self, new_state, n_rows=0, n_reseeded=0, rng=None)
         if numba:  # (host values: read at no cost, and no pass over the state)
-            seeding: bool | _update.DeferredFlag = bool(ok) and bool(seed_next)
+            seeding: bool | _update.DeferredFlag = bool(seed_next) if bool(ok) else due
             new = new if bool(ok) else {"step": new["step"]}
         else:
             for name in _STATE_FIELDS:
                 new[name] = torch.where(ok, new[name], self._buffers[name])
-            seeding = self._deferred_flag().set(seed_next.bool() & ok)
+            seeding = self._deferred_flag().set(torch.where(ok, seed_next.bool(), due))
         new["n_samples_seen"] = self.n_samples_seen + torch.where(ok, kept, 0)
         self._commit(new, host.after(warming=False, seeding=seeding, seeded_some=False))
         info = self._info(loglik, temperature, eta, 0, 0, n_bad)
@@ -238,24 +243,33 @@ class UpdatePaths:
                                    host=isinstance(X, np.ndarray))
         warmup = (_state.warmup_of(self, x, self.warmup_restarts, self.warmup_size)
                   if host.warming else None)
+        ignore = self.nonfinite == "ignore"
         try:
-            new_state, info = core.advance(
-                self._state(), X, w, config=self.config, schedules=self._schedules(),
-                step=host.step, rng=rng, backend=backend, hooks=hooks, warmup=warmup,
-            )
-            due = core.redundancy_due(host.step + 1, K, self.dim)
-            nonfinite, seed_next = _update.read_flags(  # the one read of the new state
-                False if info.nonfinite is None else info.nonfinite,
-                core.seeding_flag(new_state, self.config, xp, redundancy=due),
-            )
-            if nonfinite and self.nonfinite == "ignore":  # (discarded; the step counted)
-                _state.discard_uncommitted(self)
-                self._count_step(host)
-                info = dataclasses.replace(info, n_seeded=0, n_reseeded=0)
-            elif nonfinite:
-                raise FloatingPointError(_NONFINITE_STATE)
+            try:
+                with np.errstate(all="ignore") if ignore else contextlib.nullcontext():
+                    new_state, info = core.advance(
+                        self._state(), X, w, config=self.config,
+                        schedules=self._schedules(), step=host.step, rng=rng,
+                        backend=backend, hooks=hooks, warmup=warmup,
+                    )
+            except (FloatingPointError, ValueError) as exc:  # (the numba backend's checks)
+                if not (ignore and core.is_numerical_failure(exc)):
+                    raise
+                nonfinite = True
             else:
-                self._commit_general(new_state, info, host, bool(seed_next), rng)
+                due = core.redundancy_due(host.step + 1, K, self.dim)
+                nonfinite, seed_next = _update.read_flags(  # the one read of the new state
+                    False if info.nonfinite is None else info.nonfinite,
+                    core.seeding_flag(new_state, self.config, xp, redundancy=due),
+                )
+            if nonfinite and ignore:  # (discarded; the step counted)
+                _state.discard_uncommitted(self)
+                out = self._no_update(n_bad)
+                self._count_step(host)
+                return out, None, None
+            if nonfinite:
+                raise FloatingPointError(_NONFINITE_STATE)
+            self._commit_general(new_state, info, host, bool(seed_next), rng)
         except BaseException:
             # (the step may have written rows into the buffer's free space, past the rows
             # held by whichever buffers are now the module's: zero them)
@@ -263,10 +277,8 @@ class UpdatePaths:
             raise
         loglik = _update.mean_loglik(info.loglik, info.weight, self.device)
         logp = None if capture is None else capture.out  # (the kept rows')
-        out = self._info(loglik, info.temperature, info.forgetting_rate, info.n_seeded,
-                         info.n_reseeded, n_bad)
-        out["updated"] = not nonfinite
-        return out, logp, (kept if n_bad else None)
+        return self._info(loglik, info.temperature, info.forgetting_rate, info.n_seeded,
+                          info.n_reseeded, n_bad), logp, (kept if n_bad else None)
 
     def _commit_general(self, new_state: core.MixtureState, info: Any,
                         host: _update.HostState, seed_next: bool,
@@ -281,11 +293,12 @@ class UpdatePaths:
                                      seeding=seed_next, seeded_some=info.n_seeded > 0,
                                      rng=rng_state))
 
-    def _count_step(self, host: _update.HostState) -> None:
+    def _count_step(self, host: _update.HostState, seeding: bool | None = None) -> None:
         """A discarded step under ``nonfinite="ignore"``: only the step counter moves (as
         on the device, where a discarded step cannot be known without a read)."""
         self._commit({"step": self.step + 1}, host.after(
-            warming=host.warming, seeding=host.seeding, seeded_some=False))
+            warming=host.warming, seeding=host.seeding if seeding is None else seeding,
+            seeded_some=False))
 
     def _commit(self, new: dict[str, Tensor], host: _update.HostState) -> None:
         """Swap every changed buffer for its new tensor in one call (an interrupt leaves

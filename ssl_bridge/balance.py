@@ -132,15 +132,20 @@ def sinkhorn_knopp(
     return balanced(_check(log_scores, n_iterations, dist_on), int(n_iterations), dist_on)
 
 
-def balanced(x: Tensor, n_iterations: int, distributed: bool) -> Tensor:
+def balanced(x: Tensor, n_iterations: int, distributed: bool,
+             excluded: Tensor | None = None) -> Tensor:
     """:func:`sinkhorn_knopp`'s iterations on checked log-scores ``x`` (B, K): no check,
     so no host read (``GMMPrototypes`` balances log-posteriors that are finite or -inf by
-    construction; on a GPU each check is a synchronisation)."""
+    construction; on a GPU each check is a synchronisation). ``excluded`` (B,) bool: rows
+    that take no part in the column sums (rows dropped without a host read; their own
+    rows are still normalised, and meaningless)."""
     dist_on = distributed
     with torch.autocast(device_type=x.device.type, enabled=False):
         log_q = x
         for _ in range(int(n_iterations)):
-            col = _column_log_sums(log_q, dist_on)
+            counted = (log_q if excluded is None
+                       else log_q.masked_fill(excluded[:, None], -math.inf))
+            col = _column_log_sums(counted, dist_on)
             col = torch.where(torch.isneginf(col), torch.zeros_like(col), col)  # 0 stays 0
             log_q = log_q - col
             log_q = log_q - torch.logsumexp(log_q, dim=1, keepdim=True)

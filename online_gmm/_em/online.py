@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._math.array_api import device, to_numpy
-from .._math.covariance import covariance
+from .._math.covariance import PD_MSG, covariance
 from .._math.schedules import Schedules
 from .._math.state import STATE_FIELDS, MixtureState
 from . import warmup as _warmup
@@ -243,6 +243,14 @@ def _warm_up(stepped, X, w, warmup, config, temperature, eta, rng, backend, hook
     refine = hooks.gather is None and eta == 0 and not over
     follow = _warmup.after(warmup) if refine else None
     return state, follow
+
+
+def is_numerical_failure(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by a step, is its numerical failure (a non-finite state, a
+    covariance that is not positive definite: what a backend that defers its checks
+    reports as its non-finite flag instead), not a bad argument."""
+    return isinstance(exc, FloatingPointError) or (
+        isinstance(exc, ValueError) and str(exc) == PD_MSG)
 
 
 def check_finite_state(state: MixtureState, backend) -> Any:

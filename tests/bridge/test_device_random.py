@@ -131,7 +131,7 @@ def test_a_state_from_another_kind_of_device_seeds_this_one_deterministically():
 
 
 @pytest.mark.parametrize("bad", [
-    torch.zeros(100, dtype=torch.uint8),  # no generator's size
+    torch.zeros(0, dtype=torch.uint8),  # no state at all
     torch.zeros(5, dtype=torch.float32),
     torch.full((_random.LEGACY_WORDS,), -1, dtype=torch.int64),  # not an MT19937 state
 ])
@@ -187,3 +187,21 @@ def test_every_initialisation_draws_from_the_generator_alike_on_both_cpu_paths(i
     assert bool(heads[0].seeded.all())
     torch.testing.assert_close(heads[0].means, heads[1].means, rtol=1e-4, atol=1e-5)
     assert torch.equal(heads[0].rng_state, heads[1].rng_state)
+
+
+def test_draws_on_cpu_makes_the_cuda_code_path_draw_the_cpu_stream():
+    """``draws_on_cpu`` (what the CUDA comparisons use): the generic path (the code a CUDA
+    tensor runs) then draws a CPU generator's numbers, moved to the data's device; the
+    numba path and it seed alike, and the state stays a CPU generator's."""
+    with _random.draws_on_cpu():
+        heads = []
+        for backend in ("numba", "reference"):
+            with core.use_backend(backend):
+                head = GMMPrototypes(8, D, warmup_size=128)
+                for x in _batches(3):
+                    head.update(x)
+                heads.append(head)
+        assert _random.generator(torch.device("cuda"), heads[1].rng_state).device.type == "cpu"
+    torch.testing.assert_close(heads[0].means, heads[1].means, rtol=1e-4, atol=1e-5)
+    assert torch.equal(heads[0].rng_state, heads[1].rng_state)
+    assert not _random._ON_CPU.get()  # (left on exit)

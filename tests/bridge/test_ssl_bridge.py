@@ -289,12 +289,15 @@ def test_ddp_two_gloo_ranks_equal_one_process(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_path_matches_cpu_path():
+    """Drawing from CPU generators on both sides (a CUDA generator draws another stream
+    than a CPU one of the same seed), the CUDA path is the CPU path."""
     batches = _stream()
-    cpu = GMMPrototypes(5, 8)
-    gpu = GMMPrototypes(5, 8).cuda()
-    for b in batches:
-        cpu.update(b)
-        gpu.update(b.cuda())
+    with _random.draws_on_cpu():
+        cpu = GMMPrototypes(5, 8)
+        gpu = GMMPrototypes(5, 8).cuda()
+        for b in batches:
+            cpu.update(b)
+            gpu.update(b.cuda())
     for name in FIELDS:
         x, y = getattr(cpu, name), getattr(gpu, name).cpu()
         if x.is_floating_point():

@@ -78,7 +78,8 @@ def test_unchecked_steady_update_reads_nothing(ct):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("phase", ["steady", "seeding"])
-def test_unchecked_drops_bad_rows_silently_as_skip_does(backend, phase):
+@pytest.mark.parametrize("balance", [None, "sinkhorn"])
+def test_unchecked_drops_bad_rows_silently_as_skip_does(backend, phase, balance):
     with core.use_backend(backend):
         skip = GMMPrototypes(16, D, warmup_size=0, nonfinite="skip")
         ignore = GMMPrototypes(16, D, warmup_size=0, nonfinite="ignore")
@@ -88,18 +89,21 @@ def test_unchecked_drops_bad_rows_silently_as_skip_does(backend, phase):
         x = torch.randn(128, D)
         x[[5, 9]] = float("nan")
         x[11, 2] = float("inf")
-        expected = None if phase == "seeding" else copy.deepcopy(skip).targets(x[12:])
+        expected = None if phase == "seeding" or balance else copy.deepcopy(skip).targets(
+            x[12:])
+        kw = dict(return_targets=True, balance=balance, sinkhorn_iterations=20)
         with pytest.warns(RuntimeWarning, match="skipped 3 of 128"):
-            _, q_skip = skip.update(x, return_targets=True)
+            _, q_skip = skip.update(x, **kw)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            info, q = ignore.update(x, return_targets=True)
+            info, q = ignore.update(x, **kw)
         assert int(info["n_skipped"]) == 3 and bool(info["updated"])
         _assert_same(skip, ignore)
         bad = torch.zeros(128, dtype=torch.bool)
         bad[[5, 9, 11]] = True
         assert torch.isnan(q[bad]).all() and torch.isfinite(q[~bad]).all()
-        torch.testing.assert_close(q[~bad], q_skip[~bad])
+        # (balanced over the kept rows only, as skip's, which never saw the others)
+        torch.testing.assert_close(q[~bad], q_skip[~bad], rtol=1e-5, atol=1e-6)
         if expected is not None:  # the posterior under the parameters before the step
             torch.testing.assert_close(q[12:], expected, rtol=1e-5, atol=1e-6)
 
@@ -181,3 +185,40 @@ def test_targets_and_forward_do_not_wait_on_the_deferred_flag():
         assert isinstance(head._host_view[1].seeding, _update.DeferredFlag)
         head.update(x)  # (taken here, and deferred again)
         assert isinstance(head._host_view[1].seeding, _update.DeferredFlag)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("phase", ["warm-up", "seeding"])
+def test_unchecked_discards_a_failed_warm_up_or_seeding_step_on_both_backends(backend,
+                                                                              phase):
+    """The general path (seeding, the warm-up) under "ignore": a step that fails
+    numerically (the numba backend raises where the reference one flags) is discarded the
+    same way on both backends, silently."""
+    with core.use_backend(backend):
+        head = GMMPrototypes(4, D, covariance_type="full", normalize=False,
+                             warmup_size=200 if phase == "warm-up" else 0,
+                             nonfinite="ignore")
+        if phase == "warm-up":
+            head.update(torch.randn(64, D, dtype=torch.float64))  # (buffering)
+        before = {k: v.clone() for k, v in head.state_dict().items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            info, q = head.update(1e160 * torch.randn(64, D, dtype=torch.float64),
+                                  return_targets=True)
+        assert not bool(info["updated"]) and torch.isnan(q).all()
+        for k, v in head.state_dict().items():
+            assert torch.equal(v, before[k] + (k == "step")), k
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_discarded_step_still_lets_a_due_duplicate_check_run(backend):
+    """A discarded step counts: if the next step is due to check for duplicate
+    prototypes, it does (the state's own test, not the discarded one's)."""
+    with core.use_backend(backend):
+        _, head = _pair("spherical", normalize=False)
+        for _ in range(3):
+            head.update(torch.randn(64, D, dtype=torch.float64))
+        assert core.redundancy_due(int(head.step) + 1, 16, D)
+        head.update(1e200 * torch.randn(64, D, dtype=torch.float64))  # (discarded)
+        seeding = head._host_view[1].seeding
+        assert (seeding if isinstance(seeding, bool) else seeding.value()) is True
