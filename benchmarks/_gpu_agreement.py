@@ -2,13 +2,17 @@
 :class:`ssl_bridge.GMMPrototypes` on the device and on CPU (the numba fast path), every
 covariance type, float32 and bfloat16 embeddings.
 
-The device side starts from the CPU side's state after the first (seeding) step, so the
-figures measure the EM arithmetic: k-means++ keeps the better of a few candidate seeds, and
-two candidates can tie exactly (a pair of outlying points, each seeding the other), the tie
-then broken by rounding, so two correct implementations may seed different points.
-``seeding_rows_differ`` reports, separately, how many seeds a fresh device module chose
-differently from a fresh CPU one on the same first batch (means after the first step
-more than 1e-4 apart, relative; not measured under autocast, whose first M-step differs).
+The device side starts from the CPU side's state after the first (seeding) step, and
+again after the step that ends the warm-up (its restarts), so the figures measure the EM
+arithmetic: k-means++ keeps the better of a few candidate seeds, and two candidates can tie
+exactly (a pair of outlying points, each seeding the other), the tie then broken by
+rounding, so two correct implementations may seed different points; the restarts then keep
+the one of lowest inertia, which such a seed can change. ``seeding_rows_differ`` reports,
+separately, how many seeds a fresh device module chose differently from a fresh CPU one on
+the same first batch, and ``restart_rows_differ`` how many means differed after the
+restarts, before the second copy (means more than 1e-4 apart, relative; not measured under
+autocast, whose first M-step differs). Both sides draw from CPU generators
+(``ssl_bridge._random.draws_on_cpu``).
 
 In smoke mode (``--device cpu``) the device side is the generic array-API path on CPU
 tensors (:func:`benchmarks._gpu_util.generic_path`): the code CUDA runs, against the numba
@@ -44,7 +48,8 @@ def sizes(smoke: bool) -> dict[str, tuple[int, int, int, int]]:
     if smoke:
         small, large = (16, 8, 256, 4), (64, 16, 256, 4)
     else:
-        small, large = (64, 32, 1024, 8), (1024, 128, 4096, 8)
+        # (the large case's warm-up holds 8 batches: 4 steps more after its restarts)
+        small, large = (64, 32, 1024, 8), (1024, 128, 4096, 12)
     return {"full": small, "tied": small, "diag": large, "spherical": large}
 
 
@@ -96,6 +101,7 @@ def _compare(covariance_type: str, dtype_name: str, size: tuple[int, int, int, i
     import torch
 
     from ssl_bridge import GMMPrototypes
+    from ssl_bridge._state import DONE as WARMUP_DONE
 
     K, D, B, n = size
     dtype = getattr(torch, dtype_name)
@@ -123,10 +129,15 @@ def _compare(covariance_type: str, dtype_name: str, size: tuple[int, int, int, i
         seeds = _seeds_differ(fresh, ref)
     dev = make().to(device)
     dev.load_state_dict(ref.state_dict())
+    restarts = None
     for b in batches[1:]:
+        warming = int(ref.warmup_progress[0]) != WARMUP_DONE
         ref.update(b)
         with side():
             dev.update(b.to(device))
+        if warming and int(ref.warmup_progress[0]) == WARMUP_DONE:  # (the restarts ran)
+            restarts = None if autocast else _seeds_differ(dev, ref)
+            dev.load_state_dict(ref.state_dict())
     probe = batches[-1]
     q_ref = ref.targets(probe, temperature=TARGETS_TEMPERATURE)
     with side():
@@ -152,6 +163,7 @@ def _compare(covariance_type: str, dtype_name: str, size: tuple[int, int, int, i
         "targets_dtype": str(q_dev.dtype).replace("torch.", ""),
         "n_reseeded_cpu": int(ref.n_reseeded), "n_reseeded_device": int(dev.n_reseeded),
         "seeding_rows_differ": seeds,
+        "restart_rows_differ": restarts,
     }
     worst = max(out["means_rel"], out["weights_rel"], out["targets_rel"])
     out["worst_rel"] = worst

@@ -68,20 +68,22 @@ def _agreement(lines: list[str], s: dict) -> None:
     lines += [
         f"Reference: {s['reference']}; device side: {s['device_side']}. Relative difference: "
         f"{s['relative_difference']}; targets at temperature {s['targets_temperature']:g}. "
-        "The device side starts from the CPU side's state after the first (seeding) step. "
+        "The device side starts from the CPU side's state after the first (seeding) step, "
+        "and again after the warm-up's restarts. "
         f"Target: {s['target']}: {_met(s['met'])}.",
         "",
         "| covariance | embeddings | K | D | B | batches | means | weights | targets | "
         "targets of one state (E-step alone) | tolerance (targets') | met | met (means, "
-        "weights) | reseeded (cpu / device) | seeds differing | note |",
+        "weights) | reseeded (cpu / device) | seeds differing | after the restarts, rows "
+        "differing | note |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
-        "| --- | --- |",
+        "| --- | --- | --- |",
     ]
     for r in s["rows"]:
         emb = r["dtype"] + (" under bf16 autocast" if r["autocast_bf16"] else "")
         if r.get("error"):
             lines.append(f"| {r['covariance_type']} | {emb} | **error**: "
-                         f"{r['error'].splitlines()[0][:200]} |" + " |" * 13)
+                         f"{r['error'].splitlines()[0][:200]} |" + " |" * 14)
             continue
         lines.append(
             f"| {r['covariance_type']} | {emb} | {r['K']} | {r['D']} | {r['B']} | "
@@ -90,7 +92,8 @@ def _agreement(lines: list[str], s: dict) -> None:
             f"{_num(r['tolerance'])} ({_num(r.get('targets_tolerance'))}) | {_met(r['met'])} | "
             f"{_met(r['met_state'])} | "
             f"{r['n_reseeded_cpu']} / {r['n_reseeded_device']} | "
-            f"{_num(r['seeding_rows_differ'])} | {r['note']} |"
+            f"{_num(r['seeding_rows_differ'])} | {_num(r.get('restart_rows_differ'))} | "
+            f"{r['note']} |"
         )
     if s.get("skipped_for_budget"):
         lines.append(f"\nNot run (budget): {', '.join(s['skipped_for_budget'])}")
