@@ -218,8 +218,10 @@ class UpdatePaths:
     def _general_update(self, x: Tensor, host: _update.HostState, dist_on: bool,
                         return_targets: bool):
         """Seeding, the warm-up or ``torch.distributed``: the core's step with the reads it
-        needs (the bad rows counted and dropped first, the RNG read, the core's own
-        seeding test), and the same one read of the new state's flags at the end."""
+        needs (the bad rows counted and dropped first, the core's own seeding test; the
+        generator rebuilt from the host's copy of its state), and the same one read of the
+        new state's flags at the end. Under ``nonfinite="ignore"`` a step that fails
+        numerically (flagged, or raised by the numba backend) is discarded and counted."""
         x, w, n_bad, kept = self._screen(x, dist_on)
         if x.shape[0] == 0 and not dist_on:
             info = self._no_update(n_bad)
