@@ -120,14 +120,15 @@ def test_a_state_from_another_kind_of_device_seeds_this_one_deterministically():
     source = GMMPrototypes(8, D, warmup_size=0)
     source.update(_batches(1)[0])
     sd = dict(source.state_dict())
-    sd["rng_state"] = torch.arange(16, dtype=torch.uint8)  # (a CUDA generator's size)
-    states = []
-    for _ in range(2):
-        head = GMMPrototypes(8, D, warmup_size=0)
-        head.load_state_dict(sd)
-        states.append(head.rng_state)
-        _random.generator(head.device, head.rng_state)  # (a state this device takes)
-    assert torch.equal(states[0], states[1])
+    for size in (16, 100):  # (a CUDA generator's size; another device's)
+        sd["rng_state"] = torch.arange(size, dtype=torch.uint8)
+        states = []
+        for _ in range(2):
+            head = GMMPrototypes(8, D, warmup_size=0)
+            head.load_state_dict(sd)
+            states.append(head.rng_state)
+            _random.generator(head.device, head.rng_state)  # (a state this device takes)
+        assert torch.equal(states[0], states[1])
 
 
 @pytest.mark.parametrize("bad", [
@@ -170,6 +171,9 @@ def test_device_random_draws_as_numpy_does():
         rng.choice(3, size=4, replace=False)
     device = _random.DeviceRandom(torch.Generator().manual_seed(0), host=False)
     assert isinstance(device.random_sample(5), torch.Tensor)
+    # NumPy's integer types as sizes, as NumPy takes them
+    assert rng.random_sample(np.int64(3)).shape == (3,)
+    assert rng.choice(5, size=np.int64(2), replace=False).shape == (2,)
 
 
 @pytest.mark.parametrize("init_params", ["k-means++", "kmeans", "random", "random_from_data"])
