@@ -24,6 +24,25 @@ def warmup_cap(module) -> int:
     return 0 if warmup is None else warmup.capacity
 
 
+def load(module, state_dict, prefix: str, strict: bool, missing_keys: list,
+         unexpected_keys: list, error_msgs: list) -> None:
+    """``GMMPrototypes._load_from_state_dict``: :func:`checked_buffers`, then every buffer
+    swapped for its loaded value at once (or nothing changed, the problems reported)."""
+    with module._lock:
+        new, problems, missing, unexpected = checked_buffers(module, state_dict, prefix,
+                                                             strict)
+        missing_keys.extend(missing)
+        unexpected_keys.extend(unexpected)
+        if problems or missing or (strict and unexpected):
+            if problems:
+                error_msgs.append(
+                    "GMMPrototypes was not changed: the checkpoint does not fit (another "
+                    "n_prototypes, dim or covariance_type?): " + "; ".join(problems))
+            return
+        module._buffers.update(new)
+        module._refresh_host()  # (read the loaded buffers now, not in a compiled call)
+
+
 def checked_buffers(module, state_dict, prefix: str,
                     strict: bool) -> tuple[dict[str, Tensor], list, list, list]:
     """``(new_buffers, problems, missing_keys, unexpected_keys)`` of a checkpoint for

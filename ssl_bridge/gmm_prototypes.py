@@ -412,20 +412,10 @@ class GMMPrototypes(UpdatePaths, nn.Module):
         progress beyond this module's, a NaN) leaves the module exactly as it was; so does
         one with a missing buffer under ``strict=False`` (the mixture is one unit: the
         missing keys are reported, nothing is loaded). A checkpoint from before the warm-up
-        existed loads with the warm-up over."""
-        with self._lock:
-            new, problems, missing, unexpected = _checkpoint.checked_buffers(
-                self, state_dict, prefix, strict)
-            missing_keys.extend(missing)
-            unexpected_keys.extend(unexpected)
-            if problems or missing or (strict and unexpected):
-                if problems:
-                    error_msgs.append(
-                        "GMMPrototypes was not changed: the checkpoint does not fit (another "
-                        "n_prototypes, dim or covariance_type?): " + "; ".join(problems))
-                return
-            self._buffers.update(new)
-            self._refresh_host()  # (read the loaded buffers now, not in a compiled call)
+        existed loads with the warm-up over (and one from before the generator, with it
+        seeded from the NumPy state it holds)."""
+        _checkpoint.load(self, state_dict, prefix, strict, missing_keys, unexpected_keys,
+                         error_msgs)
 
     @torch.no_grad()
     def targets(
