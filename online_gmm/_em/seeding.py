@@ -297,10 +297,12 @@ def seed_components(
     backend,
     first: bool,
     fair_share: bool = True,
+    host: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> MixtureState:
     """Start components ``comp_idx`` afresh: mean = a sample, covariance = ``variance``,
     mass = ``seed_mass``, and a fair share of the weight mass (the live components' mean;
-    ``fair_share=False``: ``seed_mass``)."""
+    ``fair_share=False``: ``seed_mass``). ``host``: the state's ``seeded`` and ``nu`` on the
+    host, where the caller has them (read otherwise)."""
     n_new = len(comp_idx)
     if n_new == 0:
         return state
@@ -310,9 +312,9 @@ def seed_components(
     dev = device(state.means)
     mask_new = np.zeros(K, dtype=bool)
     mask_new[comp_idx] = True
-    seeded_host = to_numpy(state.seeded).astype(bool)
+    seeded_host, nu_host = ((to_numpy(state.seeded).astype(bool), to_numpy(state.nu))
+                            if host is None else host)
     others = seeded_host & ~mask_new
-    nu_host = to_numpy(state.nu)
     fair = (float(nu_host[others].sum() / others.sum())
             if others.any() and fair_share else 0.0)
     nu_value = fair if fair > 0 else float(seed_mass)
@@ -326,12 +328,12 @@ def seed_components(
         state, comp_idx, variance, seed_mass=seed_mass, reg_covar=reg_covar, first=first,
         xp=xp,
     )
-    nu_total = float(xp.sum(nu))
-    if nu_total > 0:
-        weights = nu / nu_total
-    else:
-        seeded_f = xp.astype(seeded, f64)
-        weights = seeded_f / xp.sum(seeded_f)
+    # nu / sum(nu), or (no mass at all: seed_mass 0) equal weights over the seeded ones
+    # (one of them at least: the new), chosen where the sums are (no read)
+    nu_total = xp.sum(nu)
+    seeded_f = xp.astype(seeded, f64)
+    weights = xp.where(nu_total > 0, nu / xp.where(nu_total > 0, nu_total, 1.0),
+                       seeded_f / xp.sum(seeded_f))
     prec_chol = backend.precision_cholesky(covariances, covariance_type)
     return state.replace(
         weights=weights,
@@ -477,7 +479,10 @@ def _seed_and_reseed(state, X, w, w_host, config, rng, backend):
     fast = backend.name == "numba" and isinstance(X, np.ndarray)
     K = config.n_components
     ct = config.covariance_type
-    seeded = to_numpy(state.seeded).astype(bool)
+    # the state's flags, weights and masses on the host in one read
+    seeded, weights, nu = to_numpy(xp.stack([
+        xp.astype(state.seeded, xp.float64), state.weights, state.nu]))
+    seeded = seeded.astype(bool)
     n_pos = int((w_host > 0).sum())
     if n_pos == 0:
         return state, 0, 0
@@ -490,10 +495,9 @@ def _seed_and_reseed(state, X, w, w_host, config, rng, backend):
         comp = np.arange(means.shape[0])
         state = seed_components(
             state, comp, means, var, seed_mass=config.seed_mass, covariance_type=ct,
-            reg_covar=config.reg_covar, backend=backend, first=True,
+            reg_covar=config.reg_covar, backend=backend, first=True, host=(seeded, nu),
         )
         return state, len(comp), 0
-    weights = to_numpy(state.weights)
     dead = seeded & (weights < config.dead_threshold / K)
     if config.max_reseed != 0:  # duplicates of another component are reseeded as dead ones
         dead |= redundant_components(state, ct, xp)
@@ -517,7 +521,7 @@ def _seed_and_reseed(state, X, w, w_host, config, rng, backend):
     state = seed_components(
         state, targets, new_means, var, seed_mass=config.seed_mass, covariance_type=ct,
         reg_covar=config.reg_covar, backend=backend, first=False,
-        fair_share=config.fair_share,
+        fair_share=config.fair_share, host=(seeded, nu),
     )
     n_reseeded = int(np.isin(targets, dead_idx).sum())
     return state, int(targets.size) - n_reseeded, n_reseeded
@@ -586,4 +590,4 @@ def reseeded_at(state: MixtureState, means, Xb, wb, config, backend) -> MixtureS
     fresh = empty_state(K, means.shape[1], ct, xp, device(means))
     return seed_components(fresh, np.arange(K), means, var, seed_mass=config.seed_mass,
                            covariance_type=ct, reg_covar=config.reg_covar, backend=backend,
-                           first=True)
+                           first=True, host=(np.zeros(K, dtype=bool), np.zeros(K)))

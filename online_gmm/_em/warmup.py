@@ -436,7 +436,8 @@ def _seeded_restarts(Xb, wb, config, restarts, rng, backend) -> MixtureState | N
         state = seed_components(empty_state(K, D, ct, xp, device(Xb)), np.arange(k),
                                 centres + ref, var, seed_mass=config.seed_mass,
                                 covariance_type=ct, reg_covar=config.reg_covar,
-                                backend=backend, first=True)
+                                backend=backend, first=True,
+                                host=(np.zeros(K, dtype=bool), np.zeros(K)))
         try:
             state, _ = em_iterations(state, Xb, wb, config, backend, RESTART_EM_ITERATIONS,
                                      from_seeds=True)

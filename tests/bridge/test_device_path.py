@@ -305,3 +305,33 @@ def test_warm_up_greedy_seeds_on_the_device_are_the_host_s():
     host = warmup._greedy_one(*warmup._centred(X, npx)[:2], w, u, npx)
     dev = warmup._greedy_one_on_device(*warmup._centred(torch.from_numpy(X), tx)[:2], w, u, tx)
     np.testing.assert_array_equal(host, dev)
+
+
+def _first_reseeding_update_reads(K: int) -> tuple[int, int]:
+    """(reads and copies, prototypes reseeded) of the first reseeding update after the
+    seeding, on a stream that collapses onto three clusters (dead prototypes)."""
+    g = torch.Generator().manual_seed(0)
+    centres = 3 * torch.randn(3, D, generator=g)
+    head = GMMPrototypes(K, D, warmup_size=0, forgetting_rate=0.2, dead_threshold=0.04)
+    for i in range(40):
+        x = (torch.randn(64, D, generator=g) if i < 2
+             else centres[torch.randint(0, 3, (64,), generator=g)]
+             + 0.1 * torch.randn(64, D, generator=g))
+        before = int(head.n_reseeded)
+        with DeviceCalls() as calls:
+            head.update(x)
+        if i > 3 and int(head.n_reseeded) > before:
+            return calls.n_syncs, int(head.n_reseeded) - before
+    raise AssertionError("no reseeding")
+
+
+def test_a_reseeding_update_reads_a_fixed_number_of_times_whatever_k():
+    """Reseeding dead prototypes (frequent in SSL training) reads the device a number of
+    times that does not grow with K nor with the prototypes reseeded: the state's flags,
+    weights and masses come over in one read (27 reads and copies here, 34 before)."""
+    with core.use_backend("reference"):
+        (small, n_small), (large, n_large) = (_first_reseeding_update_reads(K)
+                                              for K in (16, 48))
+    assert n_large > n_small  # (more prototypes reseeded at once)
+    assert small == large, (small, large)
+    assert large <= 27, large
