@@ -79,13 +79,14 @@ class HostState:
 
     step: int
     warming: bool  # the warm-up is not over
-    # the next step seeds or reseeds (unseeded, dead or redundant prototypes); a
-    # DeferredFlag after a step under ``nonfinite="ignore"`` until the host needs it
-    seeding: bool | DeferredFlag
+    # the next step seeds or reseeds (unseeded, dead or redundant prototypes): known from
+    # the last step's flags (a DeferredFlag after a step under ``nonfinite="ignore"``, until
+    # the host needs it), or None: not known (after a read of the buffers), the core asks
+    seeding: bool | DeferredFlag | None
     has_prototypes: bool  # some prototype is seeded
     rng: Tensor  # the generator's state (host bytes, for the module's device)
 
-    def after(self, *, warming: bool, seeding: bool | DeferredFlag, seeded_some: bool,
+    def after(self, *, warming: bool, seeding: bool | DeferredFlag | None, seeded_some: bool,
               rng: Tensor | None = None) -> HostState:
         return replace(self, step=self.step + 1, warming=warming, seeding=seeding,
                        has_prototypes=self.has_prototypes or seeded_some,
@@ -119,7 +120,7 @@ def host_state_of(module) -> HostState:
     return HostState(
         step=int(module.step),
         warming=_state.phase(module.warmup_progress) != _state.DONE,
-        seeding=True,  # (the first step after a read asks the core)
+        seeding=None,  # (not known: the first step after a read asks the core)
         has_prototypes=bool(seeded.any()),
         rng=_random.state_for(module.device, module.rng_state),
     )

@@ -104,7 +104,7 @@ class UpdatePaths:
         host = self._host_for_step()
         dist_on = self._use_distributed()
         masked = None  # (under "ignore" on the device: the rows given weight 0)
-        if host.warming or host.seeding or dist_on or x.shape[0] == 0:
+        if host.warming or host.seeding is not False or dist_on or x.shape[0] == 0:
             info, logp, kept = self._general_update(x, host, dist_on, return_targets)
         elif self.nonfinite == "ignore":
             info, logp, masked = self._unchecked_update(x, host, return_targets)
@@ -226,7 +226,7 @@ class UpdatePaths:
         if x.shape[0] == 0 and not dist_on:
             info = self._no_update(n_bad)
             if n_bad and self.nonfinite == "ignore":
-                self._count_step(host)
+                self._count_step(host, seeding=None)
             return info, None, None
         x = self._normalized(x)
         X, w = core.host_view(x), core.host_view(w)
@@ -249,10 +249,10 @@ class UpdatePaths:
         try:
             try:
                 with np.errstate(all="ignore") if ignore else contextlib.nullcontext():
-                    new_state, info = core.advance(
+                    new_state, info = core.advance(  # (seeding: known, or None: asked)
                         self._state(), X, w, config=self.config,
                         schedules=self._schedules(), step=host.step, rng=rng,
-                        backend=backend, hooks=hooks, warmup=warmup,
+                        backend=backend, hooks=hooks, warmup=warmup, seeding=host.seeding,
                     )
             except (FloatingPointError, ValueError) as exc:  # (the numba backend's checks)
                 if not (ignore and core.is_numerical_failure(exc)):
@@ -264,10 +264,10 @@ class UpdatePaths:
                     False if info.nonfinite is None else info.nonfinite,
                     core.seeding_flag(new_state, self.config, xp, redundancy=due),
                 )
-            if nonfinite and ignore:  # (discarded; the step counted)
+            if nonfinite and ignore:  # (discarded; the step counted; the core asks next)
                 _state.discard_uncommitted(self)
                 out = self._no_update(n_bad)
-                self._count_step(host)
+                self._count_step(host, seeding=None)
                 return out, None, None
             if nonfinite:
                 raise FloatingPointError(_NONFINITE_STATE)
@@ -295,12 +295,12 @@ class UpdatePaths:
                                      seeding=seed_next, seeded_some=info.n_seeded > 0,
                                      rng=rng_state))
 
-    def _count_step(self, host: _update.HostState, seeding: bool | None = None) -> None:
+    def _count_step(self, host: _update.HostState, seeding: bool | None) -> None:
         """A discarded step under ``nonfinite="ignore"``: only the step counter moves (as
-        on the device, where a discarded step cannot be known without a read)."""
+        on the device, where a discarded step cannot be known without a read);
+        ``seeding``: whether the next step seeds (None: the core asks)."""
         self._commit({"step": self.step + 1}, host.after(
-            warming=host.warming, seeding=host.seeding if seeding is None else seeding,
-            seeded_some=False))
+            warming=host.warming, seeding=seeding, seeded_some=False))
 
     def _commit(self, new: dict[str, Tensor], host: _update.HostState) -> None:
         """Swap every changed buffer for its new tensor in one call (an interrupt leaves
