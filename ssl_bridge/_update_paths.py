@@ -208,10 +208,11 @@ class UpdatePaths:
         return info, logp, masked
 
     def _deferred_flag(self) -> _update.DeferredFlag:
-        """The module's :class:`~ssl_bridge._update.DeferredFlag` (made with the module,
-        again at a move: not during an update)."""
+        """The module's :class:`~ssl_bridge._update.DeferredFlag`, for its device (made
+        with the module, and again by a move: not during an update, unless the buffers were
+        moved by hand)."""
         flag = self._seed_flag
-        if flag.device != self.device:  # (buffers moved by hand, not by .to())
+        if flag.device != self.device:
             flag = self._seed_flag = _update.DeferredFlag(self.device)
         return flag
 

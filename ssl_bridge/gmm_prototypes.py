@@ -224,8 +224,7 @@ class GMMPrototypes(UpdatePaths, nn.Module):
             if b is not None and b.dtype != before[n].dtype:
                 self._buffers[n] = before[n].to(device=b.device)
         self._refresh_host()  # (new tensors: read them now, not in a compiled call)
-        if self.device != self._seed_flag.device:
-            self._seed_flag = _update.DeferredFlag(self.device)
+        self._deferred_flag()  # (a new device's, now: not during an update)
         return out
 
     @property

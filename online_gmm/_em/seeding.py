@@ -586,8 +586,18 @@ def reseeded_at(state: MixtureState, means, Xb, wb, config, backend) -> MixtureS
     var = residual_variance(Xb, wb, means, ct, xp)
     if var is None:
         var = batch_variance(Xb, wb, ct, xp)
-    K = means.shape[0]
-    fresh = empty_state(K, means.shape[1], ct, xp, device(means))
-    return seed_components(fresh, np.arange(K), means, var, seed_mass=config.seed_mass,
-                           covariance_type=ct, reg_covar=config.reg_covar, backend=backend,
-                           first=True, host=(np.zeros(K, dtype=bool), np.zeros(K)))
+    return seeded_afresh(means.shape[0], means, var, config, backend)
+
+
+def seeded_afresh(n_components: int, means, variance, config, backend) -> MixtureState:
+    """A new mixture of ``n_components`` whose first ``means.shape[0]`` components are
+    seeded at ``means`` (float64, on the data's device) with ``variance``, the rest
+    unseeded: :func:`seed_components` of an empty state, whose flags and masses (all
+    zero) it need not read."""
+    K = n_components
+    ct = config.covariance_type
+    fresh = empty_state(K, means.shape[1], ct, backend.xp, device(means))
+    return seed_components(fresh, np.arange(means.shape[0]), means, variance,
+                           seed_mass=config.seed_mass, covariance_type=ct,
+                           reg_covar=config.reg_covar, backend=backend, first=True,
+                           host=(np.zeros(K, dtype=bool), np.zeros(K)))

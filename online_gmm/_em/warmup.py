@@ -47,8 +47,8 @@ from .seeding import (
     batch_variance,
     lloyd,
     reseeded_at,
-    seed_components,
     seed_from_sample,
+    seeded_afresh,
 )
 
 #: EM iterations of each refinement at most (at each doubling of the rows held, with
@@ -395,7 +395,7 @@ def _seeded_restarts(Xb, wb, config, restarts, rng, backend) -> MixtureState | N
     components as seeding rows or more, every row seeds one (in a random order) and there
     is nothing to restart."""
     xp = backend.xp
-    K, D = config.n_components, Xb.shape[1]
+    K = config.n_components
     ct = config.covariance_type
     n = Xb.shape[0]
     idx = _sample_rows(n, max(SEEDING_ROWS, SEEDING_ROWS_PER_COMPONENT * K), rng)
@@ -427,17 +427,12 @@ def _seeded_restarts(Xb, wb, config, restarts, rng, backend) -> MixtureState | N
     cov = covariance(ct)
     total = xp.sum(w64)
     for r in order:
-        k = C.shape[1]
         centres = C[r, ...]
         residual = Xc - xp.take(centres, take_index(np.asarray(labels[r]), centres, xp), axis=0)
         var = cov.weighted_variance(residual, w64, total, xp)
         if not cov.has_spread(var, xp):
             var = batch_variance(Xs, ws, ct, xp)
-        state = seed_components(empty_state(K, D, ct, xp, device(Xb)), np.arange(k),
-                                centres + ref, var, seed_mass=config.seed_mass,
-                                covariance_type=ct, reg_covar=config.reg_covar,
-                                backend=backend, first=True,
-                                host=(np.zeros(K, dtype=bool), np.zeros(K)))
+        state = seeded_afresh(K, centres + ref, var, config, backend)
         try:
             state, _ = em_iterations(state, Xb, wb, config, backend, RESTART_EM_ITERATIONS,
                                      from_seeds=True)
