@@ -113,11 +113,12 @@ class NumbaBackend(ReferenceBackend):
 
     # ------------------------------------------------------------------ the M-step
     def m_step(self, state: MixtureState, stats: BatchStats, *, eta: float, forgetting: str,
-               covariance_type: str, reg_covar: float) -> MixtureState:
+               covariance_type: str, reg_covar: float, consume: bool = False) -> MixtureState:
         kind = covariance(covariance_type).KERNEL_KIND
         if kind not in MSTEP_KINDS or not _float64_numpy(state, stats):
             return super().m_step(state, stats, eta=eta, forgetting=forgetting,
-                                  covariance_type=covariance_type, reg_covar=reg_covar)
+                                  covariance_type=covariance_type, reg_covar=reg_covar,
+                                  consume=consume)
         return _m_step_kernel(state, stats, eta, forgetting, kind, reg_covar)
 
     # ------------------------------------------------------------------ checks
@@ -336,7 +337,7 @@ def _extended(p, dt):
     """``(rhs, U, b)`` for the block kernel (see :mod:`online_gmm._backends.kernels`); ``rhs``
     is the transpose of a C-ordered (K, C) array, as the numba layout kernels write it."""
     kind = kernel_kind(p.covariance_type)
-    K, d = p.mu_c.shape
+    K, d = p.n_components, p.shift.shape[0]
     zeros_k = np.zeros(K, dtype=dt)
     if kind == DIAG:
         rhs_t = np.concatenate([p.rhs.T, p.b[:, None]], axis=1)

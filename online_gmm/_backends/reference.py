@@ -12,6 +12,7 @@ chooses between them.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any
 
 from .._math import estep as _estep
@@ -112,8 +113,8 @@ class ReferenceBackend:
                          inv_temp: float, plan: Any = None,
                          on_log_density: Any = None) -> BatchStats:
         """The same from the state (the parameters laid out here)."""
-        p = _estep.state_prepared(state, covariance_type, X.dtype, self.xp)
-        return self.batch_statistics(X, w, p, inv_temp, on_log_density=on_log_density)
+        return _estep.state_statistics(state, covariance_type, X, w, inv_temp, self,
+                                       on_log_density)
 
     def step_plan(self, X: Any, n_components: int, covariance_type: str) -> tuple:
         """``(context, plan)``: the BLAS setting a whole step on ``X`` runs under, and the
@@ -122,11 +123,11 @@ class ReferenceBackend:
 
     # ------------------------------------------------------------------ the M-step
     def m_step(self, state: MixtureState, stats: BatchStats, *, eta: float, forgetting: str,
-               covariance_type: str, reg_covar: float) -> MixtureState:
-        """:func:`online_gmm._math.mstep.m_step`."""
+               covariance_type: str, reg_covar: float, consume: bool = False) -> MixtureState:
+        """:func:`online_gmm._math.mstep.m_step` (``consume``: made in ``stats``' arrays)."""
         return _mstep.m_step(state, stats, eta=eta, forgetting=forgetting,
                              covariance_type=covariance_type, reg_covar=reg_covar,
-                             backend=self)
+                             backend=self, consume=consume)
 
     # ------------------------------------------------------------------ checks
     def all_finite(self, *arrays: Any) -> bool:
@@ -137,8 +138,17 @@ class ReferenceBackend:
         """A 0-d boolean array on the arrays' device: whether every entry of every array is
         finite (read nothing: the caller decides when to bring it to the host)."""
         xp = self.xp
-        flags = [xp.all(xp.isfinite(a)) for a in arrays]
+        flags = [_finite(a, xp) for a in arrays]
         return flags[0] if len(flags) == 1 else xp.all(xp.stack(flags))
+
+
+def _finite(a: Any, xp: Any) -> Any:
+    """Whether every entry of ``a`` is finite, as a 0-d array: its largest and smallest
+    entries are (two reductions, NaN propagating: no temporary of ``a``'s size, where
+    ``isfinite`` makes one, and PyTorch's two)."""
+    if math.prod(a.shape) == 0 or not xp.isdtype(a.dtype, "real floating"):
+        return xp.all(xp.isfinite(a))
+    return xp.all(xp.isfinite(xp.stack([xp.max(a), xp.min(a)])))
 
 
 def _is_torch(x) -> bool:

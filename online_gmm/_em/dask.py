@@ -85,7 +85,7 @@ def _block_statistics(
         weight = np.asarray(weight, dtype=block.dtype)
         _check_weight_values(weight)
     if block.shape[0] == 0:
-        K, D = prepared.mu_c.shape
+        K, D = prepared.n_components, prepared.shift.shape[0]
         return empty_stats(K, D, prepared.covariance_type, np, "cpu")
     with use_backend(backend):  # the client's choice, in the worker's process too
         return select_backend(block).batch_statistics(block, weight, prepared, inv_temp)

@@ -205,8 +205,6 @@ def _em_step(state, X, w, config, temperature, forgetting_rate, rng, backend, ho
                                  1.0 / temperature)
     if hooks.reduce is not None:
         stats = hooks.reduce(stats)
-    new = backend.m_step(state, stats, eta=forgetting_rate, forgetting=config.forgetting,
-                         covariance_type=ct, reg_covar=config.reg_covar)
     info = StepInfo(
         loglik=stats.loglik,
         weight=stats.weight,
@@ -216,6 +214,9 @@ def _em_step(state, X, w, config, temperature, forgetting_rate, rng, backend, ho
         temperature=temperature,
         forgetting_rate=forgetting_rate,
     )
+    # (the step's own statistics: the M-step makes the new means and moment in their arrays)
+    new = backend.m_step(state, stats, eta=forgetting_rate, forgetting=config.forgetting,
+                         covariance_type=ct, reg_covar=config.reg_covar, consume=True)
     return new, info
 
 

@@ -7,7 +7,9 @@ chunk, so the working memory is bounded by scikit-learn's ``working_memory``, no
 
 Numerics: all quadratic forms are taken on data shifted by the mixture mean (so an offset of
 1e8 does not cancel), squared distances are clipped at zero, the softmax is a log-sum-exp, and
-the statistics leave each chunk as float64 centred moments merged by the pairwise rule.
+the chunks' statistics are additive sums of the shifted rows (the type's ``chunk_sums``,
+in the data's dtype or float64), added up in place and turned into float64 centred moments
+once per batch (``sums_moments``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from array_api_compat import is_numpy_namespace
 
 from .array_api import LOG_2PI, chunk_rows, device, logsumexp
 from .covariance import covariance
-from .state import BatchStats, empty_stats, merge_stats
+from .state import BatchStats, empty_stats
 
 
 @dataclass(frozen=True)
@@ -31,13 +33,17 @@ class Prepared:
     covariance_type: str
     shift: Any  # (D,) float64: the mixture mean
     shift_dt: Any  # (D,) data dtype
-    mu_c: Any  # (K, D) means minus shift
-    prec_chol: Any
+    mu_c: Any  # (K, D) means minus shift (None unless the type's E_STEP_NEEDS "means")
+    prec_chol: Any  # the precision factors (None unless it needs "factors")
     const: Any  # (K,) log pi_k + log|U_k| - D/2 log 2 pi (-inf for weightless components;
     #             the variational mixture's expected log-weights in place of log pi_k)
     rhs: Any  # right-hand side of the one big matmul (or None for full)
     b: Any  # (K,)
     s: Any  # (K,)
+
+    @property
+    def n_components(self) -> int:
+        return self.const.shape[0]
 
 
 def prepare(weights, means, prec_chol, covariance_type: str, dtype, xp,
@@ -66,8 +72,8 @@ def prepare(weights, means, prec_chol, covariance_type: str, dtype, xp,
         covariance_type,
         shift,
         xp.astype(shift, dtype),
-        xp.astype(mu_c64, dtype),
-        xp.astype(prec_chol, dtype),
+        xp.astype(mu_c64, dtype) if "means" in cov.E_STEP_NEEDS else None,
+        xp.astype(prec_chol, dtype) if "factors" in cov.E_STEP_NEEDS else None,
         xp.astype(const64, dtype),
         rhs,
         b,
@@ -127,12 +133,13 @@ def _chunks(n_samples: int, n_components: int, n_features: int, itemsize: int,
 def _pieces(X, p: Prepared, backend):
     """``(slice, Xc, G, a)`` of every chunk of ``X``."""
     n, d = X.shape
-    K = p.mu_c.shape[0]
+    K = p.n_components
     for sl in _chunks(n, K, d, backend.chunk_itemsize(X), p.covariance_type,
                       getattr(backend, "working_memory", None)):
         Xc = X[sl, ...] - p.shift_dt
         G, a = quadratic_pieces(Xc, p, backend.xp)
         yield sl, Xc, G, a
+        del Xc, G, a  # (not held while the next chunk's are made)
 
 
 def posterior(X, p: Prepared, backend, inv_temp: float = 1.0):
@@ -140,7 +147,7 @@ def posterior(X, p: Prepared, backend, inv_temp: float = 1.0):
     n, d = X.shape
     xp = backend.xp
     resp_parts, ll_parts = [], []
-    with backend.blas_threads(n * p.mu_c.shape[0] * d):
+    with backend.blas_threads(n * p.n_components * d):
         for _, _, G, a in _pieces(X, p, backend):
             r, ll = backend.finish(G, a, p, inv_temp)
             resp_parts.append(r)
@@ -161,7 +168,7 @@ def weighted_log_density(X, p: Prepared, backend):
     """``log pi_k + log N(x_n | mu_k, Sigma_k)`` for every row and component."""
     n, d = X.shape
     parts = []
-    with backend.blas_threads(n * p.mu_c.shape[0] * d):
+    with backend.blas_threads(n * p.n_components * d):
         for _, _, G, a in _pieces(X, p, backend):
             parts.append(backend.finish(G, a, p, 1.0, softmax=False)[0])
     return parts[0] if len(parts) == 1 else backend.xp.concat(parts, axis=0)
@@ -170,7 +177,8 @@ def weighted_log_density(X, p: Prepared, backend):
 def chunked_statistics(X, w, p: Prepared, inv_temp: float, backend,
                        on_log_density: Any = None) -> BatchStats:
     """E-step at temperature ``1 / inv_temp`` and the batch's weighted sufficient statistics,
-    chunk by chunk, merged by the pairwise rule.
+    chunk by chunk (each chunk's sums added to the first's in place, so the statistics'
+    memory is one chunk's, whatever the number of chunks).
 
     ``w`` is the (n,) sample weight in the data's dtype. The returned masses, means and
     centred moments are float64; the log-likelihood is taken at T = 1.
@@ -181,6 +189,17 @@ def chunked_statistics(X, w, p: Prepared, inv_temp: float, backend,
     """
     return _chunked(X, w, p, inv_temp, backend, entropy=False,
                     on_log_density=on_log_density)[0]
+
+
+def state_statistics(state, covariance_type: str, X, w, inv_temp: float, backend,
+                     on_log_density: Any = None) -> BatchStats:
+    """:func:`chunked_statistics` of the state's own layout, which goes (the data-dtype
+    copies of the means and factors) before the sums are made into moments: a large
+    mixture's step holds one of the two at a time."""
+    total, _, layout = _accumulate(
+        X, w, state_prepared(state, covariance_type, X.dtype, backend.xp), inv_temp,
+        backend, False, on_log_density)
+    return _stats(total, X, layout, backend.xp)
 
 
 def statistics_and_entropy(X, w, p: Prepared, backend,
@@ -194,12 +213,21 @@ def statistics_and_entropy(X, w, p: Prepared, backend,
 
 def _chunked(X, w, p: Prepared, inv_temp: float, backend, entropy: bool,
              on_log_density: Any = None) -> tuple:
+    total, h, layout = _accumulate(X, w, p, inv_temp, backend, entropy, on_log_density)
+    return _stats(total, X, layout, backend.xp), h
+
+
+def _accumulate(X, w, p: Prepared, inv_temp: float, backend, entropy: bool,
+                on_log_density: Any) -> tuple:
+    """``(sums, entropy, (covariance type, shift, K))``: the E-step's chunks' additive sums
+    (:func:`_sums`; the first chunk's arrays, the others added in place: one chunk's
+    memory whatever the number of chunks), or None for no rows."""
     n, d = X.shape
-    K = p.mu_c.shape[0]
     xp = backend.xp
-    total = empty_stats(K, d, p.covariance_type, xp, device(X))
+    cov = covariance(p.covariance_type)
+    total = None
     h = 0.0
-    with backend.blas_threads(n * K * d):
+    with backend.blas_threads(n * p.n_components * d):
         for sl, Xc, G, a in _pieces(X, p, backend):
             if on_log_density is None:
                 R, ll = backend.finish(G, a, p, inv_temp)
@@ -207,18 +235,22 @@ def _chunked(X, w, p: Prepared, inv_temp: float, backend, entropy: bool,
                 logp = backend.finish(G, a, p, 1.0, softmax=False)[0]
                 on_log_density(sl, logp)
                 R, ll = backend.soften(logp, inv_temp)  # (the rows' softmax of finish)
-            part = chunk_statistics(Xc, w[sl], R, ll, p, xp)
-            total = merge_stats(total, part, p.covariance_type, xp)
+                del logp
+            part = _sums(Xc, w[sl], R, ll, cov, xp)
+            total = part if total is None else _add_sums(total, part)
             if entropy:
                 R64 = xp.astype(R, xp.float64)
                 r_log_r = xp.where(R64 > 0, R64 * xp.log(xp.where(R64 > 0, R64, 1.0)), 0.0)
                 h -= float(xp.sum(xp.astype(w[sl], xp.float64) * xp.sum(r_log_r, axis=1)))
-    return total, h
+            del Xc, G, a, R, part  # (a chunk's arrays go before the next chunk's are made)
+    return total, h, (p.covariance_type, p.shift, p.n_components)
 
 
 def chunk_statistics(Xc, w, R, ll, p: Prepared, xp) -> BatchStats:
     """One chunk's :class:`BatchStats` from its shifted rows and responsibilities."""
-    return _moments(Xc, w, R, ll, p.covariance_type, p.shift, xp)
+    cov = covariance(p.covariance_type)
+    return _stats(_sums(Xc, w, R, ll, cov, xp), Xc, (p.covariance_type, p.shift,
+                                                      p.n_components), xp)
 
 
 def responsibility_statistics(X, w, R, covariance_type: str, xp) -> BatchStats:
@@ -227,25 +259,44 @@ def responsibility_statistics(X, w, R, covariance_type: str, xp) -> BatchStats:
     takes them); no log-likelihood."""
     shift = xp.mean(xp.astype(X, xp.float64), axis=0)
     Xc = X - xp.astype(shift, X.dtype)
-    return _moments(Xc, w, xp.astype(R, X.dtype), None, covariance_type, shift, xp)
+    cov = covariance(covariance_type)
+    return _stats(_sums(Xc, w, xp.astype(R, X.dtype), None, cov, xp), X,
+                  (covariance_type, shift, R.shape[1]), xp)
 
 
-def _moments(Xc, w, R, ll, covariance_type: str, shift, xp) -> BatchStats:
+def _sums(Xc, w, R, ll, cov, xp) -> list:
+    """A chunk's additive sums: ``[mass, weight, loglik, *the type's chunk_sums]``."""
     f64 = xp.float64
-    wX = Xc * w[:, None]
-    m = xp.astype(w @ R, f64)
-    safe = xp.where(m > 0, m, xp.ones_like(m))
-    xbc, Mb = covariance(covariance_type).chunk_moments(Xc, w, wX, R, m, safe, xp)
     w64 = xp.astype(w, f64)
-    weight = xp.sum(w64)
     loglik = 0.0 if ll is None else xp.sum(w64 * xp.astype(ll, f64))
+    return [xp.astype(w @ R, f64), xp.sum(w64), loglik,
+            *cov.chunk_sums(Xc, w, Xc * w[:, None], R, xp)]
+
+
+def _add_sums(total: list, part: list) -> list:
+    """``total + part``, the arrays added to in place (``total``'s are this E-step's own)."""
+    for i, value in enumerate(part):
+        if i < 3:
+            total[i] = total[i] + value  # (0-d arrays and floats: nothing to gain in place)
+        else:
+            total[i] += value
+    return total
+
+
+def _stats(total: list | None, X, layout: tuple, xp) -> BatchStats:
+    """The :class:`BatchStats` of the rows ``X`` from their summed chunk sums (``total``,
+    emptied here; None: no rows): float64 masses, means about the origin and centred
+    moments. ``layout``: ``(covariance type, shift, K)``."""
+    covariance_type, shift, n_components = layout
+    if total is None:
+        return empty_stats(n_components, X.shape[1], covariance_type, xp, device(X))
+    m, weight, loglik, *sums = total
+    total.clear()  # (the sums go as soon as the moments are made from them)
+    safe = xp.where(m > 0, m, xp.ones_like(m))
+    xbc, Mb = covariance(covariance_type).sums_moments(tuple(sums), m, safe, xp)
+    del sums
+    xbc += shift  # (sums_moments' arrays are new: the means made in place)
     if is_numpy_namespace(xp):  # host floats; elsewhere 0-d arrays on the device (a float
         weight, loglik = float(weight), float(loglik)  # would be a host read per chunk)
-    return BatchStats(
-        mass=m,
-        mean=xbc + shift,
-        moment=Mb,
-        weight=weight,
-        loglik=loglik,
-        n_samples=int(Xc.shape[0]),
-    )
+    return BatchStats(mass=m, mean=xbc, moment=Mb, weight=weight, loglik=loglik,
+                      n_samples=int(X.shape[0]))

@@ -38,9 +38,15 @@ def m_step(
     covariance_type: str,
     reg_covar: float,
     backend: Any,
+    consume: bool = False,
 ) -> MixtureState:
     """Fold a batch's statistics into the state with forgetting; a new state (``state`` is
-    never modified). ``backend`` computes the precision factors."""
+    never modified). ``backend`` computes the precision factors.
+
+    ``consume``: ``stats``' mean and moment are the caller's own, not used after this call
+    (a step's fresh statistics): the new means and moment are made in them, in place, so the
+    step holds no further (K, D) arrays for them (the memory of a large mixture's step).
+    """
     xp = backend.xp
     cov = covariance(covariance_type)
     rho, rho_time = forgetting_factors(stats, eta, forgetting, xp)
@@ -49,21 +55,31 @@ def m_step(
     n_new = rho * n_old + m
     has = n_new > 0
     safe = xp.where(has, n_new, xp.ones_like(n_new))
-    d = stats.mean - state.means
     got = m > 0
     step = xp.where(got, m / safe, xp.zeros_like(m))
-    means = state.means + d * step[:, None]
     coef = xp.where(got, rho * n_old * (m / safe), xp.zeros_like(m))  # (m / safe <= 1)
-    moment = (cov.scale_moment(state.moment, rho, rho_time) + stats.moment
-              + cov.outer_term(d, coef, xp))
+    if consume:  # d and then the new means in the statistics' own array
+        d = stats.mean
+        d -= state.means
+        moment = stats.moment
+        moment += cov.scale_moment(state.moment, rho, rho_time)
+    else:
+        d = stats.mean - state.means
+        moment = cov.scale_moment(state.moment, rho, rho_time) + stats.moment
+    del stats
+    moment += cov.outer_term(d, coef, xp)
+    d *= step[:, None]  # the new means: state.means + d * step, in d's array
+    d += state.means
+    means = d
+    del d
     tied_mass = cov.fold_tied_mass(state.tied_mass, rho_time, m, xp)
     nu = rho_time * state.nu + m
     nu_total = xp.sum(nu)
     positive = nu_total > 0  # (selected on the device: no host read)
     weights = xp.where(positive, nu / xp.where(positive, nu_total, xp.ones_like(nu_total)),
                        state.weights)
-    covariances = cov.covariances_from_moments(moment, n_new, tied_mass, reg_covar, xp)
-    covariances = cov.keep_where_empty(covariances, state.covariances, has, tied_mass, xp)
+    covariances = cov.covariances_from_moments(moment, n_new, tied_mass, reg_covar,
+                                               state.covariances, has, xp)
     return state.replace(
         weights=weights,
         means=means,

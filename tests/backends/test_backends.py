@@ -70,8 +70,79 @@ def test_finish_and_statistics_equal_the_reference(covariance_type, dtype, inv_t
 def test_all_finite_agrees():
     fast, ref = _backends(np.zeros(1))
     for a in (np.ones((3, 4)), np.array([1.0, np.nan]), np.array([np.inf]),
-              np.ones((4, 3), dtype=np.float32).T):
-        assert fast.all_finite(a) == ref.all_finite(a) == bool(np.isfinite(a).all())
+              np.array([-np.inf, 1.0]), np.array([np.nan, np.inf, -np.inf]),
+              np.full(5, np.nan), np.array([np.finfo(np.float64).max, -1e308]),
+              np.ones((4, 3), dtype=np.float32).T, np.zeros((0, 3)), np.arange(4),
+              np.array([True, False])):
+        assert fast.all_finite(a) == ref.all_finite(a) == bool(np.isfinite(a).all()), a
+    torch = pytest.importorskip("torch", reason="torch is the torch extra")
+    with core.use_backend("reference"):
+        on_torch = core.select_backend(torch.zeros(1))
+    for a in (torch.tensor([1.0, float("nan")]), torch.tensor([[2.0], [float("-inf")]]),
+              torch.ones(3, dtype=torch.float32), torch.zeros(0)):
+        assert bool(on_torch.finite_flag(a)) == bool(torch.isfinite(a).all())
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_statistics_over_many_chunks_equal_one_chunk(covariance_type, dtype):
+    """The reference E-step's chunks' sums, added up in place (one chunk's memory), are the
+    statistics of the batch in one chunk, to rounding."""
+    X, _, _ = blobs(n=300, K=4, D=5, seed=3)
+    X = X.astype(dtype)
+    model = OnlineGaussianMixture(4, covariance_type=covariance_type, random_state=0)
+    model.partial_fit(X[:150])
+    w = np.random.default_rng(1).uniform(0, 2, len(X)).astype(dtype)
+    row_bytes = core.covariance(covariance_type).row_bytes(4, 5, 8)
+    chunks = []
+    results = []
+    for working_memory in (None, 11 * row_bytes / 2**20):  # one chunk, and chunks of 11 rows
+        with core.use_backend("reference"):
+            ref = core.select_backend(X, working_memory=working_memory)
+        results.append(ref.state_statistics(
+            model._state, covariance_type, X, w, 0.7,
+            on_log_density=lambda rows, logp: chunks.append(rows)))
+    assert len(chunks) == 1 + 28
+    one, many = results
+    # (float32: the raw sums' rounding, as between the two backends above; from one chunk
+    # the centred moments are no more exact than from 28)
+    rtol = 2e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(many.mass, one.mass, rtol=rtol)
+    np.testing.assert_allclose(many.mean, one.mean, rtol=rtol, atol=rtol)
+    scale = float(np.sum(w[:, None] * np.asarray(X, np.float64) ** 2))
+    np.testing.assert_allclose(many.moment, one.moment, rtol=rtol, atol=rtol * scale * 1e-3)
+    assert many.loglik == pytest.approx(one.loglik, rel=rtol)
+    assert many.weight == pytest.approx(one.weight, rel=1e-12)
+    assert many.n_samples == one.n_samples == len(X)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_an_m_step_made_in_the_statistics_arrays_is_the_same_step(covariance_type):
+    """``m_step(..., consume=True)`` (the step's own statistics, made into the new means and
+    moment in place) gives the same state, to the bit, as the M-step that leaves them be;
+    neither changes the state, and the latter not the statistics."""
+    import copy
+
+    X, _, _ = blobs(n=300, K=4, D=5, seed=3)
+    model = OnlineGaussianMixture(4, covariance_type=covariance_type, random_state=0)
+    model.partial_fit(X[:150])
+    state = model._state
+    before = copy.deepcopy(state)
+    with core.use_backend("reference"):
+        ref = core.select_backend(X)
+    kw = dict(eta=0.05, forgetting="responsibility", covariance_type=covariance_type,
+              reg_covar=1e-6)
+    kept = ref.state_statistics(state, covariance_type, X[150:], np.ones(150), 1.0)
+    kept_copy = copy.deepcopy(kept)
+    own = ref.state_statistics(state, covariance_type, X[150:], np.ones(150), 1.0)
+    a = ref.m_step(state, kept, **kw)
+    b = ref.m_step(state, own, consume=True, **kw)
+    for name in core.STATE_FIELDS:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        np.testing.assert_array_equal(getattr(state, name), getattr(before, name))
+    np.testing.assert_array_equal(kept.mean, kept_copy.mean)
+    np.testing.assert_array_equal(kept.moment, kept_copy.moment)
+    assert b.means is own.mean  # (made in place)
 
 
 @pytest.mark.parametrize("covariance_type", TYPES)

@@ -11,12 +11,17 @@ a CUDA call does:
   ``TorchFunctionMode``: ``tolist`` reaches no aten op);
 - ``torch.tensor``/``as_tensor``/``asarray``/``from_numpy`` of host data: on a GPU a
   host-to-device copy (a blocking one from pageable memory).
+
+:class:`PeakStorage` measures the memory a call holds at its peak the same way: the bytes
+of the storages its ops create that are alive at once (what ``torch.cuda.max_memory_allocated``
+counts on a GPU, less the allocator's rounding), exactly, whatever the machine.
 """
 
 from __future__ import annotations
 
 import collections
 import traceback
+import weakref
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -86,3 +91,32 @@ class DeviceCalls:
     @property
     def ops(self) -> int:
         return self._dispatch.ops
+
+
+class PeakStorage(TorchDispatchMode):
+    """Context manager: ``peak`` (bytes), the most storage held at once by the tensors the
+    ops inside it created (a storage counted once, freed when its last tensor goes)."""
+
+    def __enter__(self) -> PeakStorage:
+        self.live: dict[int, int] = {}
+        self.current = 0
+        self.peak = 0
+        return super().__enter__()
+
+    def _free(self, key: int) -> None:
+        self.current -= self.live.pop(key, 0)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in (out if isinstance(out, (tuple, list)) else (out,)):
+            if not isinstance(t, torch.Tensor):
+                continue
+            storage = t.untyped_storage()
+            key, n = storage.data_ptr(), storage.nbytes()
+            if n == 0 or key in self.live:
+                continue
+            self.live[key] = n
+            self.current += n
+            self.peak = max(self.peak, self.current)
+            weakref.finalize(storage, self._free, key)
+        return out

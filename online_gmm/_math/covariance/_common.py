@@ -22,6 +22,26 @@ def safe(mass: Any, xp: Any) -> Any:
     return xp.where(mass > 0, mass, xp.ones_like(mass))
 
 
+def elementwise_covariances_from_moments(moment: Any, mass: Any, tied_mass: Any,
+                                        reg_covar: float, old: Any, has_mass: Any,
+                                        xp: Any) -> Any:
+    """``moment / mass + reg_covar``, and ``old`` where a component has no mass (``diag``,
+    ``spherical``): one new array, made in place (the same values as dividing and then
+    choosing)."""
+    def rows(v):  # (K,) against the covariances' rows
+        return xp.reshape(v, (v.shape[0],) + (1,) * (moment.ndim - 1))
+
+    out = xp.where(rows(has_mass), moment, old)
+    out /= rows(xp.where(has_mass, mass, xp.ones_like(mass)))
+    out += rows(xp.where(has_mass, xp.full_like(mass, reg_covar), xp.zeros_like(mass)))
+    return out
+
+
+def row_sq_norms(x: Any, xp: Any) -> Any:
+    """``sum(x * x, axis=1)`` of a (K, D) array without a (K, D) temporary (one reduction)."""
+    return xp.linalg.vector_norm(x, axis=1) ** 2
+
+
 def eye(d: int, like: Any, xp: Any) -> Any:
     return xp.eye(d, dtype=like.dtype, device=device(like))
 
@@ -55,7 +75,9 @@ def elementwise_precision_cholesky(covariances: Any, xp: Any, factor: Any = None
     caller that checks the finiteness of the result later, without a host read now)."""
     if check and bool(xp.any(covariances <= 0.0)):
         raise ValueError(PD_MSG)
-    return 1.0 / xp.sqrt(covariances)
+    out = xp.sqrt(covariances)
+    out **= -1.0  # (1 / sqrt in place: the same values, no second array)
+    return out
 
 
 def live_weights(state: Any, xp: Any) -> Any:
@@ -108,11 +130,6 @@ def row_bytes(n_components: int, n_features: int, itemsize: int) -> int:
     """Working memory of one row of an E-step chunk: its (K,) log-densities and
     responsibilities and its (D,) shifted copies (``full`` adds its per-component ones)."""
     return itemsize * (3 * n_components + 4 * n_features)
-
-
-def chunk_mean(R: Any, wX: Any, s: Any, xp: Any) -> Any:
-    """Float64 responsibility-weighted means of a chunk (about the chunk's shift)."""
-    return xp.astype(R.T @ wX, xp.float64) / s[:, None]
 
 
 def per_component(value: Any, shape: tuple, xp: Any) -> Any:

@@ -18,9 +18,11 @@ from ._common import (
     live_weights,
     per_component,
     row_bytes,
+    row_sq_norms,
     safe,
     seed_per_component,
 )
+from ._common import elementwise_covariances_from_moments as covariances_from_moments
 from ._common import elementwise_covariances_from_precisions as covariances_from_precisions
 from ._common import elementwise_has_spread as has_spread
 from ._common import elementwise_precision_cholesky as precision_cholesky
@@ -36,9 +38,15 @@ from ._common import unchanged_tied_mass as fold_tied_mass
 #: The numba kernels' code for ``diag`` (see ``online_gmm._backends.kernels``).
 KERNEL_KIND = 0
 
+#: What :func:`quadratic_pieces` reads of :class:`~online_gmm._math.estep.Prepared` besides
+#: ``rhs``: its data-dtype copies of the centred means (``"means"``) and of the precision
+#: factors (``"factors"``); those it does not read are not made.
+E_STEP_NEEDS: tuple[str, ...] = ()
+
 __all__ = [
-    "row_bytes",
-    "covariances_from_precisions", "degrees_of_freedom", "fold_tied_mass", "has_spread",
+    "row_bytes", "safe",
+    "covariances_from_moments", "covariances_from_precisions", "degrees_of_freedom",
+    "fold_tied_mass", "has_spread",
     "initial_moment", "moved_moment", "precision_cholesky", "precisions_from_cholesky",
     "regularised", "reordered", "unregularised",
 ]
@@ -76,9 +84,17 @@ def check_precisions(precisions: np.ndarray) -> None:
 # ---------------------------------------------------------------------- the E-step
 def layout(mu_c64: Any, prec_chol: Any, dtype: Any, xp: Any) -> tuple:
     """``q = [x*x, x] @ [prec; -2 mu prec] + |mu|^2_prec``: one product for all components."""
-    prec = prec_chol * prec_chol
-    rhs = xp.astype(xp.concat([prec, -2.0 * mu_c64 * prec], axis=1), dtype).T  # (2D, K)
-    b = xp.astype(xp.sum(mu_c64 * mu_c64 * prec, axis=1), dtype)
+    # (one (K, D) float64 temporary at a time: a large mixture's layout in bounded memory)
+    t = mu_c64 * prec_chol
+    b = xp.astype(row_sq_norms(t, xp), dtype)  # |mu|^2_prec
+    t *= prec_chol
+    t *= -2.0
+    right = xp.astype(t, dtype)  # -2 mu prec
+    del t
+    t = prec_chol * prec_chol
+    left = xp.astype(t, dtype)  # prec
+    del t
+    rhs = xp.concat([left, right], axis=1).T  # (2D, K)
     return rhs, b, xp.ones(mu_c64.shape[0], dtype=dtype, device=device(mu_c64))
 
 
@@ -88,29 +104,34 @@ def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
 
 
 # ---------------------------------------------------------------------- statistics
-def chunk_moments(Xc: Any, w: Any, wX: Any, R: Any, m: Any, s: Any, xp: Any) -> tuple:
-    """First and second moments in one product: ``R^T [w x, w x*x]``."""
-    d = Xc.shape[1]
-    S = xp.astype(R.T @ xp.concat([wX, wX * Xc], axis=1), xp.float64)
-    xbc = S[:, :d] / s[:, None]
-    return xbc, xp.maximum(S[:, d:] - m[:, None] * xbc * xbc, xp.zeros_like(xbc))
+def chunk_sums(Xc: Any, w: Any, wX: Any, R: Any, xp: Any) -> tuple:
+    """First and second raw sums in one product, in the data's dtype: ``R^T [w x, w x*x]``."""
+    return (R.T @ xp.concat([wX, wX * Xc], axis=1),)
+
+
+def sums_moments(sums: tuple, m: Any, s: Any, xp: Any) -> tuple:
+    """``(means, centred sums of squares)`` in float64 from :func:`chunk_sums`' (summed):
+    new arrays, made in place (at most one (K, D) temporary)."""
+    S = sums[0]
+    d = S.shape[1] // 2
+    xbc = xp.astype(S[:, :d], xp.float64, copy=True)
+    xbc /= s[:, None]
+    Mb = xp.astype(S[:, d:], xp.float64, copy=True)
+    t = m[:, None] * xbc
+    t *= xbc
+    Mb -= t
+    del t
+    return xbc, xp.maximum(Mb, xp.zeros_like(m)[:, None])
 
 
 def outer_term(d: Any, coef: Any, xp: Any) -> Any:
-    return coef[:, None] * d * d
+    out = coef[:, None] * d
+    out *= d
+    return out
 
 
 def scale_moment(moment: Any, rho: Any, rho_time: float) -> Any:
     return rho[:, None] * moment
-
-
-def covariances_from_moments(moment: Any, mass: Any, tied_mass: Any, reg_covar: float,
-                             xp: Any) -> Any:
-    return moment / safe(mass, xp)[:, None] + reg_covar
-
-
-def keep_where_empty(new: Any, old: Any, has_mass: Any, tied_mass: Any, xp: Any) -> Any:
-    return xp.where((~has_mass)[:, None], old, new)
 
 
 # ---------------------------------------------------------------------- seeding

@@ -16,7 +16,6 @@ from ._common import (
     check_prior_shape,
     check_prior_spd,
     check_spd,
-    chunk_mean,
     eye,
     live_weights,
     per_component,
@@ -38,6 +37,11 @@ from ._common import upper_factor as precision_cholesky
 
 #: No block kernel: the numba backend runs ``full`` chunk by chunk (BLAS + the row kernel).
 KERNEL_KIND = None
+
+#: What :func:`quadratic_pieces` reads of :class:`~online_gmm._math.estep.Prepared` besides
+#: ``rhs``: its data-dtype copies of the centred means (``"means"``) and of the precision
+#: factors (``"factors"``); those it does not read are not made.
+E_STEP_NEEDS: tuple[str, ...] = ("means", "factors")
 
 __all__ = [
     "covariances_from_precisions", "degrees_of_freedom", "fold_tied_mass", "has_spread",
@@ -106,16 +110,24 @@ def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
 
 
 # ---------------------------------------------------------------------- statistics
-def chunk_moments(Xc: Any, w: Any, wX: Any, R: Any, m: Any, s: Any, xp: Any) -> tuple:
-    """``(means, scatters)`` of a chunk about its shift; the scatters in float64."""
+def chunk_sums(Xc: Any, w: Any, wX: Any, R: Any, xp: Any) -> tuple:
+    """``(m, S1, T)`` in float64: ``m_k = sum_n w_n r_nk``, ``S1_k = sum_n w_n r_nk x``
+    and the raw scatters ``T_k = sum_n w_n r_nk x x^T`` (one batched product of the
+    (K, n, D) rows scaled by ``sqrt(w r)``), of rows shifted by the mixture mean."""
     f64 = xp.float64
-    xbc = chunk_mean(R, wX, s, xp)
     Xc64 = xp.astype(Xc, f64)
     wR = xp.astype(w, f64)[:, None] * xp.astype(R, f64)
-    # (K, n, D) residuals about each component's chunk mean, scaled by sqrt(w r): one
-    # batched product gives every component's centred scatter
-    Y = (Xc64[None, :, :] - xbc[:, None, :]) * xp.sqrt(xp.permute_dims(wR, (1, 0)))[:, :, None]
-    return xbc, xp.matrix_transpose(Y) @ Y
+    Y = Xc64[None, :, :] * xp.sqrt(xp.permute_dims(wR, (1, 0)))[:, :, None]
+    return xp.sum(wR, axis=0), wR.T @ Xc64, xp.matrix_transpose(Y) @ Y
+
+
+def sums_moments(sums: tuple, m: Any, s: Any, xp: Any) -> tuple:
+    """``(means, scatters)``: ``T_k - m_k xb_k xb_k^T``, symmetrised, in float64 (the
+    sums' own float64 masses: ``m`` and ``s`` are not used)."""
+    m64, S1, T = sums
+    xbc = S1 / safe(m64, xp)[:, None]
+    Mb = T - (m64[:, None] * xbc)[:, :, None] * xbc[:, None, :]
+    return xbc, 0.5 * (Mb + xp.matrix_transpose(Mb))
 
 
 def outer_term(d: Any, coef: Any, xp: Any) -> Any:
@@ -128,12 +140,9 @@ def scale_moment(moment: Any, rho: Any, rho_time: float) -> Any:
 
 
 def covariances_from_moments(moment: Any, mass: Any, tied_mass: Any, reg_covar: float,
-                             xp: Any) -> Any:
-    return regularised_scatter(moment / safe(mass, xp)[:, None, None], reg_covar, xp)
-
-
-def keep_where_empty(new: Any, old: Any, has_mass: Any, tied_mass: Any, xp: Any) -> Any:
-    """Components without mass keep their previous covariance."""
+                             old: Any, has_mass: Any, xp: Any) -> Any:
+    """The regularised scatters over the masses; components without mass keep ``old``."""
+    new = regularised_scatter(moment / safe(mass, xp)[:, None, None], reg_covar, xp)
     return xp.where((~has_mass)[:, None, None], old, new)
 
 

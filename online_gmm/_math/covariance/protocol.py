@@ -13,6 +13,7 @@ class CovarianceType(Protocol):
     """A covariance parametrisation's math (functions of a module)."""
 
     KERNEL_KIND: int | None  # its code in the numba kernels (None: no block kernel)
+    E_STEP_NEEDS: tuple[str, ...]  # the Prepared copies its quadratic_pieces reads
 
     def check_covariance_prior(self, prior: Any, n_features: Any) -> Any: ...
 
@@ -20,10 +21,11 @@ class CovarianceType(Protocol):
 
     def check_prior_shape(self, prior: Any, shape: Any, name: Any) -> Any: ...
 
-    def chunk_moments(self, Xc: Any, w: Any, wX: Any, R: Any, m: Any, s: Any, xp: Any) -> Any: ...
+    def chunk_sums(self, Xc: Any, w: Any, wX: Any, R: Any, xp: Any) -> Any: ...
 
     def covariances_from_moments(
-        self, moment: Any, mass: Any, tied_mass: Any, reg_covar: Any, xp: Any
+        self, moment: Any, mass: Any, tied_mass: Any, reg_covar: Any, old: Any, has_mass: Any,
+        xp: Any
     ) -> Any: ...
 
     def covariances_from_precisions(self, precisions: Any, xp: Any) -> Any: ...
@@ -42,10 +44,6 @@ class CovarianceType(Protocol):
 
     def initial_moment(
         self, var: Any, n_components: Any, seed_mass: Any, tied_mass: Any, xp: Any
-    ) -> Any: ...
-
-    def keep_where_empty(
-        self, new: Any, old: Any, has_mass: Any, tied_mass: Any, xp: Any
     ) -> Any: ...
 
     def layout(self, mu_c64: Any, prec_chol: Any, dtype: Any, xp: Any) -> Any: ...
@@ -92,6 +90,8 @@ class CovarianceType(Protocol):
     def safe(self, mass: Any, xp: Any) -> Any: ...
 
     def scale_moment(self, moment: Any, rho: Any, rho_time: Any) -> Any: ...
+
+    def sums_moments(self, sums: Any, m: Any, s: Any, xp: Any) -> Any: ...
 
     def seed(
         self,

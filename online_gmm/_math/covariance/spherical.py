@@ -15,13 +15,14 @@ from ._common import (
     check_positive,
     check_prior_positive,
     check_prior_shape,
-    chunk_mean,
     live_weights,
     per_component,
     row_bytes,
+    row_sq_norms,
     safe,
     seed_per_component,
 )
+from ._common import elementwise_covariances_from_moments as covariances_from_moments
 from ._common import elementwise_covariances_from_precisions as covariances_from_precisions
 from ._common import elementwise_has_spread as has_spread
 from ._common import elementwise_precision_cholesky as precision_cholesky
@@ -37,9 +38,15 @@ from ._common import unchanged_tied_mass as fold_tied_mass
 #: The numba kernels' code for ``spherical`` (see ``online_gmm._backends.kernels``).
 KERNEL_KIND = 1
 
+#: What :func:`quadratic_pieces` reads of :class:`~online_gmm._math.estep.Prepared` besides
+#: ``rhs``: its data-dtype copies of the centred means (``"means"``) and of the precision
+#: factors (``"factors"``); those it does not read are not made.
+E_STEP_NEEDS: tuple[str, ...] = ()
+
 __all__ = [
-    "row_bytes",
-    "covariances_from_precisions", "degrees_of_freedom", "fold_tied_mass", "has_spread",
+    "row_bytes", "safe",
+    "covariances_from_moments", "covariances_from_precisions", "degrees_of_freedom",
+    "fold_tied_mass", "has_spread",
     "initial_moment", "moved_moment", "precision_cholesky", "precisions_from_cholesky",
     "regularised", "reordered", "unregularised",
 ]
@@ -77,8 +84,10 @@ def check_precisions(precisions: np.ndarray) -> None:
 # ---------------------------------------------------------------------- the E-step
 def layout(mu_c64: Any, prec_chol: Any, dtype: Any, xp: Any) -> tuple:
     """``q = s (|x|^2 - 2 x mu^T + |mu|^2)`` with ``s = 1 / variance`` per component."""
-    rhs = xp.astype(-2.0 * mu_c64, dtype).T
-    b = xp.astype(xp.sum(mu_c64 * mu_c64, axis=1), dtype)
+    rhs = xp.astype(mu_c64, dtype, copy=True)
+    rhs *= -2.0  # (exact: the same as rounding -2 mu)
+    b = xp.astype(row_sq_norms(mu_c64, xp), dtype)
+    rhs = rhs.T
     return rhs, b, xp.astype(prec_chol * prec_chol, dtype)
 
 
@@ -87,28 +96,26 @@ def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
 
 
 # ---------------------------------------------------------------------- statistics
-def chunk_moments(Xc: Any, w: Any, wX: Any, R: Any, m: Any, s: Any, xp: Any) -> tuple:
-    d = Xc.shape[1]
-    xbc = chunk_mean(R, wX, s, xp)
-    s2 = xp.astype(xp.sum(wX * Xc, axis=1) @ R, xp.float64)
-    return xbc, xp.maximum(s2 - m * xp.sum(xbc * xbc, axis=1), xp.zeros_like(m)) / d
+def chunk_sums(Xc: Any, w: Any, wX: Any, R: Any, xp: Any) -> tuple:
+    """``(R^T w x, R^T w |x|^2)`` in the data's dtype."""
+    return R.T @ wX, xp.sum(wX * Xc, axis=1) @ R
+
+
+def sums_moments(sums: tuple, m: Any, s: Any, xp: Any) -> tuple:
+    """``(means, centred sums of squares / D)`` in float64 from :func:`chunk_sums`'."""
+    S1, s2 = sums
+    xbc = xp.astype(S1, xp.float64, copy=True)  # (new arrays, made in place: no (K, D) temporary)
+    xbc /= s[:, None]
+    s2 = xp.astype(s2, xp.float64)
+    return xbc, xp.maximum(s2 - m * row_sq_norms(xbc, xp), xp.zeros_like(m)) / S1.shape[1]
 
 
 def outer_term(d: Any, coef: Any, xp: Any) -> Any:
-    return coef * xp.sum(d * d, axis=1) / d.shape[1]
+    return coef * row_sq_norms(d, xp) / d.shape[1]
 
 
 def scale_moment(moment: Any, rho: Any, rho_time: float) -> Any:
     return rho * moment
-
-
-def covariances_from_moments(moment: Any, mass: Any, tied_mass: Any, reg_covar: float,
-                             xp: Any) -> Any:
-    return moment / safe(mass, xp) + reg_covar
-
-
-def keep_where_empty(new: Any, old: Any, has_mass: Any, tied_mass: Any, xp: Any) -> Any:
-    return xp.where(~has_mass, old, new)
 
 
 # ---------------------------------------------------------------------- seeding

@@ -31,6 +31,11 @@ from ._common import upper_factor as precision_cholesky
 #: The numba kernels' code for ``tied`` (see ``online_gmm._backends.kernels``).
 KERNEL_KIND = 2
 
+#: What :func:`quadratic_pieces` reads of :class:`~online_gmm._math.estep.Prepared` besides
+#: ``rhs``: its data-dtype copies of the centred means (``"means"``) and of the precision
+#: factors (``"factors"``); those it does not read are not made.
+E_STEP_NEEDS: tuple[str, ...] = ("factors",)
+
 __all__ = [
     "row_bytes",
     "covariances_from_precisions", "has_spread", "precision_cholesky", "regularised",
@@ -102,18 +107,23 @@ def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
 
 
 # ---------------------------------------------------------------------- statistics
-def chunk_moments(Xc: Any, w: Any, wX: Any, R: Any, m: Any, s: Any, xp: Any) -> tuple:
-    """``(means, pooled scatter)``, every piece in float64 from the responsibilities as
-    they are: ``T2 - sum_k S1_k S1_k^T / m_k`` with ``T2 = sum_n w_n (sum_k r_nk) x x^T``
-    is then a sum of per-component scatters, positive semi-definite up to float64 rounding
-    (from float32 sums the difference of two large terms is indefinite by float32
-    rounding). O(n K D + n D^2), cheap next to the E-step."""
+def chunk_sums(Xc: Any, w: Any, wX: Any, R: Any, xp: Any) -> tuple:
+    """``(m, S1, T2)``, every piece in float64 from the responsibilities as they are:
+    ``m_k = sum_n w_n r_nk``, ``S1_k = sum_n w_n r_nk x``, ``T2 = sum_n w_n (sum_k r_nk)
+    x x^T``. O(n K D + n D^2), cheap next to the E-step."""
     f64 = xp.float64
     Xc64 = xp.astype(Xc, f64)
     wR = xp.astype(w, f64)[:, None] * xp.astype(R, f64)
-    m64 = xp.sum(wR, axis=0)
-    xbc = (wR.T @ Xc64) / safe(m64, xp)[:, None]
-    T2 = (Xc64 * xp.sum(wR, axis=1)[:, None]).T @ Xc64
+    return (xp.sum(wR, axis=0), wR.T @ Xc64,
+            (Xc64 * xp.sum(wR, axis=1)[:, None]).T @ Xc64)
+
+
+def sums_moments(sums: tuple, m: Any, s: Any, xp: Any) -> tuple:
+    """``(means, pooled scatter)``: ``T2 - sum_k S1_k S1_k^T / m_k`` is a sum of
+    per-component scatters, positive semi-definite up to float64 rounding (from float32
+    sums the difference of two large terms is indefinite by float32 rounding)."""
+    m64, S1, T2 = sums
+    xbc = S1 / safe(m64, xp)[:, None]
     Mb = T2 - (xbc * m64[:, None]).T @ xbc
     return xbc, 0.5 * (Mb + Mb.T)
 
@@ -133,12 +143,9 @@ def fold_tied_mass(tied_mass: Any, rho_time: float, mass: Any, xp: Any) -> Any:
 
 
 def covariances_from_moments(moment: Any, mass: Any, tied_mass: Any, reg_covar: float,
-                             xp: Any) -> Any:
-    return regularised_scatter(moment / safe(tied_mass, xp)[0], reg_covar, xp)
-
-
-def keep_where_empty(new: Any, old: Any, has_mass: Any, tied_mass: Any, xp: Any) -> Any:
-    """Without pooled mass the previous covariance stays."""
+                             old: Any, has_mass: Any, xp: Any) -> Any:
+    """The regularised pooled scatter over the pooled mass; without any, ``old`` stays."""
+    new = regularised_scatter(moment / safe(tied_mass, xp)[0], reg_covar, xp)
     return xp.where(tied_mass[0] > 0, new, old)  # (on the device: no host read)
 
 
