@@ -214,9 +214,11 @@ def _em_step(state, X, w, config, temperature, forgetting_rate, rng, backend, ho
         temperature=temperature,
         forgetting_rate=forgetting_rate,
     )
-    # (the step's own statistics: the M-step makes the new means and moment in their arrays)
+    # the step's own statistics (not a hook's, which may keep or reuse its arrays): the
+    # M-step makes the new means and moment in their arrays
+    own = hooks.statistics is None and hooks.reduce is None
     new = backend.m_step(state, stats, eta=forgetting_rate, forgetting=config.forgetting,
-                         covariance_type=ct, reg_covar=config.reg_covar, consume=True)
+                         covariance_type=ct, reg_covar=config.reg_covar, consume=own)
     return new, info
 
 

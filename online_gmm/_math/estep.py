@@ -219,9 +219,9 @@ def _chunked(X, w, p: Prepared, inv_temp: float, backend, entropy: bool,
 
 def _accumulate(X, w, p: Prepared, inv_temp: float, backend, entropy: bool,
                 on_log_density: Any) -> tuple:
-    """``(sums, entropy, (covariance type, shift, K))``: the E-step's chunks' additive sums
-    (:func:`_sums`; the first chunk's arrays, the others added in place: one chunk's
-    memory whatever the number of chunks), or None for no rows."""
+    """``(sums, entropy, (covariance type, shift, K, centre))``: the E-step's chunks'
+    additive sums (:func:`_sums`; the first chunk's arrays, the others added in place, in
+    float64: one chunk's memory whatever the number of chunks), or None for no rows."""
     n, d = X.shape
     xp = backend.xp
     cov = covariance(p.covariance_type)
@@ -236,21 +236,24 @@ def _accumulate(X, w, p: Prepared, inv_temp: float, backend, entropy: bool,
                 on_log_density(sl, logp)
                 R, ll = backend.soften(logp, inv_temp)  # (the rows' softmax of finish)
                 del logp
-            part = _sums(Xc, w[sl], R, ll, cov, xp)
+            if total is not None:  # a second chunk: the total in float64 before its sums
+                _to_float64(total, xp)
+            part = _sums(Xc, w[sl], R, ll, cov, p.mu_c, xp)
             total = part if total is None else _add_sums(total, part)
             if entropy:
                 R64 = xp.astype(R, xp.float64)
                 r_log_r = xp.where(R64 > 0, R64 * xp.log(xp.where(R64 > 0, R64, 1.0)), 0.0)
                 h -= float(xp.sum(xp.astype(w[sl], xp.float64) * xp.sum(r_log_r, axis=1)))
+                del R64, r_log_r
             del Xc, G, a, R, part  # (a chunk's arrays go before the next chunk's are made)
-    return total, h, (p.covariance_type, p.shift, p.n_components)
+    return total, h, (p.covariance_type, p.shift, p.n_components, p.mu_c)
 
 
 def chunk_statistics(Xc, w, R, ll, p: Prepared, xp) -> BatchStats:
     """One chunk's :class:`BatchStats` from its shifted rows and responsibilities."""
     cov = covariance(p.covariance_type)
-    return _stats(_sums(Xc, w, R, ll, cov, xp), Xc, (p.covariance_type, p.shift,
-                                                      p.n_components), xp)
+    return _stats(_sums(Xc, w, R, ll, cov, p.mu_c, xp), Xc,
+                  (p.covariance_type, p.shift, p.n_components, p.mu_c), xp)
 
 
 def responsibility_statistics(X, w, R, covariance_type: str, xp) -> BatchStats:
@@ -259,18 +262,27 @@ def responsibility_statistics(X, w, R, covariance_type: str, xp) -> BatchStats:
     takes them); no log-likelihood."""
     shift = xp.mean(xp.astype(X, xp.float64), axis=0)
     Xc = X - xp.astype(shift, X.dtype)
-    cov = covariance(covariance_type)
-    return _stats(_sums(Xc, w, xp.astype(R, X.dtype), None, cov, xp), X,
-                  (covariance_type, shift, R.shape[1]), xp)
+    cov = covariance(covariance_type)  # (centred on the batch's own means: one chunk)
+    return _stats(_sums(Xc, w, xp.astype(R, X.dtype), None, cov, None, xp), X,
+                  (covariance_type, shift, R.shape[1], None), xp)
 
 
-def _sums(Xc, w, R, ll, cov, xp) -> list:
-    """A chunk's additive sums: ``[mass, weight, loglik, *the type's chunk_sums]``."""
+def _sums(Xc, w, R, ll, cov, centre, xp) -> list:
+    """A chunk's additive sums: ``[mass, weight, loglik, *the type's chunk_sums]``
+    (``centre``: the E-step's (K, D) means about the shift, or None; see ``chunk_sums``)."""
     f64 = xp.float64
     w64 = xp.astype(w, f64)
     loglik = 0.0 if ll is None else xp.sum(w64 * xp.astype(ll, f64))
     return [xp.astype(w @ R, f64), xp.sum(w64), loglik,
-            *cov.chunk_sums(Xc, w, Xc * w[:, None], R, xp)]
+            *cov.chunk_sums(Xc, w, Xc * w[:, None], R, centre, xp)]
+
+
+def _to_float64(total: list, xp) -> None:
+    """The first chunk's sums in the data's dtype made float64, in the list, when a second
+    chunk comes (float32 totals over many chunks would lose the centred moments' digits)."""
+    for i in range(3, len(total)):
+        if total[i].dtype != xp.float64:
+            total[i] = xp.astype(total[i], xp.float64)
 
 
 def _add_sums(total: list, part: list) -> list:
@@ -278,24 +290,37 @@ def _add_sums(total: list, part: list) -> list:
     for i, value in enumerate(part):
         if i < 3:
             total[i] = total[i] + value  # (0-d arrays and floats: nothing to gain in place)
-        else:
+        elif value.dtype == total[i].dtype:
             total[i] += value
+        else:  # float32 into float64: in row blocks, as on the CPU an add of mixed dtypes
+            n = value.shape[0]  # copies its operand to the result's dtype first
+            step = -(-n // _MIXED_ADD_BLOCKS)
+            for start in range(0, n, step):
+                block = total[i][start:start + step, ...]
+                block += value[start:start + step, ...]
     return total
+
+
+#: Row blocks of a mixed-dtype in-place add (a fixed number: the operations of a step do
+#: not grow with K; the temporary is 1 / 8 of a sum's size).
+_MIXED_ADD_BLOCKS = 8
 
 
 def _stats(total: list | None, X, layout: tuple, xp) -> BatchStats:
     """The :class:`BatchStats` of the rows ``X`` from their summed chunk sums (``total``,
     emptied here; None: no rows): float64 masses, means about the origin and centred
-    moments. ``layout``: ``(covariance type, shift, K)``."""
-    covariance_type, shift, n_components = layout
+    moments (a component without mass has mean 0, as the numba backend's). ``layout``:
+    ``(covariance type, shift, K, centre)``."""
+    covariance_type, shift, n_components, centre = layout
     if total is None:
         return empty_stats(n_components, X.shape[1], covariance_type, xp, device(X))
     m, weight, loglik, *sums = total
     total.clear()  # (the sums go as soon as the moments are made from them)
     safe = xp.where(m > 0, m, xp.ones_like(m))
-    xbc, Mb = covariance(covariance_type).sums_moments(tuple(sums), m, safe, xp)
+    xbc, Mb = covariance(covariance_type).sums_moments(tuple(sums), m, safe, centre, xp)
     del sums
-    xbc += shift  # (sums_moments' arrays are new: the means made in place)
+    xbc += shift  # (sums_moments' arrays are its own: the means made in place)
+    xbc *= xp.astype(m > 0, xp.float64)[:, None]
     if is_numpy_namespace(xp):  # host floats; elsewhere 0-d arrays on the device (a float
         weight, loglik = float(weight), float(loglik)  # would be a host read per chunk)
     return BatchStats(mass=m, mean=xbc, moment=Mb, weight=weight, loglik=loglik,

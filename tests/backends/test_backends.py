@@ -180,3 +180,109 @@ def test_both_backends_and_every_covariance_type_implement_their_interfaces():
     for name in COVARIANCE_TYPES:
         assert isinstance(covariance(name), CovarianceType), name
     assert not isinstance(np, CovarianceType)  # (the check can fail)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_many_float32_chunks_keep_the_centred_moments_digits(covariance_type):
+    """Float32 rows in 300 chunks of one row: the chunks' sums are added in float64, so the
+    centred moments keep the accuracy of the pairwise merge (in float32, totals over many
+    chunks lost about 1000x of it, from the raw sums' cancellation)."""
+    rng = np.random.default_rng(0)
+    K, D, n = 3, 4, 300
+    mu = rng.normal(size=(K, D)) * 30.0 + 1e3
+    X = (mu[rng.integers(0, K, n)] + rng.normal(size=(n, D))).astype(np.float32)
+    state = core.empty_state(K, D, covariance_type, np, "cpu").replace(
+        weights=np.full(K, 1 / K), means=mu, seeded=np.ones(K, bool),
+        covariances=core.covariance(covariance_type).identity(K, D, np, "cpu"),
+        precisions_cholesky=core.covariance(covariance_type).identity(K, D, np, "cpu"))
+    row_bytes = core.covariance(covariance_type).row_bytes(K, D, 8)
+    with core.use_backend("reference"):
+        chunked = core.select_backend(X, working_memory=row_bytes / 2**20)
+        got = chunked.state_statistics(state, covariance_type, X, np.ones(n, np.float32), 1.0)
+        exact = core.select_backend(X.astype(np.float64)).state_statistics(
+            state, covariance_type, X.astype(np.float64), np.ones(n), 1.0)
+    err = np.max(np.abs(got.moment - exact.moment) / np.abs(exact.moment))
+    assert err < 1e-5, err
+
+
+def test_full_scatters_of_far_apart_tight_components_do_not_cancel():
+    """``full``'s scatters are summed about the components' own means (the E-step's), not
+    the mixture's: components 1e3 apart with spreads of 0.01 keep their scatters to ~1e-9
+    relative (about the mixture's mean, to ~1e-7)."""
+    rng = np.random.default_rng(3)
+    K, D, n = 4, 3, 4_000
+    mu = rng.normal(size=(K, D)) * 1e3
+    sd = rng.uniform(1e-2, 1, size=(K, D))
+    z = rng.integers(0, K, n)
+    X = mu[z] + sd[z] * rng.normal(size=(n, D))
+    state = core.empty_state(K, D, "full", np, "cpu").replace(
+        weights=np.full(K, 1 / K), means=mu, seeded=np.ones(K, bool),
+        covariances=np.stack([np.diag(s**2) for s in sd]),
+        precisions_cholesky=np.stack([np.diag(1 / s) for s in sd]))
+    with core.use_backend("reference"):
+        backend = core.select_backend(X, working_memory=1.0)  # (several chunks)
+        R = np.asarray(core.posterior(X, core.state_prepared(state, "full", X.dtype, np),
+                                      backend)[0])
+        stats = backend.state_statistics(state, "full", X, np.ones(n), 1.0)
+    mean = (R.T @ X) / R.sum(0)[:, None]
+    for k in range(K):
+        want = ((X - mean[k]) * R[:, k:k + 1]).T @ (X - mean[k])
+        err = np.abs(stats.moment[k] - want).max() / np.diag(want).min()
+        assert err < 1e-9, (k, err)
+
+
+@pytest.mark.parametrize("backend_name", ["numba", "reference"])
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_a_hook_s_statistics_are_not_taken_over_by_the_m_step(backend_name, covariance_type):
+    """Statistics a ``reduce`` hook returns (read-only, or kept by the hook) are not made into
+    the new state in place, as the step's own are: the step works, the hook's arrays are
+    unchanged, and the committed state does not change with the next step."""
+    import dataclasses
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 3)) + 3 * rng.integers(0, 3, size=(256, 1))
+    with core.use_backend(backend_name):
+        backend = core.select_backend(X)
+    config = core.EMConfig(3, covariance_type=covariance_type)
+
+    def advance(state, step, hooks=core.NO_HOOKS):
+        return core.advance(state, X, np.ones(256), config=config, schedules=core.Schedules(),
+                            step=step, rng=np.random.RandomState(0), backend=backend,
+                            hooks=hooks)[0]
+
+    state = advance(core.empty_state(3, 3, covariance_type, np, "cpu"), 0)
+    kept = []
+
+    def read_only(stats):
+        arrays = {}
+        for name in ("mean", "moment"):
+            a = np.array(getattr(stats, name))
+            a.flags.writeable = False
+            arrays[name] = a
+        kept.append((arrays["mean"].copy(), arrays["moment"].copy()))
+        return dataclasses.replace(stats, **arrays)
+
+    new = advance(state, 1, core.Hooks(reduce=read_only))
+    before = {name: np.copy(getattr(new, name)) for name in core.STATE_FIELDS}
+    advance(new, 2, core.Hooks(reduce=read_only))
+    for name in core.STATE_FIELDS:
+        np.testing.assert_array_equal(getattr(new, name), before[name], err_msg=name)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_a_component_without_mass_has_a_zero_batch_mean_on_either_backend(covariance_type):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3))
+    K = 3
+    state = core.empty_state(K, 3, covariance_type, np, "cpu").replace(
+        weights=np.array([0.5, 0.5, 0.0]), means=np.array([[0.0] * 3, [1.0] * 3, [9.0] * 3]),
+        seeded=np.array([True, True, False]))
+    means = []
+    for name in ("numba", "reference"):
+        with core.use_backend(name):
+            backend = core.select_backend(X)
+        stats = backend.state_statistics(state, covariance_type, X, np.ones(50), 1.0)
+        assert stats.mass[2] == 0.0
+        means.append(stats.mean[2])
+    np.testing.assert_array_equal(means[0], np.zeros(3))
+    np.testing.assert_array_equal(means[1], np.zeros(3))

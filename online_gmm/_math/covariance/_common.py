@@ -38,8 +38,11 @@ def elementwise_covariances_from_moments(moment: Any, mass: Any, tied_mass: Any,
 
 
 def row_sq_norms(x: Any, xp: Any) -> Any:
-    """``sum(x * x, axis=1)`` of a (K, D) array without a (K, D) temporary (one reduction)."""
-    return xp.linalg.vector_norm(x, axis=1) ** 2
+    """``sum(x * x, axis=1)`` of a (K, D) array, by the ``linalg`` extension's norm where
+    the namespace has it (one reduction: PyTorch, CuPy make no (K, D) temporary)."""
+    if hasattr(xp, "linalg"):
+        return xp.linalg.vector_norm(x, axis=1) ** 2
+    return xp.sum(x * x, axis=1)
 
 
 def eye(d: int, like: Any, xp: Any) -> Any:

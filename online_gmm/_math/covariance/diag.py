@@ -104,19 +104,18 @@ def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
 
 
 # ---------------------------------------------------------------------- statistics
-def chunk_sums(Xc: Any, w: Any, wX: Any, R: Any, xp: Any) -> tuple:
-    """First and second raw sums in one product, in the data's dtype: ``R^T [w x, w x*x]``."""
-    return (R.T @ xp.concat([wX, wX * Xc], axis=1),)
+def chunk_sums(Xc: Any, w: Any, wX: Any, R: Any, centre: Any, xp: Any) -> tuple:
+    """First and second raw sums, ``(R^T w x, R^T w x*x)``, in the data's dtype."""
+    return R.T @ wX, R.T @ (wX * Xc)
 
 
-def sums_moments(sums: tuple, m: Any, s: Any, xp: Any) -> tuple:
-    """``(means, centred sums of squares)`` in float64 from :func:`chunk_sums`' (summed):
-    new arrays, made in place (at most one (K, D) temporary)."""
-    S = sums[0]
-    d = S.shape[1] // 2
-    xbc = xp.astype(S[:, :d], xp.float64, copy=True)
+def sums_moments(sums: tuple, m: Any, s: Any, centre: Any, xp: Any) -> tuple:
+    """``(means, centred sums of squares)`` in float64 from :func:`chunk_sums`' (summed;
+    the caller's, not used after: made into the means and moments in place when float64)."""
+    S1, S2 = sums
+    xbc = xp.astype(S1, xp.float64, copy=False)
     xbc /= s[:, None]
-    Mb = xp.astype(S[:, d:], xp.float64, copy=True)
+    Mb = xp.astype(S2, xp.float64, copy=False)
     t = m[:, None] * xbc
     t *= xbc
     Mb -= t

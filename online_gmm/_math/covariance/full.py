@@ -110,24 +110,38 @@ def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
 
 
 # ---------------------------------------------------------------------- statistics
-def chunk_sums(Xc: Any, w: Any, wX: Any, R: Any, xp: Any) -> tuple:
-    """``(m, S1, T)`` in float64: ``m_k = sum_n w_n r_nk``, ``S1_k = sum_n w_n r_nk x``
-    and the raw scatters ``T_k = sum_n w_n r_nk x x^T`` (one batched product of the
-    (K, n, D) rows scaled by ``sqrt(w r)``), of rows shifted by the mixture mean."""
+def chunk_sums(Xc: Any, w: Any, wX: Any, R: Any, centre: Any, xp: Any) -> tuple:
+    """``(m, S1, T)`` in float64: ``m_k = sum_n w_n r_nk``, ``S1_k = sum_n w_n r_nk x`` and
+    the scatters ``T_k = sum_n w_n r_nk (x - c_k)(x - c_k)^T`` about ``centre`` (``c``: the
+    (K, D) means the E-step's form reads, ``Prepared.mu_c``; the batch's own weighted means
+    when None), one batched product of the (K, n, D) differences scaled by ``sqrt(w r)``:
+    additive over chunks with one centre, and centred (no cancellation) near the means."""
     f64 = xp.float64
     Xc64 = xp.astype(Xc, f64)
     wR = xp.astype(w, f64)[:, None] * xp.astype(R, f64)
-    Y = Xc64[None, :, :] * xp.sqrt(xp.permute_dims(wR, (1, 0)))[:, :, None]
-    return xp.sum(wR, axis=0), wR.T @ Xc64, xp.matrix_transpose(Y) @ Y
+    m64 = xp.sum(wR, axis=0)
+    S1 = wR.T @ Xc64
+    c = _centre(S1, m64, centre, xp)
+    Y = (Xc64[None, :, :] - c[:, None, :]) * xp.sqrt(xp.permute_dims(wR, (1, 0)))[:, :, None]
+    return m64, S1, xp.matrix_transpose(Y) @ Y
 
 
-def sums_moments(sums: tuple, m: Any, s: Any, xp: Any) -> tuple:
-    """``(means, scatters)``: ``T_k - m_k xb_k xb_k^T``, symmetrised, in float64 (the
-    sums' own float64 masses: ``m`` and ``s`` are not used)."""
+def sums_moments(sums: tuple, m: Any, s: Any, centre: Any, xp: Any) -> tuple:
+    """``(means, scatters)``: ``T_k - m_k d_k d_k^T`` with ``d_k = xb_k - c_k``,
+    symmetrised, in float64 (the sums' own float64 masses: ``m`` and ``s`` are not used;
+    ``centre`` as given to :func:`chunk_sums`)."""
     m64, S1, T = sums
     xbc = S1 / safe(m64, xp)[:, None]
-    Mb = T - (m64[:, None] * xbc)[:, :, None] * xbc[:, None, :]
+    d = xbc - _centre(S1, m64, centre, xp)
+    Mb = T - (m64[:, None] * d)[:, :, None] * d[:, None, :]
     return xbc, 0.5 * (Mb + xp.matrix_transpose(Mb))
+
+
+def _centre(S1: Any, m64: Any, centre: Any, xp: Any) -> Any:
+    """The float64 centre of the scatters: ``centre``, or the means ``S1 / m``."""
+    if centre is None:
+        return S1 / safe(m64, xp)[:, None]
+    return xp.astype(centre, xp.float64)
 
 
 def outer_term(d: Any, coef: Any, xp: Any) -> Any:

@@ -96,15 +96,16 @@ def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
 
 
 # ---------------------------------------------------------------------- statistics
-def chunk_sums(Xc: Any, w: Any, wX: Any, R: Any, xp: Any) -> tuple:
+def chunk_sums(Xc: Any, w: Any, wX: Any, R: Any, centre: Any, xp: Any) -> tuple:
     """``(R^T w x, R^T w |x|^2)`` in the data's dtype."""
     return R.T @ wX, xp.sum(wX * Xc, axis=1) @ R
 
 
-def sums_moments(sums: tuple, m: Any, s: Any, xp: Any) -> tuple:
-    """``(means, centred sums of squares / D)`` in float64 from :func:`chunk_sums`'."""
-    S1, s2 = sums
-    xbc = xp.astype(S1, xp.float64, copy=True)  # (new arrays, made in place: no (K, D) temporary)
+def sums_moments(sums: tuple, m: Any, s: Any, centre: Any, xp: Any) -> tuple:
+    """``(means, centred sums of squares / D)`` in float64 from :func:`chunk_sums`' (the
+    sums are the caller's, not used after: the means may be made in their array)."""
+    S1, s2 = sums  # (the caller's own sums: made into the means in place when float64)
+    xbc = xp.astype(S1, xp.float64, copy=False)
     xbc /= s[:, None]
     s2 = xp.astype(s2, xp.float64)
     return xbc, xp.maximum(s2 - m * row_sq_norms(xbc, xp), xp.zeros_like(m)) / S1.shape[1]

@@ -107,7 +107,7 @@ def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
 
 
 # ---------------------------------------------------------------------- statistics
-def chunk_sums(Xc: Any, w: Any, wX: Any, R: Any, xp: Any) -> tuple:
+def chunk_sums(Xc: Any, w: Any, wX: Any, R: Any, centre: Any, xp: Any) -> tuple:
     """``(m, S1, T2)``, every piece in float64 from the responsibilities as they are:
     ``m_k = sum_n w_n r_nk``, ``S1_k = sum_n w_n r_nk x``, ``T2 = sum_n w_n (sum_k r_nk)
     x x^T``. O(n K D + n D^2), cheap next to the E-step."""
@@ -118,7 +118,7 @@ def chunk_sums(Xc: Any, w: Any, wX: Any, R: Any, xp: Any) -> tuple:
             (Xc64 * xp.sum(wR, axis=1)[:, None]).T @ Xc64)
 
 
-def sums_moments(sums: tuple, m: Any, s: Any, xp: Any) -> tuple:
+def sums_moments(sums: tuple, m: Any, s: Any, centre: Any, xp: Any) -> tuple:
     """``(means, pooled scatter)``: ``T2 - sum_k S1_k S1_k^T / m_k`` is a sum of
     per-component scatters, positive semi-definite up to float64 rounding (from float32
     sums the difference of two large terms is indefinite by float32 rounding)."""
