@@ -296,8 +296,11 @@ def _add_sums(total: list, part: list) -> list:
             n = value.shape[0]  # copies its operand to the result's dtype first
             step = -(-n // _MIXED_ADD_BLOCKS)
             for start in range(0, n, step):
-                block = total[i][start:start + step, ...]
-                block += value[start:start + step, ...]
+                stop = min(start + step, n)
+                # (a slice is a writeable view in NumPy, PyTorch, CuPy and array-api-strict:
+                # adding to it adds to the total; tested for each but CuPy)
+                block = total[i][start:stop, ...]
+                block += value[start:stop, ...]
     return total
 
 
