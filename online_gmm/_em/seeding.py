@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._math.array_api import (
+    RowScatter,
     asarray_like,
     blas_threads_for,
     device,
@@ -320,12 +321,13 @@ def seed_components(
     nu_value = fair if fair > 0 else float(seed_mass)
 
     vec = lambda v: xp.full((n_new,), v, dtype=f64, device=dev)  # noqa: E731
-    means = scatter_rows(state.means, comp_idx, new_means, xp)
-    mass = scatter_rows(state.mass, comp_idx, vec(float(seed_mass)), xp)
-    nu = scatter_rows(state.nu, comp_idx, vec(nu_value), xp)
-    seeded = take_index(seeded_host | mask_new, state.seeded, xp)
+    rows = RowScatter(comp_idx, K, state.means, xp)  # (one copy to the device for all)
+    means = scatter_rows(state.means, rows, new_means, xp)
+    mass = scatter_rows(state.mass, rows, vec(float(seed_mass)), xp)
+    nu = scatter_rows(state.nu, rows, vec(nu_value), xp)
+    seeded = xp.logical_or(xp.astype(state.seeded, xp.bool), rows.mask)
     moment, covariances, tied_mass = covariance(covariance_type).seed(
-        state, comp_idx, variance, seed_mass=seed_mass, reg_covar=reg_covar, first=first,
+        state, rows, variance, seed_mass=seed_mass, reg_covar=reg_covar, first=first,
         xp=xp,
     )
     # nu / sum(nu), or (no mass at all: seed_mass 0) equal weights over the seeded ones

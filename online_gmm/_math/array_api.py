@@ -98,19 +98,33 @@ def take_index(idx: np.ndarray, like: Any, xp: Any) -> Any:
     return xp.asarray(idx, device=device(like))
 
 
-def scatter_rows(old: Any, comp_idx: np.ndarray, new_rows: Any, xp: Any) -> Any:
-    """Copy of ``old`` with rows ``comp_idx`` replaced by ``new_rows`` (gathers only, so it
-    runs on any array-API namespace)."""
+class RowScatter:
+    """Where rows ``comp_idx`` (host indices, distinct) of a (K, ...) array go, on the
+    arrays' device, made once for every array a seeding writes (one host-to-device copy of
+    the (K,) sources, where each :func:`scatter_rows` of host indices made two):
+    ``source[k]`` is ``k``'s row in the new rows (``len(comp_idx)``: none), ``mask`` where
+    one goes (made from it on the device)."""
+
+    def __init__(self, comp_idx: np.ndarray, n_rows: int, like: Any, xp: Any) -> None:
+        self.comp_idx = np.asarray(comp_idx)
+        src = np.full(n_rows, len(self.comp_idx), dtype=np.int64)
+        src[self.comp_idx] = np.arange(len(self.comp_idx))
+        self.source = take_index(src, like, xp)
+        self.mask = self.source < len(self.comp_idx)
+
+    def __len__(self) -> int:
+        return len(self.comp_idx)
+
+
+def scatter_rows(old: Any, comp_idx: Any, new_rows: Any, xp: Any) -> Any:
+    """Copy of ``old`` with rows ``comp_idx`` (host indices, or a :class:`RowScatter` of
+    them) replaced by ``new_rows`` (gathers only, so it runs on any array-API namespace)."""
     K = old.shape[0]
-    src = np.full(K, len(comp_idx), dtype=np.int64)
-    src[comp_idx] = np.arange(len(comp_idx))
-    mask = np.zeros(K, dtype=bool)
-    mask[comp_idx] = True
+    rows = comp_idx if isinstance(comp_idx, RowScatter) else RowScatter(comp_idx, K, old, xp)
     pad = xp.zeros((1, *old.shape[1:]), dtype=old.dtype, device=device(old))
     stacked = xp.concat([xp.astype(new_rows, old.dtype), pad], axis=0)
-    gathered = xp.take(stacked, take_index(src, old, xp), axis=0)
-    m = take_index(mask, old, xp)
-    m = xp.reshape(m, (K,) + (1,) * (old.ndim - 1))
+    gathered = xp.take(stacked, rows.source, axis=0)
+    m = xp.reshape(rows.mask, (K,) + (1,) * (old.ndim - 1))
     return xp.where(m, gathered, old)
 
 
