@@ -193,8 +193,10 @@ def _em_step(state, X, w, config, temperature, forgetting_rate, rng, backend, ho
         state, n_seeded, n_reseeded = _seed_and_reseed(
             state, X_seed, w_seed, w_host, config, rng, backend
         )
-        # (without seeding every component is seeded already)
-        if not bool(backend.xp.any(state.seeded)):  # all weights zero, first of all
+        # (without seeding every component is seeded already; with a component seeded now,
+        # one is: nothing read)
+        if not (n_seeded or n_reseeded or bool(backend.xp.any(state.seeded))):
+            # all weights zero, first of all
             return state, StepInfo(0.0, 0.0, X.shape[0], 0, 0, temperature, forgetting_rate)
     ct = config.covariance_type
     if hooks.statistics is None:

@@ -281,9 +281,11 @@ def residual_variance(X, w, seeds, covariance_type: str, xp, block: int = 2048):
     return var if cov.has_spread(var, xp) else None
 
 
-def pooled_variance(state: MixtureState, covariance_type: str, reg_covar: float, xp):
-    """Mass-weighted mean covariance (minus reg_covar) of the live components, or None."""
-    return covariance(covariance_type).pooled_variance(state, reg_covar, xp)
+def pooled_variance(state: MixtureState, covariance_type: str, reg_covar: float, xp,
+                    any_live: bool | None = None):
+    """Mass-weighted mean covariance (minus reg_covar) of the live components, or None
+    (``any_live``: whether there is a seeded component with mass, where the caller knows)."""
+    return covariance(covariance_type).pooled_variance(state, reg_covar, xp, any_live)
 
 
 def seed_components(
@@ -482,8 +484,8 @@ def _seed_and_reseed(state, X, w, w_host, config, rng, backend):
     K = config.n_components
     ct = config.covariance_type
     # the state's flags, weights and masses on the host in one read
-    seeded, weights, nu = to_numpy(xp.stack([
-        xp.astype(state.seeded, xp.float64), state.weights, state.nu]))
+    seeded, weights, nu, mass = to_numpy(xp.stack([
+        xp.astype(state.seeded, xp.float64), state.weights, state.nu, state.mass]))
     seeded = seeded.astype(bool)
     n_pos = int((w_host > 0).sum())
     if n_pos == 0:
@@ -516,7 +518,8 @@ def _seed_and_reseed(state, X, w, w_host, config, rng, backend):
     targets = targets[: idx.shape[0]]
     if idx.shape[0] == 0:
         return state, 0, 0
-    var = pooled_variance(state, ct, config.reg_covar, xp)
+    var = pooled_variance(state, ct, config.reg_covar, xp,
+                          any_live=bool((seeded & (mass > 0)).any()))
     if var is None:
         var = batch_variance(X, w, ct, xp)
     new_means = xp.astype(xp.take(X, take_index(idx, X, xp), axis=0), xp.float64)

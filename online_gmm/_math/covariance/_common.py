@@ -83,10 +83,11 @@ def elementwise_precision_cholesky(covariances: Any, xp: Any, factor: Any = None
     return out
 
 
-def live_weights(state: Any, xp: Any) -> Any:
-    """Mass shares of the seeded components with mass (zeros elsewhere), or None if none."""
+def live_weights(state: Any, xp: Any, any_live: bool | None = None) -> Any:
+    """Mass shares of the seeded components with mass (zeros elsewhere), or None if none
+    (``any_live``: whether there is one, where the caller knows it: nothing read)."""
     live = state.seeded & (state.mass > 0)
-    if not bool(xp.any(live)):
+    if not (bool(xp.any(live)) if any_live is None else any_live):
         return None
     wts = xp.where(live, state.mass, xp.zeros_like(state.mass))
     return wts / xp.sum(wts)

@@ -161,9 +161,10 @@ def covariances_from_moments(moment: Any, mass: Any, tied_mass: Any, reg_covar: 
 
 
 # ---------------------------------------------------------------------- seeding
-def pooled_variance(state: Any, reg_covar: float, xp: Any) -> Any:
+def pooled_variance(state: Any, reg_covar: float, xp: Any,
+                    any_live: bool | None = None) -> Any:
     """Mass-weighted mean covariance (minus ``reg_covar``) of the live components, or None."""
-    wts = live_weights(state, xp)
+    wts = live_weights(state, xp, any_live)
     if wts is None:
         return None
     cov = state.covariances

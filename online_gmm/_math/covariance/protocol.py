@@ -60,7 +60,8 @@ class CovarianceType(Protocol):
 
     def outer_term(self, d: Any, coef: Any, xp: Any) -> Any: ...
 
-    def pooled_variance(self, state: Any, reg_covar: Any, xp: Any) -> Any: ...
+    def pooled_variance(self, state: Any, reg_covar: Any, xp: Any,
+                        any_live: Any = None) -> Any: ...
 
     def posterior_covariances(
         self,

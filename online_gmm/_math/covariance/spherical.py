@@ -124,8 +124,9 @@ def weighted_variance(R: Any, w64: Any, total: Any, xp: Any) -> Any:
     return xp.mean((w64 @ (R * R)) / total)
 
 
-def pooled_variance(state: Any, reg_covar: float, xp: Any) -> Any:
-    wts = live_weights(state, xp)
+def pooled_variance(state: Any, reg_covar: float, xp: Any,
+                    any_live: bool | None = None) -> Any:
+    wts = live_weights(state, xp, any_live)
     if wts is None:
         return None
     return xp.maximum(xp.sum(wts * state.covariances) - reg_covar, xp.zeros_like(wts[0]))

@@ -158,7 +158,8 @@ def covariances_from_moments(moment: Any, mass: Any, tied_mass: Any, reg_covar: 
 
 
 
-def pooled_variance(state: Any, reg_covar: float, xp: Any) -> Any:
+def pooled_variance(state: Any, reg_covar: float, xp: Any,
+                    any_live: bool | None = None) -> Any:
     """None: a reseeded component shares the tied covariance already."""
     return None
 
