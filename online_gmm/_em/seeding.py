@@ -50,10 +50,12 @@ def _sq_dist_to_nearest(X, centers, xp, block: int = 2048, centred: tuple | None
 
 
 def kmeans_plusplus_indices(X, w_host: np.ndarray, centers, n_new: int, rng, xp,
-                            fast: bool = False) -> np.ndarray:
+                            fast: bool = False, w: Any = None) -> np.ndarray:
     """Indices of ``n_new`` rows of ``X`` chosen by greedy D^2 sampling, continuing from
     ``centers`` (possibly empty). Rows with zero weight are never chosen. ``fast`` (the
-    numba backend's NumPy rows): the same draws in one kernel (:func:`_greedy_d2_fast`)."""
+    numba backend's NumPy rows): the same draws in one kernel (:func:`_greedy_d2_fast`).
+    ``w``: the weights ``w_host`` on ``X``'s device, where the caller has them (copied
+    there otherwise)."""
     positive = np.flatnonzero(w_host > 0)
     if n_new <= 0 or positive.size == 0:
         return np.empty(0, dtype=np.intp)
@@ -65,7 +67,7 @@ def kmeans_plusplus_indices(X, w_host: np.ndarray, centers, n_new: int, rng, xp,
     if not isinstance(X, np.ndarray):  # on the data's device, without a read per centre
         closest = _sq_dist_to_nearest(X, centers, xp, centred=centred)
         return _greedy_d2_on_device(X, w_host, closest, centred, n_new, n_trials, rng, xp,
-                                    first_by_weight=centers.shape[0] == 0)
+                                    first_by_weight=centers.shape[0] == 0, w=w)
     closest = to_numpy(_sq_dist_to_nearest(X, centers, xp, centred=centred)).astype(np.float64)
     # one BLAS thread for these small products (their threads cost more than they give)
     with blas_threads_for(n_trials * X.shape[0] * X.shape[1]):
@@ -122,7 +124,7 @@ def _greedy_d2(X, w_host, closest, centred, n_new, n_trials, rng, xp) -> np.ndar
 
 
 def _greedy_d2_on_device(X, w_host, closest, centred, n_new, n_trials, rng, xp, *,
-                         first_by_weight: bool):
+                         first_by_weight: bool, w: Any = None):
     """:func:`_greedy_d2` on the data's device (a GPU): the same greedy D^2 sampling, with
     no host read per centre. NumPy's ``choice(n, p=p)`` is an inverse-CDF search of one
     uniform draw per sample, so the uniforms are drawn from ``rng`` all at once (on the
@@ -136,7 +138,8 @@ def _greedy_d2_on_device(X, w_host, closest, centred, n_new, n_trials, rng, xp, 
     streams part from there (both choices valid)."""
     f64 = xp.float64
     n = X.shape[0]
-    w = asarray_like(np.asarray(w_host, dtype=np.float64), closest, xp, dtype=f64)
+    w = (asarray_like(np.asarray(w_host, dtype=np.float64), closest, xp, dtype=f64)
+         if w is None else xp.astype(w, f64))
     n_draws = n_new * n_trials - (n_trials - 1 if first_by_weight else 0)
     uniforms = asarray_like(rng.random_sample(n_draws), closest, xp, dtype=f64)
     taken = xp.zeros(n, dtype=xp.bool, device=device(closest))
@@ -514,7 +517,7 @@ def _seed_and_reseed(state, X, w, w_host, config, rng, backend):
         return state, 0, 0
     live = seeded & ~dead
     live_means = xp.take(state.means, take_index(np.flatnonzero(live), state.means, xp), axis=0)
-    idx = kmeans_plusplus_indices(X, w_host, live_means, targets.size, rng, xp, fast)
+    idx = kmeans_plusplus_indices(X, w_host, live_means, targets.size, rng, xp, fast, w=w)
     targets = targets[: idx.shape[0]]
     if idx.shape[0] == 0:
         return state, 0, 0
