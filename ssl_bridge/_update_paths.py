@@ -254,6 +254,7 @@ class UpdatePaths:
                         self._state(), X, w, config=self.config,
                         schedules=self._schedules(), step=host.step, rng=rng,
                         backend=backend, hooks=hooks, warmup=warmup, seeding=host.seeding,
+                        host_weights=np.ones(X.shape[0]),  # (the screened rows' weights)
                     )
             except (FloatingPointError, ValueError) as exc:  # (the numba backend's checks)
                 if not (ignore and core.is_numerical_failure(exc)):

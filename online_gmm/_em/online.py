@@ -169,27 +169,31 @@ def em_step(
     backend,
     hooks: Hooks = NO_HOOKS,
     seeding: bool | None = None,
+    host_weights: np.ndarray | None = None,
 ) -> tuple[MixtureState, StepInfo]:
     """One online-EM step on the batch ``X`` (n, D) with sample weights ``w`` (n,).
 
     Returns the new state and a :class:`StepInfo`; ``state`` itself is never modified.
     ``hooks``: see :class:`Hooks`. ``seeding``: the value of :func:`needs_seeding` for
-    ``state``, when the caller has it already.
+    ``state``, when the caller has it already. ``host_weights``: ``w`` on the host, where
+    the caller has it (read for a seeding otherwise).
     """
     context, plan = backend.step_plan(X, config.n_components, config.covariance_type)
     with context:
         return _em_step(state, X, w, config, temperature, forgetting_rate, rng, backend,
-                        hooks, plan, seeding)
+                        hooks, plan, seeding, host_weights)
 
 
 def _em_step(state, X, w, config, temperature, forgetting_rate, rng, backend, hooks, plan,
-             seeding):
+             seeding, host_weights=None):
     """:func:`em_step` inside its BLAS setting; ``plan``: the backend's plan of the batch's
     statistics (made by ``em_step``, whose BLAS setting follows it)."""
     n_seeded = n_reseeded = 0
     if needs_seeding(state, config) if seeding is None else seeding:
         X_seed, w_seed = (X, w) if hooks.gather is None else hooks.gather(X, w)
-        w_host = to_numpy(w_seed).astype(np.float64)
+        w_host = (to_numpy(w_seed).astype(np.float64)
+                  if host_weights is None or hooks.gather is not None
+                  else np.asarray(host_weights, dtype=np.float64))
         state, n_seeded, n_reseeded = _seed_and_reseed(
             state, X_seed, w_seed, w_host, config, rng, backend
         )
@@ -287,6 +291,7 @@ def advance(
     initial: InitialParameters | None = None,
     warmup: Warmup | None = None,
     seeding: bool | None = None,
+    host_weights: np.ndarray | None = None,
 ) -> tuple[MixtureState, StepInfo]:
     """The step every caller takes: batch number ``step`` (0-based) of a stream.
 
@@ -321,6 +326,9 @@ def advance(
         redundancy included when due at ``step``), when the caller knows it already (read
         with the previous step's flags, :func:`~online_gmm._em.seeding.seeding_flag`);
         None: asked here (host reads of the state).
+    host_weights : ndarray of shape (n_samples,) or None
+        ``w`` on the host, where the caller has it without a read (the seeding's choices
+        are made there); None: read when the step seeds.
 
     Returns
     -------
@@ -344,7 +352,7 @@ def advance(
             state, X, w, config=config, temperature=temperature, forgetting_rate=eta,
             rng=rng, backend=backend, hooks=hooks,
             # the user's initial state is another state: em_step asks again
-            seeding=None if initial is not None else seeding,
+            seeding=None if initial is not None else seeding, host_weights=host_weights,
         )
         if warmup is not None:
             new_state, warmup = _warm_up(new_state, X, w, warmup, config, temperature, eta,
