@@ -135,10 +135,15 @@ def host_view(x: Tensor) -> Any:
     return core.host_view(x)
 
 
+def finite_rows(x: Tensor) -> Tensor:
+    """(B,) bool: the rows of ``x`` (B, D) without NaN or inf (on its device, nothing read)."""
+    return torch.isfinite(x).all(dim=1)
+
+
 def masked_rows(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(x, w, n_bad)`` without a host read: rows with NaN or inf replaced by zeros with
     weight 0 (the step ignores them), and their count as a 0-d device tensor."""
-    bad = ~torch.isfinite(x).all(dim=1)
+    bad = ~finite_rows(x)
     x = torch.where(bad[:, None], torch.zeros_like(x), x)
     return x, (~bad).to(x.dtype), bad.sum()
 

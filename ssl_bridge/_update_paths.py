@@ -68,7 +68,7 @@ class UpdatePaths:
     def _screen(self, x: Tensor, dist_on: bool):
         """``(x, w, n_bad, kept)``: the rows without NaN or inf (counted and dropped now, a host
         read) and their weights; ``nonfinite`` decides whether bad rows raise."""
-        bad = ~torch.isfinite(x).all(dim=1)
+        bad = ~_update.finite_rows(x)
         n_bad = int(bad.sum())
         any_bad = _distributed.any_rank(n_bad > 0) if dist_on else n_bad > 0
         if any_bad:
@@ -158,7 +158,7 @@ class UpdatePaths:
             self._refuse_or_warn(n_bad, x.shape[0])
             if n_bad == x.shape[0]:
                 return self._no_update(n_bad), None, None
-            kept = torch.isfinite(x).all(dim=1)  # (rows of weight 0 in the step)
+            kept = _update.finite_rows(x)  # (rows of weight 0 in the step)
             logp = None if logp is None else logp[kept]
         if nonfinite:
             raise FloatingPointError(_NONFINITE_STATE)
@@ -186,7 +186,7 @@ class UpdatePaths:
         except (FloatingPointError, ValueError) as exc:  # (the numba backend's checks)
             if not core.is_numerical_failure(exc):
                 raise
-            info = self._no_update(int((~torch.isfinite(x).all(dim=1)).sum()))
+            info = self._no_update(int((~_update.finite_rows(x)).sum()))
             self._count_step(host, seeding=due)
             return info, None, None
         n_bad, nonfinite, seed_next = flags.unbind()
@@ -204,7 +204,7 @@ class UpdatePaths:
         self._commit(new, host.after(warming=False, seeding=seeding, seeded_some=False))
         info = self._info(loglik, temperature, eta, 0, 0, n_bad)
         info["updated"] = ok
-        masked = (~torch.isfinite(x).all(dim=1) | ~ok) if return_targets else None
+        masked = (~_update.finite_rows(x) | ~ok) if return_targets else None
         return info, logp, masked
 
     def _deferred_flag(self) -> _update.DeferredFlag:

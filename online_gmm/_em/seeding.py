@@ -330,7 +330,7 @@ def seed_components(
     means = scatter_rows(state.means, rows, new_means, xp)
     mass = scatter_rows(state.mass, rows, vec(float(seed_mass)), xp)
     nu = scatter_rows(state.nu, rows, vec(nu_value), xp)
-    seeded = xp.logical_or(xp.astype(state.seeded, xp.bool), rows.mask)
+    seeded = xp.logical_or(state.seeded, rows.mask)
     moment, covariances, tied_mass = covariance(covariance_type).seed(
         state, rows, variance, seed_mass=seed_mass, reg_covar=reg_covar, first=first,
         xp=xp,

@@ -246,14 +246,13 @@ def _accumulate(X, w, p: Prepared, inv_temp: float, backend, entropy: bool,
                 h -= float(xp.sum(xp.astype(w[sl], xp.float64) * xp.sum(r_log_r, axis=1)))
                 del R64, r_log_r
             del Xc, G, a, R, part  # (a chunk's arrays go before the next chunk's are made)
-    return total, h, (p.covariance_type, p.shift, p.n_components, p.mu_c)
+    return total, h, _layout(p)
 
 
 def chunk_statistics(Xc, w, R, ll, p: Prepared, xp) -> BatchStats:
     """One chunk's :class:`BatchStats` from its shifted rows and responsibilities."""
     cov = covariance(p.covariance_type)
-    return _stats(_sums(Xc, w, R, ll, cov, p.mu_c, xp), Xc,
-                  (p.covariance_type, p.shift, p.n_components, p.mu_c), xp)
+    return _stats(_sums(Xc, w, R, ll, cov, p.mu_c, xp), Xc, _layout(p), xp)
 
 
 def responsibility_statistics(X, w, R, covariance_type: str, xp) -> BatchStats:
@@ -265,6 +264,12 @@ def responsibility_statistics(X, w, R, covariance_type: str, xp) -> BatchStats:
     cov = covariance(covariance_type)  # (centred on the batch's own means: one chunk)
     return _stats(_sums(Xc, w, xp.astype(R, X.dtype), None, cov, None, xp), X,
                   (covariance_type, shift, R.shape[1], None), xp)
+
+
+def _layout(p: Prepared) -> tuple:
+    """What :func:`_stats` needs of ``p`` (not ``p``, whose layout can then go):
+    ``(covariance type, shift, K, centre)``."""
+    return p.covariance_type, p.shift, p.n_components, p.mu_c
 
 
 def _sums(Xc, w, R, ll, cov, centre, xp) -> list:
