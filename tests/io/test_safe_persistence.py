@@ -16,6 +16,7 @@ import io
 import json
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
@@ -587,25 +588,36 @@ def test_sigterm_mid_save_leaves_the_old_file_and_no_temporary(tmp_path, fmt):
     script.write_text(CHILD)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT),
                                                          os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, str(script), str(target), fmt], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    errors = tmp_path / "stderr.txt"  # (a file, not a pipe: a full pipe would block the child)
+    with open(errors, "wb") as err_file:
+        proc = subprocess.Popen([sys.executable, str(script), str(target), fmt], cwd=tmp_path,
+                                env=env, stdout=subprocess.PIPE, stderr=err_file)
     try:
-        assert proc.stdout.readline() == b"saving\n", proc.stderr.read()
+        # every wait is bounded: a child that stalls fails the test, never hangs the suite
+        assert _line_within(proc, 300) == b"saving\n", (proc.poll(), errors.read_text())
         before = target.read_bytes()
         deadline = time.monotonic() + 60
         while _no_temporaries(tmp_path) and time.monotonic() < deadline:
             time.sleep(0.002)  # the temporary file appears: the save is under way
         assert not _no_temporaries(tmp_path), "the save never started writing"
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
+    err = errors.read_text()
     assert proc.returncode == -signal.SIGTERM, err  # it died of the signal, as it should
     assert b"saved" not in out
     assert target.read_bytes() == before  # the old, valid model
     assert load(target, trusted=fmt == "pickle").n_components == 2
     assert _no_temporaries(tmp_path)
+
+
+def _line_within(proc: subprocess.Popen, seconds: float) -> bytes:
+    """The child's next line on its stdout, or ``b""`` if none comes within ``seconds``."""
+    ready, _, _ = select.select([proc.stdout], [], [], seconds)
+    return proc.stdout.readline() if ready else b""
 
 
 RACE_CHILD = textwrap.dedent(
