@@ -323,16 +323,19 @@ class UpdatePaths:
         }
 
     def _working_memory(self, x: Tensor) -> float:
-        """MiB an E-step chunk may use: scikit-learn's ``working_memory``, at most the
-        state's own size (so that one update of a large mixture needs about twice its
-        state, not a fixed gigabyte more), and at least :data:`MIN_WORKING_MEMORY` (a
-        small state's batch in one chunk: every chunk is another set of kernel launches)."""
-        state_mib = sum(getattr(self, n).nbytes for n in _STATE_FIELDS) / 2**20
+        """MiB an E-step chunk may use: scikit-learn's ``working_memory``, at most half the
+        state's own size, and at least :data:`MIN_WORKING_MEMORY` (a small state's batch in
+        one chunk: every chunk is another set of kernel launches). The chunk planner counts
+        a row as three float64 (K,) vectors; a tensor's chunk holds one float32 (K,) row,
+        made into responsibilities in place: half the state plans a chunk of about a
+        twelfth of it, so that one update of a large mixture needs at most twice its state
+        (docs/benchmarks.md, "Memory of a steady update"), not a fixed gigabyte more."""
+        half_state = sum(getattr(self, n).nbytes for n in _STATE_FIELDS) / 2**20 / 2
         if torch.compiler.is_compiling():  # (scikit-learn's configuration is not traced)
-            return max(state_mib, MIN_WORKING_MEMORY)
+            return max(half_state, MIN_WORKING_MEMORY)
         from sklearn import get_config
 
-        return max(min(float(get_config()["working_memory"]), state_mib), MIN_WORKING_MEMORY)
+        return max(min(float(get_config()["working_memory"]), half_state), MIN_WORKING_MEMORY)
 
     def _no_update(self, n_skipped: int) -> dict[str, Any]:
         """The answer to an empty (or all-skipped) batch: nothing changes, and it says so."""

@@ -15,6 +15,7 @@ once per batch (``sums_moments``).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,10 +237,12 @@ def _accumulate(X, w, p: Prepared, inv_temp: float, backend, entropy: bool,
                 on_log_density(sl, logp)
                 R, ll = backend.soften(logp, inv_temp)  # (the rows' softmax of finish)
                 del logp
-            if total is not None:  # a second chunk: the total in float64 before its sums
-                _to_float64(total, xp)
             part = _sums(Xc, w[sl], R, ll, cov, p.mu_c, xp)
-            total = part if total is None else _add_sums(total, part)
+            if total is None:
+                total = list(part)
+            else:  # a second chunk: the total in float64, then each sum added as it is made
+                _to_float64(total, xp)
+                _add_sums(total, part)
             if entropy:
                 R64 = xp.astype(R, xp.float64)
                 r_log_r = xp.where(R64 > 0, R64 * xp.log(xp.where(R64 > 0, R64, 1.0)), 0.0)
@@ -252,7 +255,7 @@ def _accumulate(X, w, p: Prepared, inv_temp: float, backend, entropy: bool,
 def chunk_statistics(Xc, w, R, ll, p: Prepared, xp) -> BatchStats:
     """One chunk's :class:`BatchStats` from its shifted rows and responsibilities."""
     cov = covariance(p.covariance_type)
-    return _stats(_sums(Xc, w, R, ll, cov, p.mu_c, xp), Xc, _layout(p), xp)
+    return _stats(list(_sums(Xc, w, R, ll, cov, p.mu_c, xp)), Xc, _layout(p), xp)
 
 
 def responsibility_statistics(X, w, R, covariance_type: str, xp) -> BatchStats:
@@ -262,7 +265,7 @@ def responsibility_statistics(X, w, R, covariance_type: str, xp) -> BatchStats:
     shift = xp.mean(xp.astype(X, xp.float64), axis=0)
     Xc = X - xp.astype(shift, X.dtype)
     cov = covariance(covariance_type)  # (centred on the batch's own means: one chunk)
-    return _stats(_sums(Xc, w, xp.astype(R, X.dtype), None, cov, None, xp), X,
+    return _stats(list(_sums(Xc, w, xp.astype(R, X.dtype), None, cov, None, xp)), X,
                   (covariance_type, shift, R.shape[1], None), xp)
 
 
@@ -272,14 +275,17 @@ def _layout(p: Prepared) -> tuple:
     return p.covariance_type, p.shift, p.n_components, p.mu_c
 
 
-def _sums(Xc, w, R, ll, cov, centre, xp) -> list:
-    """A chunk's additive sums: ``[mass, weight, loglik, *the type's chunk_sums]``
-    (``centre``: the E-step's (K, D) means about the shift, or None; see ``chunk_sums``)."""
+def _sums(Xc, w, R, ll, cov, centre, xp) -> Iterator:
+    """A chunk's additive sums, ``mass, weight, loglik, *the type's chunk_sums``, made one
+    at a time (a caller that adds each to its total before the next is made holds one
+    (K, D) sum at once) (``centre``: the E-step's (K, D) means about the shift, or None;
+    see ``chunk_sums``)."""
     f64 = xp.float64
     w64 = xp.astype(w, f64)
-    loglik = 0.0 if ll is None else xp.sum(w64 * xp.astype(ll, f64))
-    return [xp.astype(w @ R, f64), xp.sum(w64), loglik,
-            *cov.chunk_sums(Xc, w, Xc * w[:, None], R, centre, xp)]
+    yield xp.astype(w @ R, f64)
+    yield xp.sum(w64)
+    yield 0.0 if ll is None else xp.sum(w64 * xp.astype(ll, f64))
+    yield from cov.chunk_sums(Xc, w, Xc * w[:, None], R, centre, xp)
 
 
 def _to_float64(total: list, xp) -> None:
@@ -290,9 +296,12 @@ def _to_float64(total: list, xp) -> None:
             total[i] = xp.astype(total[i], xp.float64)
 
 
-def _add_sums(total: list, part: list) -> list:
-    """``total + part``, the arrays added to in place (``total``'s are this E-step's own)."""
-    for i, value in enumerate(part):
+def _add_sums(total: list, part: Iterable) -> None:
+    """``total += part``, in place (``total``'s arrays are this E-step's own), each of
+    ``part``'s sums let go before the next is made (:func:`_sums`)."""
+    i = -1  # (not enumerate: its reused result tuple holds the last sum while the next is made)
+    for value in part:
+        i += 1
         if i < 3:
             total[i] = total[i] + value  # (0-d arrays and floats: nothing to gain in place)
         elif value.dtype == total[i].dtype:
@@ -306,7 +315,7 @@ def _add_sums(total: list, part: list) -> list:
                 # adding to it adds to the total; tested for each but CuPy)
                 block = total[i][start:stop, ...]
                 block += value[start:stop, ...]
-    return total
+        del value
 
 
 #: Row blocks of a mixed-dtype in-place add (a fixed number: the operations of a step do

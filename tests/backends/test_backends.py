@@ -325,3 +325,30 @@ def test_row_sq_norms_without_the_linalg_extension():
     import array_api_compat.numpy as npx
 
     np.testing.assert_allclose(row_sq_norms(x, npx), np.sum(x * x, axis=1), rtol=1e-14)
+
+
+def test_a_later_chunk_s_sums_are_added_one_at_a_time():
+    """The E-step adds a chunk's sums to its total as they are made: when the next (K, D)
+    sum is made the one before is gone, held neither by the loop nor by the total (diag's
+    two sums were alive together; an ``enumerate`` over them keeps the last one alive)."""
+    import weakref
+
+    from online_gmm._math import estep
+
+    total = [np.float64(1.0), np.float64(2.0), 3.0, np.zeros((4, 3)), np.zeros((4, 3))]
+    gone = []
+
+    def sums():
+        yield from (np.float64(1.0), np.float64(2.0), 3.0)
+        first = np.ones((4, 3), dtype=np.float32)
+        ref = weakref.ref(first)
+        yield first
+        del first
+        gone.append(ref() is None)  # (the next sum is made now)
+        yield np.full((4, 3), 2.0)
+
+    estep._add_sums(total, sums())
+    assert gone == [True]
+    assert (total[0], total[1], total[2]) == (2.0, 4.0, 6.0)
+    np.testing.assert_array_equal(total[3], np.ones((4, 3)))
+    np.testing.assert_array_equal(total[4], np.full((4, 3), 2.0))
