@@ -15,7 +15,6 @@ once per batch (``sums_moments``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,8 +220,8 @@ def _chunked(X, w, p: Prepared, inv_temp: float, backend, entropy: bool,
 def _accumulate(X, w, p: Prepared, inv_temp: float, backend, entropy: bool,
                 on_log_density: Any) -> tuple:
     """``(sums, entropy, (covariance type, shift, K, centre))``: the E-step's chunks'
-    additive sums (:func:`_sums`; the first chunk's arrays, the others added in place, in
-    float64: one chunk's memory whatever the number of chunks), or None for no rows."""
+    additive sums (:func:`_add_chunk`: float64 totals, each chunk's sums added in place: one
+    chunk's memory whatever the number of chunks), or None for no rows."""
     n, d = X.shape
     xp = backend.xp
     cov = covariance(p.covariance_type)
@@ -237,25 +236,20 @@ def _accumulate(X, w, p: Prepared, inv_temp: float, backend, entropy: bool,
                 on_log_density(sl, logp)
                 R, ll = backend.soften(logp, inv_temp)  # (the rows' softmax of finish)
                 del logp
-            part = _sums(Xc, w[sl], R, ll, cov, p.mu_c, xp)
-            if total is None:
-                total = list(part)
-            else:  # a second chunk: the total in float64, then each sum added as it is made
-                _to_float64(total, xp)
-                _add_sums(total, part)
+            total = _add_chunk(total, Xc, w[sl], R, ll, cov, p.mu_c, xp)
             if entropy:
                 R64 = xp.astype(R, xp.float64)
                 r_log_r = xp.where(R64 > 0, R64 * xp.log(xp.where(R64 > 0, R64, 1.0)), 0.0)
                 h -= float(xp.sum(xp.astype(w[sl], xp.float64) * xp.sum(r_log_r, axis=1)))
                 del R64, r_log_r
-            del Xc, G, a, R, part  # (a chunk's arrays go before the next chunk's are made)
+            del Xc, G, a, R  # (a chunk's arrays go before the next chunk's are made)
     return total, h, _layout(p)
 
 
 def chunk_statistics(Xc, w, R, ll, p: Prepared, xp) -> BatchStats:
     """One chunk's :class:`BatchStats` from its shifted rows and responsibilities."""
     cov = covariance(p.covariance_type)
-    return _stats(list(_sums(Xc, w, R, ll, cov, p.mu_c, xp)), Xc, _layout(p), xp)
+    return _stats(_add_chunk(None, Xc, w, R, ll, cov, p.mu_c, xp), Xc, _layout(p), xp)
 
 
 def responsibility_statistics(X, w, R, covariance_type: str, xp) -> BatchStats:
@@ -265,7 +259,7 @@ def responsibility_statistics(X, w, R, covariance_type: str, xp) -> BatchStats:
     shift = xp.mean(xp.astype(X, xp.float64), axis=0)
     Xc = X - xp.astype(shift, X.dtype)
     cov = covariance(covariance_type)  # (centred on the batch's own means: one chunk)
-    return _stats(list(_sums(Xc, w, xp.astype(R, X.dtype), None, cov, None, xp)), X,
+    return _stats(_add_chunk(None, Xc, w, xp.astype(R, X.dtype), None, cov, None, xp), X,
                   (covariance_type, shift, R.shape[1], None), xp)
 
 
@@ -275,47 +269,74 @@ def _layout(p: Prepared) -> tuple:
     return p.covariance_type, p.shift, p.n_components, p.mu_c
 
 
-def _sums(Xc, w, R, ll, cov, centre, xp) -> Iterator:
-    """A chunk's additive sums, ``mass, weight, loglik, *the type's chunk_sums``, made one
-    at a time (a caller that adds each to its total before the next is made holds one
-    (K, D) sum at once) (``centre``: the E-step's (K, D) means about the shift, or None;
-    see ``chunk_sums``)."""
+def _add_chunk(total: list | None, Xc, w, R, ll, cov, centre, xp) -> list:
+    """``total`` (None: the first chunk's, made here) plus a chunk's additive sums,
+    ``[mass, weight, loglik, *the type's chunk_sums]``, in float64, added in place
+    (``centre``: the E-step's (K, D) means about the shift, or None; see ``chunk_sums``).
+
+    A large mixture's sums are made a block of components at a time
+    (:func:`_component_blocks`) and each added to its total before the next is made: one
+    chunk holds a block's sums, not a (K, D) array beside the totals. The same sums as the
+    whole chunk's, to the products' rounding (a block's product may sum in another order)."""
     f64 = xp.float64
     w64 = xp.astype(w, f64)
-    yield xp.astype(w @ R, f64)
-    yield xp.sum(w64)
-    yield 0.0 if ll is None else xp.sum(w64 * xp.astype(ll, f64))
-    yield from cov.chunk_sums(Xc, w, Xc * w[:, None], R, centre, xp)
+    mass = xp.astype(w @ R, f64)
+    weight = xp.sum(w64)
+    loglik = 0.0 if ll is None else xp.sum(w64 * xp.astype(ll, f64))
+    if total is None:
+        total = [mass, weight, loglik]
+    else:  # (0-d arrays and floats, and a (K,) vector: nothing to gain in place)
+        total[0], total[1], total[2] = total[0] + mass, total[1] + weight, total[2] + loglik
+    wX = Xc * w[:, None]
+    K = R.shape[1]
+    for blk in _component_blocks(cov, K, Xc.shape[1]):
+        sums = cov.chunk_sums(Xc, w, wX, R[:, blk], None if centre is None else centre[blk, ...],
+                              xp)
+        for i in range(len(sums)):
+            value = sums[i]
+            if len(total) == 3 + i:  # (the first chunk's first block: the totals made)
+                shape = value.shape if blk == _WHOLE else (K, *value.shape[1:])
+                total.append(xp.zeros(shape, dtype=f64, device=device(value)))
+            _add_into(total[3 + i][blk, ...], value)
+            del value
+        del sums
+    return total
 
 
-def _to_float64(total: list, xp) -> None:
-    """The first chunk's sums in the data's dtype made float64, in the list, when a second
-    chunk comes (float32 totals over many chunks would lose the centred moments' digits)."""
-    for i in range(3, len(total)):
-        if total[i].dtype != xp.float64:
-            total[i] = xp.astype(total[i], xp.float64)
+#: The one block of :func:`_component_blocks` when the sums are not split.
+_WHOLE = slice(None)
+
+#: Blocks of components a large mixture's chunk sums are made in (a fixed number: the
+#: operations of a step do not grow with K; a block's sums are 1 / 8 of the totals), and
+#: the size of the (K, D) sums, in entries, from which they are split.
+_SUM_BLOCKS = 8
+_SPLIT_FROM = 2**20
 
 
-def _add_sums(total: list, part: Iterable) -> None:
-    """``total += part``, in place (``total``'s arrays are this E-step's own), each of
-    ``part``'s sums let go before the next is made (:func:`_sums`)."""
-    i = -1  # (not enumerate: its reused result tuple holds the last sum while the next is made)
-    for value in part:
-        i += 1
-        if i < 3:
-            total[i] = total[i] + value  # (0-d arrays and floats: nothing to gain in place)
-        elif value.dtype == total[i].dtype:
-            total[i] += value
-        else:  # float32 into float64: in row blocks, as on the CPU an add of mixed dtypes
-            n = value.shape[0]  # copies its operand to the result's dtype first
-            step = -(-n // _MIXED_ADD_BLOCKS)
-            for start in range(0, n, step):
-                stop = min(start + step, n)
-                # (a slice is a writeable view in NumPy, PyTorch, CuPy and array-api-strict:
-                # adding to it adds to the total; tested for each but CuPy)
-                block = total[i][start:stop, ...]
-                block += value[start:stop, ...]
-        del value
+def _component_blocks(cov, n_components: int, n_features: int) -> list:
+    """Slices of the components whose chunk sums are made together: all of them (one
+    block) for a small mixture and for a type with sums over all components (``tied``)."""
+    if not cov.SUMS_PER_COMPONENT or n_components * n_features < _SPLIT_FROM:
+        return [_WHOLE]
+    step = -(-n_components // _SUM_BLOCKS)
+    return [slice(k, min(k + step, n_components)) for k in range(0, n_components, step)]
+
+
+def _add_into(target, value) -> None:
+    """``target += value`` in place (``target``: a float64 view of a total), a float32
+    ``value`` in row blocks, as on the CPU an add of mixed dtypes copies its operand to the
+    result's dtype first."""
+    if value.dtype == target.dtype:
+        target += value
+        return
+    n = value.shape[0]
+    step = -(-n // _MIXED_ADD_BLOCKS)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        # (a slice is a writeable view in NumPy, PyTorch, CuPy and array-api-strict: adding
+        # to it adds to the total; tested for each but CuPy)
+        block = target[start:stop, ...]
+        block += value[start:stop, ...]
 
 
 #: Row blocks of a mixed-dtype in-place add (a fixed number: the operations of a step do

@@ -327,28 +327,47 @@ def test_row_sq_norms_without_the_linalg_extension():
     np.testing.assert_allclose(row_sq_norms(x, npx), np.sum(x * x, axis=1), rtol=1e-14)
 
 
-def test_a_later_chunk_s_sums_are_added_one_at_a_time():
-    """The E-step adds a chunk's sums to its total as they are made: when the next (K, D)
-    sum is made the one before is gone, held neither by the loop nor by the total (diag's
-    two sums were alive together; an ``enumerate`` over them keeps the last one alive)."""
-    import weakref
-
+def test_large_sums_are_made_a_block_of_components_at_a_time():
+    """A large mixture's chunk sums come in 8 blocks of components (a fixed number, not one
+    per component); a small mixture's, and ``tied``'s (summed over all components), in one."""
     from online_gmm._math import estep
 
-    total = [np.float64(1.0), np.float64(2.0), 3.0, np.zeros((4, 3)), np.zeros((4, 3))]
-    gone = []
+    spherical, tied = core.covariance("spherical"), core.covariance("tied")
+    assert estep._component_blocks(spherical, 64, 64) == [slice(None)]
+    blocks = estep._component_blocks(spherical, 65_536, 256)
+    assert len(blocks) == 8 and blocks[0] == slice(0, 8_192) and blocks[-1].stop == 65_536
+    assert len(estep._component_blocks(spherical, 8_195, 256)) == 8  # (the last one short)
+    assert estep._component_blocks(tied, 65_536, 256) == [slice(None)]
 
-    def sums():
-        yield from (np.float64(1.0), np.float64(2.0), 3.0)
-        first = np.ones((4, 3), dtype=np.float32)
-        ref = weakref.ref(first)
-        yield first
-        del first
-        gone.append(ref() is None)  # (the next sum is made now)
-        yield np.full((4, 3), 2.0)
 
-    estep._add_sums(total, sums())
-    assert gone == [True]
-    assert (total[0], total[1], total[2]) == (2.0, 4.0, 6.0)
-    np.testing.assert_array_equal(total[3], np.ones((4, 3)))
-    np.testing.assert_array_equal(total[4], np.full((4, 3), 2.0))
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_chunks", [1, 3])
+def test_statistics_made_in_component_blocks_equal_the_whole_chunk_s(
+        covariance_type, dtype, n_chunks, monkeypatch):
+    """The statistics of sums made a block of components at a time (forced here for a small
+    mixture, K = 13: blocks of 2, the last one short) equal those of the whole chunk's, to
+    the rounding of the data's dtype."""
+    from online_gmm._math import estep
+
+    rng = np.random.default_rng(0)
+    K, D, n = 13, 4, 90
+    X = (rng.normal(size=(n, D)) + 3.0).astype(dtype)
+    w = rng.uniform(0.5, 2.0, size=n).astype(dtype)
+    state = core.empty_state(K, D, covariance_type, np, "cpu").replace(
+        weights=np.full(K, 1 / K), means=rng.normal(size=(K, D)) + 3.0,
+        seeded=np.ones(K, bool))
+    row_bytes = core.covariance(covariance_type).row_bytes(K, D, 8)
+    memory = None if n_chunks == 1 else (n // n_chunks) * row_bytes / 2**20
+    results = []
+    with core.use_backend("reference"):
+        for split_from in (estep._SPLIT_FROM, 0):
+            monkeypatch.setattr(estep, "_SPLIT_FROM", split_from)
+            backend = core.select_backend(X, working_memory=memory)
+            results.append(backend.state_statistics(state, covariance_type, X, w, 1.0))
+    whole, blocked = results
+    rtol = 1e-5 if dtype == np.float32 else 1e-12  # (a block's product: another BLAS order)
+    for name in ("mass", "mean", "moment", "loglik"):
+        np.testing.assert_allclose(np.asarray(getattr(blocked, name)),
+                                   np.asarray(getattr(whole, name)), rtol=rtol, atol=0,
+                                   err_msg=name)

@@ -402,7 +402,7 @@ TARGETS: list[tuple[object, str]] = [
     (ReferenceBackend, "m_step"),
     (estep_mod, "covariance"),
     (estep_mod, "quadratic_pieces"),
-    (estep_mod, "_sums"),
+    (estep_mod, "_add_chunk"),
     (estep_mod, "_stats"),
     (blocked_mod, "state_prepared"),
     (blocked_mod, "kernel_kind"),

@@ -13,10 +13,10 @@ the type's name; they ask :func:`covariance` for the module and call its functio
 - the E-step: ``layout`` (``(rhs, b, s)``: the per-batch right-hand side of the one big
   product, the distances' offsets and scales) and
   ``quadratic_pieces`` (the squared Mahalanobis distances' pieces);
-- statistics and the M-step: ``chunk_sums`` (a chunk's additive sums, an iterable: a
-  batch's are the sum of its chunks'; a generator makes its large sums one at a time, so
-  that the E-step adds each to its total before the next exists), ``sums_moments``
-  (the means and centred moments from them),
+- statistics and the M-step: ``chunk_sums`` (a chunk's additive sums: a batch's are the
+  sum of its chunks'; with ``SUMS_PER_COMPONENT``, every sum has the components as its
+  first axis, and a large mixture's are made a block of components at a time),
+  ``sums_moments`` (the means and centred moments from them),
   ``outer_term``, ``scale_moment``, ``fold_tied_mass``, ``covariances_from_moments``
   (the old covariances kept where there is no mass),
   ``moved_moment`` (a merge of two components' statistics), ``reordered`` (the

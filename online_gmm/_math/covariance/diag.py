@@ -5,7 +5,6 @@ Moments are (K, D) centred sums of squares; the precision factor is ``1 / sqrt(v
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -43,6 +42,7 @@ KERNEL_KIND = 0
 #: ``rhs``: its data-dtype copies of the centred means (``"means"``) and of the precision
 #: factors (``"factors"``); those it does not read are not made.
 E_STEP_NEEDS: tuple[str, ...] = ()
+SUMS_PER_COMPONENT = True
 
 __all__ = [
     "row_bytes", "safe",
@@ -105,11 +105,9 @@ def quadratic_pieces(Xc: Any, p: Any, xp: Any) -> tuple:
 
 
 # ---------------------------------------------------------------------- statistics
-def chunk_sums(Xc: Any, w: Any, wX: Any, R: Any, centre: Any, xp: Any) -> Iterator:
-    """First and second raw sums, ``R^T w x`` and ``R^T w x*x``, in the data's dtype, made
-    one at a time (a caller adding each to its total holds one (K, D) sum at once)."""
-    yield R.T @ wX
-    yield R.T @ (wX * Xc)
+def chunk_sums(Xc: Any, w: Any, wX: Any, R: Any, centre: Any, xp: Any) -> tuple:
+    """First and second raw sums, ``(R^T w x, R^T w x*x)``, in the data's dtype."""
+    return R.T @ wX, R.T @ (wX * Xc)
 
 
 def sums_moments(sums: tuple, m: Any, s: Any, centre: Any, xp: Any) -> tuple:

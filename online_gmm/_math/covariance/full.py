@@ -42,6 +42,7 @@ KERNEL_KIND = None
 #: ``rhs``: its data-dtype copies of the centred means (``"means"``) and of the precision
 #: factors (``"factors"``); those it does not read are not made.
 E_STEP_NEEDS: tuple[str, ...] = ("means", "factors")
+SUMS_PER_COMPONENT = True
 
 __all__ = [
     "covariances_from_precisions", "degrees_of_freedom", "fold_tied_mass", "has_spread",

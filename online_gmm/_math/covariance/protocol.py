@@ -14,6 +14,7 @@ class CovarianceType(Protocol):
 
     KERNEL_KIND: int | None  # its code in the numba kernels (None: no block kernel)
     E_STEP_NEEDS: tuple[str, ...]  # the Prepared copies its quadratic_pieces reads
+    SUMS_PER_COMPONENT: bool  # every chunk_sums entry is per component (leading K)
 
     def check_covariance_prior(self, prior: Any, n_features: Any) -> Any: ...
 

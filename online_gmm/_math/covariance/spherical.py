@@ -42,6 +42,7 @@ KERNEL_KIND = 1
 #: ``rhs``: its data-dtype copies of the centred means (``"means"``) and of the precision
 #: factors (``"factors"``); those it does not read are not made.
 E_STEP_NEEDS: tuple[str, ...] = ()
+SUMS_PER_COMPONENT = True
 
 __all__ = [
     "row_bytes", "safe",

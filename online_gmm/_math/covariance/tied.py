@@ -35,6 +35,7 @@ KERNEL_KIND = 2
 #: ``rhs``: its data-dtype copies of the centred means (``"means"``) and of the precision
 #: factors (``"factors"``); those it does not read are not made.
 E_STEP_NEEDS: tuple[str, ...] = ("factors",)
+SUMS_PER_COMPONENT = False  # (T2 is summed over all components)
 
 __all__ = [
     "row_bytes",
