@@ -328,8 +328,9 @@ class UpdatePaths:
         one chunk: every chunk is another set of kernel launches). The chunk planner counts
         a row as three float64 (K,) vectors; a tensor's chunk holds one float32 (K,) row,
         made into responsibilities in place: half the state plans a chunk of about a
-        twelfth of it, so that one update of a large mixture needs at most twice its state
-        (docs/benchmarks.md, "Memory of a steady update"), not a fixed gigabyte more."""
+        twelfth of it, so that one update of a large mixture holds a bounded multiple of its
+        state (docs/benchmarks.md, "Memory of one steady update"), not a fixed gigabyte
+        more."""
         half_state = sum(getattr(self, n).nbytes for n in _STATE_FIELDS) / 2**20 / 2
         if torch.compiler.is_compiling():  # (scikit-learn's configuration is not traced)
             return max(half_state, MIN_WORKING_MEMORY)

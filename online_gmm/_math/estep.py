@@ -292,14 +292,12 @@ def _add_chunk(total: list | None, Xc, w, R, ll, cov, centre, xp) -> list:
     for blk in _component_blocks(cov, K, Xc.shape[1]):
         sums = cov.chunk_sums(Xc, w, wX, R[:, blk], None if centre is None else centre[blk, ...],
                               xp)
-        for i in range(len(sums)):
-            value = sums[i]
+        for i, value in enumerate(sums):
             if len(total) == 3 + i:  # (the first chunk's first block: the totals made)
                 shape = value.shape if blk == _WHOLE else (K, *value.shape[1:])
                 total.append(xp.zeros(shape, dtype=f64, device=device(value)))
             _add_into(total[3 + i][blk, ...], value)
-            del value
-        del sums
+        del sums, value  # (a block's sums go before the next block's are made)
     return total
 
 
