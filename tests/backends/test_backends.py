@@ -343,11 +343,12 @@ def test_large_sums_are_made_a_block_of_components_at_a_time():
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_chunks", [1, 3])
+@pytest.mark.parametrize("library", ["numpy", "torch"])
 def test_statistics_made_in_component_blocks_equal_the_whole_chunk_s(
-        covariance_type, dtype, n_chunks, monkeypatch):
+        covariance_type, dtype, n_chunks, library, monkeypatch):
     """The statistics of sums made a block of components at a time (forced here for a small
     mixture, K = 13: blocks of 2, the last one short) equal those of the whole chunk's, to
-    the rounding of the data's dtype."""
+    the rounding of the data's dtype (NumPy, and PyTorch: the CUDA code path's ops)."""
     from online_gmm._math import estep
 
     rng = np.random.default_rng(0)
@@ -357,6 +358,11 @@ def test_statistics_made_in_component_blocks_equal_the_whole_chunk_s(
     state = core.empty_state(K, D, covariance_type, np, "cpu").replace(
         weights=np.full(K, 1 / K), means=rng.normal(size=(K, D)) + 3.0,
         seeded=np.ones(K, bool))
+    if library == "torch":
+        torch = pytest.importorskip("torch", reason="torch is the torch extra")
+        X, w = torch.from_numpy(X), torch.from_numpy(w)
+        state = core.MixtureState(*(torch.from_numpy(np.asarray(getattr(state, f)))
+                                    for f in core.STATE_FIELDS))
     row_bytes = core.covariance(covariance_type).row_bytes(K, D, 8)
     memory = None if n_chunks == 1 else (n // n_chunks) * row_bytes / 2**20
     results = []
