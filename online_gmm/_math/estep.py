@@ -296,9 +296,7 @@ def _add_chunk(total: list | None, Xc, w, R, ll, cov, centre, xp) -> list:
             if len(total) == 3 + i:  # (the first chunk's first block: the totals made)
                 shape = value.shape if blk == _WHOLE else (K, *value.shape[1:])
                 total.append(xp.zeros(shape, dtype=f64, device=device(value)))
-            # (a block of components is as small as a row block of the whole: added at once)
-            _add_into(total[3 + i][blk, ...], value,
-                      _MIXED_ADD_BLOCKS if blk == _WHOLE else 1)
+            _add_into(total[3 + i][blk, ...], value)
         del sums, value  # (a block's sums go before the next block's are made)
     return total
 
@@ -322,15 +320,15 @@ def _component_blocks(cov, n_components: int, n_features: int) -> list:
     return [slice(k, min(k + step, n_components)) for k in range(0, n_components, step)]
 
 
-def _add_into(target, value, n_blocks: int) -> None:
+def _add_into(target, value) -> None:
     """``target += value`` in place (``target``: a float64 view of a total), a float32
-    ``value`` in ``n_blocks`` row blocks, as on the CPU an add of mixed dtypes copies its
-    operand to the result's dtype first."""
-    if value.dtype == target.dtype or n_blocks == 1:
+    ``value`` in row blocks, as on the CPU an add of mixed dtypes copies its operand to the
+    result's dtype first."""
+    if value.dtype == target.dtype:
         target += value
         return
     n = value.shape[0]
-    step = -(-n // n_blocks)
+    step = -(-n // _MIXED_ADD_BLOCKS)
     for start in range(0, n, step):
         stop = min(start + step, n)
         # (a slice is a writeable view in NumPy, PyTorch, CuPy and array-api-strict: adding
