@@ -18,6 +18,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+import array_api_compat
 import numpy as np
 from array_api_compat import is_numpy_namespace
 
@@ -321,10 +322,11 @@ def _component_blocks(cov, n_components: int, n_features: int) -> list:
 
 
 def _add_into(target, value) -> None:
-    """``target += value`` in place (``target``: a float64 view of a total), a float32
-    ``value`` in row blocks, as on the CPU an add of mixed dtypes copies its operand to the
-    result's dtype first."""
-    if value.dtype == target.dtype:
+    """``target += value`` in place (``target``: a float64 view of a total). A float32
+    ``value`` on the CPU is added in row blocks: PyTorch's CPU path casts an operand of
+    another dtype by a temporary copy of it first. On an accelerator the kernel casts as it
+    reads (no copy), so it is one op there: each op is a kernel launch."""
+    if value.dtype == target.dtype or _on_accelerator(value):
         target += value
         return
     n = value.shape[0]
@@ -335,6 +337,13 @@ def _add_into(target, value) -> None:
         # to it adds to the total; tested for each but CuPy)
         block = target[start:stop, ...]
         block += value[start:stop, ...]
+
+
+def _on_accelerator(x) -> bool:
+    """Whether ``x`` is a PyTorch tensor off the CPU or a CuPy array."""
+    if array_api_compat.is_torch_array(x):
+        return x.device.type != "cpu"
+    return array_api_compat.is_cupy_array(x)
 
 
 #: Row blocks of a mixed-dtype in-place add (a fixed number: the operations of a step do

@@ -377,3 +377,31 @@ def test_statistics_made_in_component_blocks_equal_the_whole_chunk_s(
         np.testing.assert_allclose(np.asarray(getattr(blocked, name)),
                                    np.asarray(getattr(whole, name)), rtol=rtol, atol=0,
                                    err_msg=name)
+
+
+def test_a_mixed_dtype_add_is_one_op_off_the_cpu_and_row_blocks_on_it():
+    """A float32 sum added to a float64 total: on the CPU in row blocks (PyTorch's CPU path
+    copies an operand of another dtype whole first), elsewhere one op (a CUDA kernel casts
+    as it reads; every op is a launch). The meta device stands in for CUDA here."""
+    torch = pytest.importorskip("torch", reason="torch is the torch extra")
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from online_gmm._math import estep
+
+    class Adds(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.n += func.overloadpacket.__name__ == "add_"
+            return func(*args, **(kwargs or {}))
+
+    counts = {}
+    for where in ("cpu", "meta"):
+        total = torch.zeros(64, 5, dtype=torch.float64, device=where)
+        with Adds() as adds:
+            estep._add_into(total[8:40, ...], torch.ones(32, 5, device=where))
+        counts[where] = adds.n
+    assert counts == {"cpu": estep._MIXED_ADD_BLOCKS, "meta": 1}
+    total = torch.zeros(64, 5, dtype=torch.float64)
+    estep._add_into(total[8:40, ...], torch.ones(32, 5))
+    assert float(total.sum()) == 160.0 and float(total[:8].abs().sum()) == 0.0
